@@ -1,0 +1,74 @@
+"""Settings: one pydantic-settings object, read from ``VECDB_*`` environment variables.
+
+Nested sections use ``__``: ``VECDB_LIMITS__MAX_K=50000``, ``VECDB_STORAGE__SYNC_WRITES=false``.
+Every setting is documented in ``docs/configuration.md`` (a test checks that).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Limits", "SearchSettings", "Settings", "StorageSettings"]
+
+
+class Limits(BaseModel):
+    """Input limits. Exceeding one is an error (``LimitExceededError``), never a silent cap."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_id_bytes: int = Field(512, ge=1, description="Longest record id, in UTF-8 bytes.")
+    max_text_bytes: int = Field(1 << 20, ge=1, description="Longest record text, in UTF-8 bytes.")
+    max_metadata_bytes: int = Field(64 << 10, ge=2, description="Largest metadata object, as compact JSON.")
+    max_metadata_depth: int = Field(16, ge=1, description="Deepest nesting of lists/objects in metadata.")
+    max_source_bytes: int = Field(1024, ge=1, description="Longest source name, in UTF-8 bytes.")
+    max_batch: int = Field(100_000, ge=1, description="Most records in one upsert or ids in one get/delete.")
+    max_queries: int = Field(100_000, ge=1, description="Most query vectors in one search call.")
+    max_k: int = Field(10_000, ge=1, description="Largest k in a search.")
+    max_dim: int = Field(65_536, ge=1, description="Largest vector dimension of a collection.")
+
+
+class StorageSettings(BaseModel):
+    """Durability and checkpointing."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sync_writes: bool = Field(
+        True,
+        description="fsync the RocksDB WAL before acknowledging a write (survives power loss). "
+        "False survives a process crash only.",
+    )
+    checkpoint_every_ops: int = Field(
+        1000, ge=1, description="Checkpoint a collection's index after this many writes since the last one."
+    )
+    checkpoint_every_records: int = Field(
+        200_000,
+        ge=1,
+        description="...or after this many records were written or deleted since the last one.",
+    )
+
+
+class SearchSettings(BaseModel):
+    """Search execution."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    single_thread_max_queries: int = Field(
+        8,
+        ge=1,
+        description="Batches of at most this many queries run on one OpenMP thread (no spin-up cost); "
+        "larger batches use every core.",
+    )
+
+
+class Settings(BaseSettings):
+    """All of vecdb's settings."""
+
+    model_config = SettingsConfigDict(env_prefix="VECDB_", env_nested_delimiter="__", frozen=True)
+
+    data_dir: Path = Field(Path("./data"), description="Where collections live.")
+    limits: Limits = Field(default_factory=Limits)  # type: ignore[arg-type]
+    storage: StorageSettings = Field(default_factory=StorageSettings)  # type: ignore[arg-type]
+    search: SearchSettings = Field(default_factory=SearchSettings)  # type: ignore[arg-type]

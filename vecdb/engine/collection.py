@@ -1,0 +1,438 @@
+"""A collection: records in RocksDB (truth), a FAISS index and in-memory bitmaps (derived).
+
+Write path (one writer at a time): validate the whole batch -> one atomic RocksDB WriteBatch with an
+op-log entry -> apply to the index and bitmaps under the write lock -> acknowledge. Reads share the
+read lock. The index is checkpointed in the background every so many writes; on open the checkpoint is
+loaded and the op-log past it replayed, or the index is rebuilt from the stored vectors when the
+checkpoint is missing, damaged or cannot be caught up.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vecdb.config import Settings
+from vecdb.engine.locks import RWLock
+from vecdb.engine.record_index import RecordIndex, to_labels
+from vecdb.engine.validate import (
+    validate_id_list,
+    validate_include,
+    validate_k,
+    validate_queries,
+    validate_records,
+    validate_source,
+)
+from vecdb.errors import ClosedError, CorruptionError, InvalidArgumentError, InvalidFilterError
+from vecdb.filters import parse_filter
+from vecdb.index import FlatIndex, IndexSpec, set_search_threads
+from vecdb.storage import CollectionStore, NewRecord, StoredRecord, read_checkpoint, write_checkpoint
+from vecdb.types import DEFAULT_INCLUDE, Hit, Metric, Record, SourceInfo
+
+__all__ = ["Collection"]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "index.ckpt"
+STORE_DIR = "store"
+
+
+class Collection:
+    """A named set of records with one dimension, metric and index. Thread-safe.
+
+    Obtain it from ``Database.create_collection`` / ``get_collection``; do not construct it directly.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        *,
+        dim: int,
+        metric: Metric,
+        spec: IndexSpec,
+        settings: Settings,
+        background: Executor,
+        create: bool = False,
+    ) -> None:
+        self.name = name
+        self.path = path
+        self.dim = dim
+        self.metric: Metric = metric
+        self.spec = spec
+        self._settings = settings
+        self._limits = settings.limits
+        self._background = background
+        self._write_lock = threading.Lock()
+        self._checkpoint_lock = threading.Lock()
+        self._rw = RWLock()
+        self._closed = False
+        self._store = CollectionStore(path / STORE_DIR, dim, create=create, sync=settings.storage.sync_writes)
+        try:
+            self._records = RecordIndex()
+            for rec in self._store.iter_records():
+                self._records.add(rec.label, rec.id, rec.metadata, rec.source)
+            self._index, self._checkpoint_seq = self._recover_index()
+        except BaseException:
+            self._store.close()
+            raise
+        self._applied_seq = self._store.last_seq
+        self._changes_since_checkpoint = 0
+        self._ops_since_checkpoint = 0
+        self._pending_checkpoint: Future[None] | None = None
+        if self._checkpoint_seq < self._applied_seq:
+            self._schedule_checkpoint()
+
+    # ---- recovery ----------------------------------------------------------------------------------
+
+    def _index_meta(self) -> dict[str, Any]:
+        return {
+            "kind": FlatIndex.kind,
+            "dim": self.dim,
+            "metric": self.metric,
+            "spec": self.spec.model_dump(),
+        }
+
+    def _recover_index(self) -> tuple[FlatIndex, int]:
+        """Checkpoint + op-log replay, else a rebuild from the store. Returns (index, seq it covers)."""
+        path = self.path / CHECKPOINT_FILE
+        try:
+            ckpt = read_checkpoint(path)
+            if ckpt.meta != self._index_meta():
+                raise CorruptionError("checkpoint was written for another index configuration")
+            if ckpt.seq > self._store.last_seq:
+                raise CorruptionError(f"checkpoint seq {ckpt.seq} is past the store's {self._store.last_seq}")
+            index = FlatIndex.deserialize(self.dim, self.metric, ckpt.payload)
+            self._replay(index, ckpt.seq)
+            if len(index) != len(self._records):
+                raise CorruptionError(f"index holds {len(index)} vectors, store {len(self._records)}")
+            return index, ckpt.seq
+        except FileNotFoundError:
+            if self._store.last_seq:
+                log.warning("collection %s: no index checkpoint, rebuilding from the store", self.name)
+        except (CorruptionError, ValueError, RuntimeError) as exc:
+            log.warning("collection %s: %s; rebuilding the index from the store", self.name, exc)
+        return self._rebuild(), 0
+
+    def _replay(self, index: FlatIndex, after: int) -> None:
+        removed: list[np.ndarray] = []
+        added: list[np.ndarray] = []
+        expected = after + 1
+        for entry in self._store.oplog_after(after):
+            if entry.seq != expected:
+                raise CorruptionError(f"op-log has a gap: expected seq {expected}, found {entry.seq}")
+            expected += 1
+            removed.append(entry.removed)
+            added.append(entry.added)
+        if expected != self._store.last_seq + 1:
+            raise CorruptionError(f"op-log ends at {expected - 1}, the store is at {self._store.last_seq}")
+        if removed:
+            index.remove(np.concatenate(removed))
+        live = [int(lb) for lb in np.concatenate(added)] if added else []
+        live = [lb for lb in live if lb in self._records.all]  # later ops may have retired them
+        if live:
+            index.add(np.asarray(live, dtype=np.int64), self._store.get_vectors(live))
+
+    def _rebuild(self) -> FlatIndex:
+        index = FlatIndex(self.dim, self.metric)
+        for labels, vectors in self._store.iter_vectors():
+            index.add(labels, vectors)
+        if len(index) != len(self._records):
+            raise CorruptionError(
+                f"collection {self.name}: store holds {len(index)} vectors for {len(self._records)} records"
+            )
+        return index
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"collection {self.name!r} is closed")
+
+    def close(self) -> None:
+        """Checkpoint the index if it moved, release the store. Idempotent."""
+        with self._write_lock:
+            if self._closed:
+                return
+            self._closed = True
+            pending = self._pending_checkpoint
+        if pending is not None:
+            pending.result()
+        try:
+            if self._checkpoint_seq < self._applied_seq:
+                self._checkpoint()
+        finally:
+            self._store.close()
+
+    def checkpoint(self) -> None:
+        """Write the index checkpoint now (normally done in the background)."""
+        self._check_open()
+        self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        # Serialize under the read lock (a memory copy), write the file outside it: writers wait
+        # only for the copy.
+        with self._checkpoint_lock:
+            with self._rw.read():
+                seq = self._applied_seq
+                if seq <= self._checkpoint_seq:
+                    return
+                payload = self._index.serialize()
+            write_checkpoint(self.path / CHECKPOINT_FILE, seq, self._index_meta(), payload)
+            self._checkpoint_seq = seq
+            self._store.truncate_oplog(seq)
+
+    def _schedule_checkpoint(self) -> None:
+        if self._pending_checkpoint is not None and not self._pending_checkpoint.done():
+            return
+        self._changes_since_checkpoint = 0
+        self._ops_since_checkpoint = 0
+        self._pending_checkpoint = self._background.submit(self._background_checkpoint)
+
+    def _background_checkpoint(self) -> None:
+        try:
+            if not self._closed:
+                self._checkpoint()
+        except Exception:  # the op-log still covers everything; the next checkpoint retries
+            log.exception("collection %s: background checkpoint failed", self.name)
+
+    # ---- writes ------------------------------------------------------------------------------------
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: Any,
+        texts: Sequence[str | None] | None = None,
+        metadatas: Sequence[dict[str, Any] | None] | None = None,
+        sources: Sequence[str | None] | None = None,
+    ) -> int:
+        """Insert or replace records; returns how many were written.
+
+        Re-sending an id replaces its record (vector, text, metadata and source) entirely. The whole
+        batch is validated first: any bad item rejects the batch and nothing is written.
+        """
+        self._check_open()
+        new, vecs = validate_records(
+            ids, vectors, texts, metadatas, sources, dim=self.dim, metric=self.metric, limits=self._limits
+        )
+        return self._write(new, vecs, lambda: self._existing([r.id for r in new]))
+
+    def replace_source(
+        self,
+        source: str,
+        ids: Sequence[str],
+        vectors: Any,
+        texts: Sequence[str | None] | None = None,
+        metadatas: Sequence[dict[str, Any] | None] | None = None,
+    ) -> int:
+        """Atomically replace every record of ``source`` with the given ones (which get that source).
+
+        The source's old records and the new ones are swapped in one write: a reader sees all old or
+        all new. Ids that lived in another source move here. Returns how many were written; with no
+        ids it deletes the source.
+        """
+        self._check_open()
+        source = validate_source(source, self._limits)
+        n = len(ids) if ids is not None and not isinstance(ids, str) else -1
+        new, vecs = validate_records(
+            ids,
+            vectors,
+            texts,
+            metadatas,
+            [source] * max(n, 0),
+            dim=self.dim,
+            metric=self.metric,
+            limits=self._limits,
+            allow_empty=True,
+        )
+
+        def removed() -> list[StoredRecord]:
+            by_label = {r.label: r for r in self._existing([r.id for r in new])}
+            for rec in self._load(self._store.source_labels(source)):
+                by_label.setdefault(rec.label, rec)
+            return list(by_label.values())
+
+        return self._write(new, vecs, removed)
+
+    def delete(
+        self, ids: Sequence[str] | None = None, *, filter: Any = None, source: str | None = None
+    ) -> int:
+        """Delete by ids, by metadata filter or by source (exactly one). Returns how many were deleted."""
+        self._check_open()
+        given = [name for name, v in (("ids", ids), ("filter", filter), ("source", source)) if v is not None]
+        if len(given) != 1:
+            raise InvalidArgumentError(
+                f"delete takes exactly one of ids, filter, source; got {given or 'none'}"
+            )
+        if ids is not None:
+            id_list = validate_id_list(ids, self._limits, allow_duplicates=True)
+            return self._write([], None, lambda: self._existing(id_list))
+        if source is not None:
+            src = validate_source(source, self._limits)
+            return self._write([], None, lambda: self._load(self._store.source_labels(src)))
+        flt = parse_filter(filter)
+        if flt is None:
+            raise InvalidFilterError(
+                "delete by filter needs a non-empty filter; drop the collection to empty it"
+            )
+        return self._write([], None, lambda: self._load(to_labels(self._records.evaluate(flt)).tolist()))
+
+    def _existing(self, ids: Sequence[str]) -> list[StoredRecord]:
+        labels = [lb for lb in self._store.lookup_labels(ids) if lb is not None]
+        return self._load(labels)
+
+    def _load(self, labels: Sequence[int]) -> list[StoredRecord]:
+        unique = list(dict.fromkeys(labels))
+        records = self._store.get_records(unique)
+        missing = [lb for lb, r in zip(unique, records, strict=True) if r is None]
+        if missing:
+            raise CorruptionError(f"collection {self.name}: labels {missing[:5]} are indexed but not stored")
+        return records  # type: ignore[return-value]
+
+    def _write(
+        self, new: list[NewRecord], vecs: np.ndarray | None, removed_fn: Callable[[], list[StoredRecord]]
+    ) -> int:
+        with self._write_lock:
+            self._check_open()
+            removed = removed_fn()
+            if not new and not removed:
+                return 0
+            with self._rw.write():
+                seq, labels = self._store.commit(new, vecs, removed)
+                self._index.remove(np.fromiter((r.label for r in removed), np.int64, len(removed)))
+                if new:
+                    assert vecs is not None
+                    self._index.add(labels, vecs)
+                for r in removed:
+                    self._records.remove(r.label, r.metadata, r.source)
+                for label, rec in zip(labels.tolist(), new, strict=True):
+                    self._records.add(label, rec.id, rec.metadata, rec.source)
+                self._applied_seq = seq
+            self._ops_since_checkpoint += 1
+            self._changes_since_checkpoint += len(new) + len(removed)
+            storage = self._settings.storage
+            if (
+                self._ops_since_checkpoint >= storage.checkpoint_every_ops
+                or self._changes_since_checkpoint >= storage.checkpoint_every_records
+            ):
+                self._schedule_checkpoint()
+        return len(new) if new else len(removed)
+
+    # ---- reads -------------------------------------------------------------------------------------
+
+    def get(self, ids: Sequence[str], include: Sequence[str] = DEFAULT_INCLUDE) -> list[Record]:
+        """The records that exist among ``ids``, in request order (each once); missing ids are skipped."""
+        self._check_open()
+        id_list = list(dict.fromkeys(validate_id_list(ids, self._limits, allow_duplicates=True)))
+        fields = validate_include(include)
+        with self._rw.read():
+            labels = [lb for lb in self._store.lookup_labels(id_list) if lb is not None]
+            return self._materialize(labels, fields)
+
+    def search(
+        self,
+        vectors: Any,
+        k: int = 10,
+        filter: Any = None,
+        include: Sequence[str] = DEFAULT_INCLUDE,
+    ) -> list[list[Hit]]:
+        """Top-k records per query vector, best first; only records matching ``filter`` when given.
+
+        Scores: cosine and ip give similarity (higher is better), l2 the squared distance (lower is
+        better). On a flat index the result is exact, filtered or not. A single 1-d vector counts as
+        one query. Fewer than k hits come back when fewer records match.
+        """
+        self._check_open()
+        queries = validate_queries(vectors, self.dim, self.metric, self._limits)
+        k = validate_k(k, self._limits)
+        flt = parse_filter(filter)
+        fields = validate_include(include)
+        with self._rw.read():
+            allowed = None if flt is None else to_labels(self._records.evaluate(flt))
+            available = len(self._index) if allowed is None else len(allowed)
+            if available == 0:
+                return [[] for _ in range(len(queries))]
+            set_search_threads(len(queries), self._settings.search.single_thread_max_queries)
+            scores, labels = self._index.search(queries, min(k, available), allowed)
+            hits_labels = [[int(lb) for lb in row if lb >= 0] for row in labels]
+            flat = list(dict.fromkeys(lb for row in hits_labels for lb in row))
+            by_label = {
+                r_label: rec for r_label, rec in zip(flat, self._materialize(flat, fields), strict=True)
+            }
+        out: list[list[Hit]] = []
+        for qi, row in enumerate(hits_labels):
+            hits = []
+            for j, lb in enumerate(row):
+                rec = by_label[lb]
+                hits.append(
+                    Hit(
+                        id=rec.id,
+                        score=float(scores[qi, j]),
+                        text=rec.text,
+                        metadata=rec.metadata,
+                        source=rec.source,
+                        vector=rec.vector,
+                    )
+                )
+            out.append(hits)
+        return out
+
+    def _materialize(self, labels: list[int], fields: frozenset[str]) -> list[Record]:
+        """Records for live labels, with only the fields asked for. Call under the read lock."""
+        if not labels:
+            return []
+        vectors = self._store.get_vectors(labels) if "vector" in fields else None
+        if not fields - {"vector"}:
+            stored: list[StoredRecord | None] = [None] * len(labels)
+        else:
+            stored = self._store.get_records(labels)
+        out = []
+        for i, lb in enumerate(labels):
+            rec = stored[i]
+            if rec is None and fields - {"vector"}:
+                raise CorruptionError(f"collection {self.name}: label {lb} is indexed but not stored")
+            out.append(
+                Record(
+                    id=self._records.ids[lb],
+                    text=rec.text if rec is not None and "text" in fields else None,
+                    metadata=rec.metadata if rec is not None and "metadata" in fields else {},
+                    source=rec.source if rec is not None and "source" in fields else None,
+                    vector=None if vectors is None else vectors[i],
+                )
+            )
+        return out
+
+    def count(self, filter: Any = None) -> int:
+        """How many records exist (that match ``filter``, when given)."""
+        self._check_open()
+        flt = parse_filter(filter)
+        with self._rw.read():
+            return len(self._records) if flt is None else len(self._records.evaluate(flt))
+
+    def list_sources(self) -> list[SourceInfo]:
+        """Every source with its number of records, sorted by source."""
+        self._check_open()
+        with self._rw.read():
+            return [SourceInfo(s, len(bm)) for s, bm in sorted(self._records.sources.items())]
+
+    def info(self) -> dict[str, Any]:
+        """Name, dimension, metric, index spec and state, counts and sequence numbers."""
+        self._check_open()
+        with self._rw.read():
+            return {
+                "name": self.name,
+                "dim": self.dim,
+                "metric": self.metric,
+                "index": self.spec.model_dump(),
+                "count": len(self._records),
+                "sources": len(self._records.sources),
+                "index_state": {"kind": FlatIndex.kind, "vectors": len(self._index)},
+                "seq": self._applied_seq,
+                "checkpoint_seq": self._checkpoint_seq,
+            }

@@ -1,0 +1,230 @@
+"""The database: a data directory holding named collections.
+
+Layout::
+
+    DATA_DIR/
+      LOCK                      held (flock) by the one process that has the directory open
+      collections/NAME/
+        collection.json         manifest: format, name, dim, metric, index spec (written atomically)
+        store/                  RocksDB: the source of truth
+        index.ckpt              index checkpoint (derived; rebuilt when missing or damaged)
+
+A collection is created in ``collections/.creating-*`` and renamed into place, and dropped by renaming
+it to ``collections/.dropped-*`` before deleting it, so a crash never leaves half a collection under a
+real name; leftovers are cleaned on open. Collections are opened (recovered) on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from vecdb.config import Settings
+from vecdb.engine.collection import Collection
+from vecdb.errors import (
+    ClosedError,
+    CollectionExistsError,
+    CollectionNotFoundError,
+    CorruptionError,
+    DatabaseLockedError,
+    InvalidConfigError,
+    InvalidNameError,
+)
+from vecdb.index import IndexSpec, parse_index_spec
+from vecdb.storage import atomic_write_json, fsync_dir, read_json
+from vecdb.types import METRICS, Metric
+
+__all__ = ["Database"]
+
+log = logging.getLogger(__name__)
+
+NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MANIFEST = "collection.json"
+MANIFEST_FORMAT = 1
+
+
+def validate_name(name: Any) -> str:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise InvalidNameError(
+            f"invalid collection name {name!r}: use 1-64 letters, digits, '_' or '-'", name=str(name)[:100]
+        )
+    return name
+
+
+class Database:
+    """Opens (or creates) a data directory. Use as a context manager or call ``close()``.
+
+    Only one process may have a data directory open: another gets ``DatabaseLockedError`` at once.
+    """
+
+    def __init__(self, path: str | Path | None = None, *, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()  # type: ignore[call-arg]
+        self.path = Path(path) if path is not None else self.settings.data_dir
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock_file = FileLock(self.path / "LOCK", timeout=0)
+        try:
+            self._lock_file.acquire()
+        except Timeout as exc:
+            raise DatabaseLockedError(
+                f"data directory {self.path} is in use by another process (or another Database)",
+                path=str(self.path),
+            ) from exc
+        self._dir = self.path / "collections"
+        self._dir.mkdir(exist_ok=True)
+        for leftover in self._dir.glob(".*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        self._lock = threading.RLock()
+        self._open: dict[str, Collection] = {}
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecdb-bg")
+        self._closed = False
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every collection (checkpointing their indexes) and release the directory. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                for col in self._open.values():
+                    col.close()
+                self._open.clear()
+                self._background.shutdown(wait=True)
+            finally:
+                self._lock_file.release()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"database {self.path} is closed")
+
+    # ---- collections -------------------------------------------------------------------------------
+
+    def create_collection(
+        self, name: str, dim: int, metric: Metric = "cosine", index: dict[str, Any] | None = None
+    ) -> Collection:
+        """Create an empty collection. Raises CollectionExistsError, InvalidNameError, InvalidConfigError."""
+        name = validate_name(name)
+        if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= self.settings.limits.max_dim:
+            raise InvalidConfigError(
+                f"dim must be an integer from 1 to {self.settings.limits.max_dim}, got {dim!r}", field="dim"
+            )
+        if metric not in METRICS:
+            raise InvalidConfigError(f"metric must be one of {list(METRICS)}, got {metric!r}", field="metric")
+        spec = parse_index_spec(index)
+        with self._lock:
+            self._check_open()
+            final = self._dir / name
+            if final.exists():
+                raise CollectionExistsError(f"collection {name!r} already exists", name=name)
+            tmp = self._dir / f".creating-{name}-{uuid.uuid4().hex}"
+            tmp.mkdir()
+            manifest = {
+                "format": MANIFEST_FORMAT,
+                "name": name,
+                "dim": dim,
+                "metric": metric,
+                "index": spec.model_dump(),
+                "created_at": datetime.now(UTC).isoformat(),
+            }
+            atomic_write_json(tmp / MANIFEST, manifest)
+            self._make_collection(name, tmp, manifest, create=True).close()
+            tmp.rename(final)
+            fsync_dir(self._dir)
+            col = self._make_collection(name, final, manifest, create=False)
+            self._open[name] = col
+            return col
+
+    def get_collection(self, name: str) -> Collection:
+        """The collection (opened and recovered on first use). Raises CollectionNotFoundError."""
+        name = validate_name(name)
+        with self._lock:
+            self._check_open()
+            col = self._open.get(name)
+            if col is None:
+                path = self._dir / name
+                if not path.is_dir():
+                    raise CollectionNotFoundError(f"collection {name!r} does not exist", name=name)
+                col = self._make_collection(name, path, self._read_manifest(name, path), create=False)
+                self._open[name] = col
+            return col
+
+    def list_collections(self) -> list[str]:
+        """Names of all collections, sorted."""
+        with self._lock:
+            self._check_open()
+            return sorted(p.name for p in self._dir.iterdir() if p.is_dir() and NAME_RE.fullmatch(p.name))
+
+    def drop_collection(self, name: str) -> None:
+        """Delete a collection and all its data. Raises CollectionNotFoundError."""
+        name = validate_name(name)
+        with self._lock:
+            self._check_open()
+            path = self._dir / name
+            if not path.is_dir():
+                raise CollectionNotFoundError(f"collection {name!r} does not exist", name=name)
+            col = self._open.pop(name, None)
+            if col is not None:
+                col.close()
+            trash = self._dir / f".dropped-{name}-{uuid.uuid4().hex}"
+            path.rename(trash)
+            fsync_dir(self._dir)
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def _read_manifest(self, name: str, path: Path) -> dict[str, Any]:
+        try:
+            manifest = read_json(path / MANIFEST)
+            if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+                raise ValueError("unknown manifest format")
+            if manifest.get("name") != name:
+                raise ValueError(f"manifest names collection {manifest.get('name')!r}")
+            return manifest
+        except FileNotFoundError as exc:
+            raise CorruptionError(
+                f"collection {name!r}: manifest {path / MANIFEST} is missing; the data is still in "
+                f"{path / 'store'}",
+                name=name,
+            ) from exc
+        except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
+            raise CorruptionError(
+                f"collection {name!r}: manifest {path / MANIFEST} is damaged ({exc}); the data is still in "
+                f"{path / 'store'}",
+                name=name,
+            ) from exc
+
+    def _make_collection(
+        self, name: str, path: Path, manifest: dict[str, Any], *, create: bool
+    ) -> Collection:
+        try:
+            spec: IndexSpec = parse_index_spec(manifest["index"])
+            dim, metric = int(manifest["dim"]), manifest["metric"]
+            if metric not in METRICS:
+                raise ValueError(f"unknown metric {metric!r}")
+        except (KeyError, TypeError, ValueError, InvalidConfigError) as exc:
+            raise CorruptionError(f"collection {name!r}: manifest is damaged ({exc})", name=name) from exc
+        return Collection(
+            name,
+            path,
+            dim=dim,
+            metric=metric,
+            spec=spec,
+            settings=self.settings,
+            background=self._background,
+            create=create,
+        )

@@ -1,0 +1,295 @@
+"""Input validation: a whole batch is checked before anything is written.
+
+Every check raises a typed ``VecDBError`` whose message and ``details`` name the offending item
+(its position in the batch and, where known, its id).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+
+from vecdb.config import Limits
+from vecdb.errors import (
+    DimensionMismatchError,
+    DuplicateIdError,
+    InvalidArgumentError,
+    InvalidIdError,
+    InvalidMetadataError,
+    InvalidSourceError,
+    InvalidVectorError,
+    LimitExceededError,
+)
+from vecdb.storage import NewRecord
+from vecdb.types import INCLUDE_FIELDS, Metric
+
+__all__ = [
+    "validate_id_list",
+    "validate_include",
+    "validate_k",
+    "validate_queries",
+    "validate_records",
+    "validate_source",
+]
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _utf8_len(value: str) -> int | None:
+    try:
+        return len(value.encode())
+    except UnicodeEncodeError:
+        return None
+
+
+def _check_count(n: int, limit: int, what: str) -> None:
+    if n > limit:
+        raise LimitExceededError(f"{n} {what} in one call; the limit is {limit}", count=n, limit=limit)
+
+
+def validate_id_list(ids: Any, limits: Limits, *, allow_duplicates: bool = False) -> list[str]:
+    """A non-empty list of valid ids, without duplicates unless allowed."""
+    if isinstance(ids, str) or not isinstance(ids, Sequence | np.ndarray):
+        raise InvalidIdError(f"ids must be a list of strings, got {type(ids).__name__}")
+    if len(ids) == 0:
+        raise InvalidArgumentError("ids is empty: give at least one id")
+    _check_count(len(ids), limits.max_batch, "ids")
+    out = [validate_id(x, i, limits) for i, x in enumerate(ids)]
+    if not allow_duplicates and len(set(out)) != len(out):
+        seen: set[str] = set()
+        for i, x in enumerate(out):
+            if x in seen:
+                raise DuplicateIdError(
+                    f"id {x!r} appears more than once in the batch (again at {i})", index=i, id=x
+                )
+            seen.add(x)
+    return out
+
+
+def validate_id(value: Any, index: int, limits: Limits) -> str:
+    if not isinstance(value, str):
+        raise InvalidIdError(f"id at {index} must be a string, got {type(value).__name__}", index=index)
+    if not value:
+        raise InvalidIdError(f"id at {index} is empty", index=index)
+    size = _utf8_len(value)
+    if size is None:
+        raise InvalidIdError(f"id at {index} is not valid Unicode (lone surrogate)", index=index)
+    if size > limits.max_id_bytes:
+        raise InvalidIdError(
+            f"id at {index} is {size} bytes; the limit is {limits.max_id_bytes}",
+            index=index,
+            limit=limits.max_id_bytes,
+        )
+    return value
+
+
+def validate_source(value: Any, limits: Limits, where: str = "source") -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidSourceError(f"{where} must be a non-empty string, got {value!r}")
+    size = _utf8_len(value)
+    if size is None:
+        raise InvalidSourceError(f"{where} is not valid Unicode (lone surrogate)")
+    if size > limits.max_source_bytes:
+        raise InvalidSourceError(
+            f"{where} is {size} bytes; the limit is {limits.max_source_bytes}", limit=limits.max_source_bytes
+        )
+    return value
+
+
+def _as_matrix(vectors: Any, dim: int, what: str) -> np.ndarray:
+    """A (n, dim) float32 matrix of finite values, or a typed error naming the row."""
+    if isinstance(vectors, np.ndarray):
+        if vectors.ndim == 1 and vectors.size == dim and what == "query":
+            vectors = vectors.reshape(1, dim)
+        if vectors.ndim != 2:
+            raise DimensionMismatchError(f"{what} vectors must be a 2-d array, got {vectors.ndim}-d")
+        if vectors.dtype.kind not in "fiu":
+            raise InvalidVectorError(f"{what} vectors must be numbers, got dtype {vectors.dtype}")
+        arr = vectors.astype(np.float64, copy=False)
+    else:
+        if isinstance(vectors, str | bytes) or not isinstance(vectors, Iterable):
+            raise InvalidVectorError(f"{what} vectors must be a list of lists of floats")
+        rows = list(vectors)
+        for i, row in enumerate(rows):
+            if isinstance(row, str | bytes) or not hasattr(row, "__len__"):
+                raise InvalidVectorError(f"{what} vector {i} is not a list of numbers", index=i)
+            if len(row) != dim:
+                raise DimensionMismatchError(
+                    f"{what} vector {i} has dimension {len(row)}, the collection has {dim}",
+                    index=i,
+                    expected=dim,
+                    got=len(row),
+                )
+        try:
+            arr = np.asarray(rows, dtype=np.float64).reshape(len(rows), dim)
+        except (ValueError, TypeError) as exc:
+            raise InvalidVectorError(f"{what} vectors must hold only numbers: {exc}") from exc
+    if arr.shape[1] != dim:
+        raise DimensionMismatchError(
+            f"{what} vectors have dimension {arr.shape[1]}, the collection has {dim}",
+            index=0,
+            expected=dim,
+            got=int(arr.shape[1]),
+        )
+    bad = ~np.isfinite(arr).all(axis=1) | (np.abs(arr) > _F32_MAX).any(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InvalidVectorError(f"{what} vector {i} holds NaN, inf or a value beyond float32 range", index=i)
+    return np.asarray(arr, dtype=np.float32)
+
+
+def _check_norms(arr: np.ndarray, metric: Metric, what: str, ids: Sequence[str] | None = None) -> None:
+    if metric != "cosine" or not len(arr):
+        return
+    zero = np.linalg.norm(arr, axis=1) == 0
+    if zero.any():
+        i = int(np.argmax(zero))
+        name = f" (id {ids[i]!r})" if ids is not None else ""
+        raise InvalidVectorError(
+            f"{what} vector {i}{name} is all zeros: it has no direction under the cosine metric", index=i
+        )
+
+
+def validate_queries(vectors: Any, dim: int, metric: Metric, limits: Limits) -> np.ndarray:
+    arr = _as_matrix(vectors, dim, "query")
+    if len(arr) == 0:
+        raise InvalidArgumentError("no query vectors given")
+    _check_count(len(arr), limits.max_queries, "queries")
+    _check_norms(arr, metric, "query")
+    return arr
+
+
+def validate_k(k: Any, limits: Limits) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise InvalidArgumentError(f"k must be an integer, got {k!r}")
+    if k < 1:
+        raise InvalidArgumentError(f"k must be at least 1, got {k}")
+    if k > limits.max_k:
+        raise LimitExceededError(f"k={k} exceeds the limit of {limits.max_k}", limit=limits.max_k)
+    return int(k)
+
+
+def validate_include(include: Any) -> frozenset[str]:
+    if isinstance(include, str) or not isinstance(include, Iterable):
+        raise InvalidArgumentError(f"include must be a list of field names, got {include!r}")
+    fields = frozenset(include)
+    unknown = fields - INCLUDE_FIELDS
+    if unknown:
+        raise InvalidArgumentError(
+            f"unknown include field(s) {sorted(map(str, unknown))}; choose from {sorted(INCLUDE_FIELDS)}"
+        )
+    return fields
+
+
+def _column(values: Any, n: int, name: str) -> list[Any]:
+    if values is None:
+        return [None] * n
+    if isinstance(values, str | bytes | Mapping) or not isinstance(values, Sequence):
+        raise InvalidArgumentError(f"{name} must be a list with one entry per record")
+    if len(values) != n:
+        raise InvalidArgumentError(
+            f"{name} has {len(values)} entries for {n} records", expected=n, got=len(values)
+        )
+    return list(values)
+
+
+def _check_json(value: Any, depth: int, limits: Limits, where: str) -> None:
+    if depth > limits.max_metadata_depth:
+        raise InvalidMetadataError(f"{where}: nested deeper than {limits.max_metadata_depth} levels")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidMetadataError(f"{where}: {value} is not a finite number (JSON has no NaN or inf)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidMetadataError(f"{where}: keys must be strings, got {key!r}")
+            _check_json(item, depth + 1, limits, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_json(item, depth + 1, limits, f"{where}[{i}]")
+    elif value is not None and not isinstance(value, str | int):
+        raise InvalidMetadataError(f"{where}: {type(value).__name__} is not a JSON value")
+
+
+def _metadata(value: Any, i: int, rid: str, limits: Limits) -> tuple[dict[str, Any], bytes]:
+    where = f"metadata of record {i} (id {rid!r})"
+    if value is None:
+        return {}, b"{}"
+    if not isinstance(value, dict):
+        raise InvalidMetadataError(
+            f"{where} must be a JSON object, got {type(value).__name__}", index=i, id=rid
+        )
+    try:
+        _check_json(value, 1, limits, where)
+        blob = orjson.dumps(value)
+    except InvalidMetadataError as exc:
+        raise InvalidMetadataError(exc.message, index=i, id=rid) from None
+    except (orjson.JSONEncodeError, TypeError) as exc:
+        raise InvalidMetadataError(f"{where} is not JSON-serializable: {exc}", index=i, id=rid) from exc
+    if len(blob) > limits.max_metadata_bytes:
+        raise LimitExceededError(
+            f"{where} is {len(blob)} bytes as JSON; the limit is {limits.max_metadata_bytes}",
+            index=i,
+            id=rid,
+            limit=limits.max_metadata_bytes,
+        )
+    # Round-trip so the stored and the in-memory metadata are the same JSON (tuples become lists).
+    return orjson.loads(blob), blob
+
+
+def validate_records(
+    ids: Any,
+    vectors: Any,
+    texts: Any,
+    metadatas: Any,
+    sources: Any,
+    *,
+    dim: int,
+    metric: Metric,
+    limits: Limits,
+    allow_empty: bool = False,
+) -> tuple[list[NewRecord], np.ndarray]:
+    """Check a whole upsert batch; return the records and their (n, dim) float32 vectors."""
+    if allow_empty and ids is not None and not isinstance(ids, str) and len(ids) == 0:
+        return [], np.empty((0, dim), dtype=np.float32)
+    id_list = validate_id_list(ids, limits)
+    n = len(id_list)
+    if vectors is None:
+        raise InvalidArgumentError("vectors are required (this collection has no embedding model)")
+    vecs = _as_matrix(vectors, dim, "record")
+    if len(vecs) != n:
+        raise InvalidArgumentError(f"{len(vecs)} vectors for {n} ids", expected=n, got=len(vecs))
+    _check_norms(vecs, metric, "record", id_list)
+    text_col = _column(texts, n, "texts")
+    meta_col = _column(metadatas, n, "metadatas")
+    src_col = _column(sources, n, "sources")
+    out: list[NewRecord] = []
+    for i, rid in enumerate(id_list):
+        text = text_col[i]
+        if text is not None:
+            if not isinstance(text, str):
+                raise InvalidArgumentError(
+                    f"text of record {i} (id {rid!r}) must be a string", index=i, id=rid
+                )
+            size = _utf8_len(text)
+            if size is None:
+                raise InvalidArgumentError(
+                    f"text of record {i} (id {rid!r}) is not valid Unicode", index=i, id=rid
+                )
+            if size > limits.max_text_bytes:
+                raise LimitExceededError(
+                    f"text of record {i} (id {rid!r}) is {size} bytes; the limit is {limits.max_text_bytes}",
+                    index=i,
+                    id=rid,
+                    limit=limits.max_text_bytes,
+                )
+        source = src_col[i]
+        if source is not None:
+            validate_source(source, limits, f"source of record {i} (id {rid!r})")
+        metadata, blob = _metadata(meta_col[i], i, rid, limits)
+        out.append(NewRecord(id=rid, text=text, metadata=metadata, metadata_json=blob, source=source))
+    return out, vecs

@@ -1,0 +1,19 @@
+"""RocksDB storage (the source of truth) and crash-safe files. Imports only the leaves."""
+
+from vecdb.storage.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
+from vecdb.storage.files import atomic_write, atomic_write_json, fsync_dir, read_json
+from vecdb.storage.store import CollectionStore, NewRecord, OpLogEntry, StoredRecord
+
+__all__ = [
+    "Checkpoint",
+    "CollectionStore",
+    "NewRecord",
+    "OpLogEntry",
+    "StoredRecord",
+    "atomic_write",
+    "atomic_write_json",
+    "fsync_dir",
+    "read_checkpoint",
+    "read_json",
+    "write_checkpoint",
+]
