@@ -142,7 +142,7 @@ class CollectionStore:
     # ---- reads -------------------------------------------------------------------------------------
 
     def _multi_get(self, cf: str, keys: list[bytes]) -> list[bytes | None]:
-        return cast("list[bytes | None]", self._cf[cf].get(keys))
+        return cast("list[bytes | None]", self._cf[cf].get(keys))  # type: ignore[arg-type]
 
     def lookup_labels(self, ids: Sequence[str]) -> list[int | None]:
         """The current label of each id, None where the id does not exist."""
