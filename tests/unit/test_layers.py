@@ -1,0 +1,53 @@
+"""Imports flow one way: leaves <- storage, index (never each other) <- engine <- server."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import vecdb
+
+ROOT = Path(vecdb.__file__).parent
+LEAVES = {"types", "errors", "config", "filters"}
+ALLOWED: dict[str, set[str]] = {
+    "leaf": LEAVES,
+    "storage": LEAVES | {"storage"},
+    "index": LEAVES | {"index"},
+    "engine": LEAVES | {"storage", "index", "engine"},
+    "server": LEAVES | {"engine", "server"},
+    "top": LEAVES | {"engine", "storage", "index", "server"},
+}
+
+
+def _layer(module: Path) -> str:
+    rel = module.relative_to(ROOT)
+    if rel.parts[0] in {"storage", "index", "engine", "server"}:
+        return rel.parts[0]
+    if rel.stem in LEAVES:
+        return "leaf"
+    return "top"
+
+
+def _vecdb_imports(module: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(module.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{module}: relative import"
+            names = [node.module or ""]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "vecdb" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+def test_imports_flow_down() -> None:
+    modules = [p for p in ROOT.rglob("*.py") if "_generated" not in p.parts]
+    assert len(modules) > 10
+    for module in modules:
+        layer = _layer(module)
+        bad = _vecdb_imports(module) - ALLOWED[layer]
+        assert not bad, f"{module.relative_to(ROOT)} ({layer}) imports {sorted(bad)}"
