@@ -109,7 +109,9 @@ def test_filtered_flat_search_is_exact_at_every_selectivity(db: Database, select
     bucket = rng.random(n)
     col = db.create_collection("c", dim=dim, metric="cosine")
     col.upsert(
-        [f"r{i}" for i in range(n)], vecs, metadatas=[{"b": float(x), "even": i % 2 == 0} for i, x in enumerate(bucket)]
+        [f"r{i}" for i in range(n)],
+        vecs,
+        metadatas=[{"b": float(x), "even": i % 2 == 0} for i, x in enumerate(bucket)],
     )
     flt = {"b": {"$lt": selectivity}}
     allowed = np.flatnonzero(bucket < selectivity)
@@ -126,7 +128,9 @@ def test_filtered_flat_search_is_exact_at_every_selectivity(db: Database, select
 
 def test_sources_replace_and_delete(db: Database) -> None:
     col = db.create_collection("c", dim=2, metric="l2")
-    col.upsert(["a1", "a2", "b1", "n"], [[0, 1], [0, 2], [1, 0], [5, 5]], sources=["a.md", "a.md", "b.md", None])
+    col.upsert(
+        ["a1", "a2", "b1", "n"], [[0, 1], [0, 2], [1, 0], [5, 5]], sources=["a.md", "a.md", "b.md", None]
+    )
     assert [(s.source, s.count) for s in col.list_sources()] == [("a.md", 2), ("b.md", 1)]
     # Replace a.md: a1 and a2 vanish, a3 appears, b1 moves into a.md: one atomic write.
     seq = col.info()["seq"]
@@ -143,7 +147,12 @@ def test_sources_replace_and_delete(db: Database) -> None:
 
 def test_get_returns_found_records_in_request_order(db: Database) -> None:
     col = db.create_collection("c", dim=2, metric="ip")
-    col.upsert(["a", "b", "c"], [[1, 0], [0, 1], [1, 1]], texts=["A", None, "C"], metadatas=[{"x": [1, {"y": None}]}, None, {}])
+    col.upsert(
+        ["a", "b", "c"],
+        [[1, 0], [0, 1], [1, 1]],
+        texts=["A", None, "C"],
+        metadatas=[{"x": [1, {"y": None}]}, None, {}],
+    )
     recs = col.get(["c", "zz", "a", "c"], include=["text", "metadata", "vector"])
     assert [r.id for r in recs] == ["c", "a"]
     assert recs[1].metadata == {"x": [1, {"y": None}]}
@@ -155,7 +164,9 @@ def test_get_returns_found_records_in_request_order(db: Database) -> None:
 
 def test_delete_by_filter(db: Database) -> None:
     col = db.create_collection("c", dim=2, metric="l2")
-    col.upsert([str(i) for i in range(10)], [[i, 0] for i in range(10)], metadatas=[{"n": i} for i in range(10)])
+    col.upsert(
+        [str(i) for i in range(10)], [[i, 0] for i in range(10)], metadatas=[{"n": i} for i in range(10)]
+    )
     assert col.delete(filter={"n": {"$gte": 7}}) == 3
     assert col.delete(filter={"$or": [{"n": 0}, {"n": 100}]}) == 1
     assert col.count() == 6

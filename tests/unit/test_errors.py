@@ -7,8 +7,13 @@ from vecdb.errors import VecDBError, error_class_for_code
 
 CLASSES = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, VecDBError)]
 GRPC_CODES = {
-    "INVALID_ARGUMENT", "NOT_FOUND", "ALREADY_EXISTS", "FAILED_PRECONDITION", "RESOURCE_EXHAUSTED",
-    "INTERNAL", "DATA_LOSS",
+    "INVALID_ARGUMENT",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "FAILED_PRECONDITION",
+    "RESOURCE_EXHAUSTED",
+    "INTERNAL",
+    "DATA_LOSS",
 }
 
 
@@ -32,5 +37,9 @@ def test_bad_input_is_never_a_server_error() -> None:
 
 def test_wire_shape() -> None:
     err = errors.DuplicateIdError("id 'x' twice", index=3, id="x")
-    assert err.to_dict() == {"code": "duplicate_id", "message": "id 'x' twice", "details": {"index": 3, "id": "x"}}
+    assert err.to_dict() == {
+        "code": "duplicate_id",
+        "message": "id 'x' twice",
+        "details": {"index": 3, "id": "x"},
+    }
     assert str(err) == "id 'x' twice"

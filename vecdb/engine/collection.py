@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,13 @@ class Collection:
         if self._closed:
             raise ClosedError(f"collection {self.name!r} is closed")
 
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """The read lock, on a collection that is still open (close takes the write lock)."""
+        with self._rw.read():
+            self._check_open()
+            yield
+
     def close(self) -> None:
         """Checkpoint the index if it moved, release the store. Idempotent."""
         with self._write_lock:
@@ -168,7 +176,8 @@ class Collection:
             if self._checkpoint_seq < self._applied_seq:
                 self._checkpoint()
         finally:
-            self._store.close()
+            with self._rw.write():  # waits for searches in flight; later ones see ClosedError
+                self._store.close()
 
     def checkpoint(self) -> None:
         """Write the index checkpoint now (normally done in the background)."""
@@ -331,7 +340,7 @@ class Collection:
         self._check_open()
         id_list = list(dict.fromkeys(validate_id_list(ids, self._limits, allow_duplicates=True)))
         fields = validate_include(include)
-        with self._rw.read():
+        with self._reading():
             labels = [lb for lb in self._store.lookup_labels(id_list) if lb is not None]
             return self._materialize(labels, fields)
 
@@ -353,7 +362,7 @@ class Collection:
         k = validate_k(k, self._limits)
         flt = parse_filter(filter)
         fields = validate_include(include)
-        with self._rw.read():
+        with self._reading():
             allowed = None if flt is None else to_labels(self._records.evaluate(flt))
             available = len(self._index) if allowed is None else len(allowed)
             if available == 0:
@@ -412,19 +421,19 @@ class Collection:
         """How many records exist (that match ``filter``, when given)."""
         self._check_open()
         flt = parse_filter(filter)
-        with self._rw.read():
+        with self._reading():
             return len(self._records) if flt is None else len(self._records.evaluate(flt))
 
     def list_sources(self) -> list[SourceInfo]:
         """Every source with its number of records, sorted by source."""
         self._check_open()
-        with self._rw.read():
+        with self._reading():
             return [SourceInfo(s, len(bm)) for s, bm in sorted(self._records.sources.items())]
 
     def info(self) -> dict[str, Any]:
         """Name, dimension, metric, index spec and state, counts and sequence numbers."""
         self._check_open()
-        with self._rw.read():
+        with self._reading():
             return {
                 "name": self.name,
                 "dim": self.dim,
