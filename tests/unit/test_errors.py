@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import vecdb.errors as errors
+from vecdb import errors
 from vecdb.errors import VecDBError, error_class_for_code
 
 CLASSES = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, VecDBError)]

@@ -347,4 +347,3 @@ def test_generated_filters_parse_and_not_is_complement(raw: dict[str, Any]) -> N
     metas: list[dict[str, Any]] = [{}, {"a": 1}, {"a": True, "b": "a"}, {"a": [1], "c": None}, {"b": 2.5}]
     for meta in metas:
         assert neg.matches(meta) is (not flt.matches(meta))
-
