@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Limits", "SearchSettings", "Settings", "StorageSettings"]
+__all__ = ["IndexSettings", "Limits", "SearchSettings", "Settings", "StorageSettings"]
 
 
 class Limits(BaseModel):
@@ -63,12 +63,45 @@ class SearchSettings(BaseModel):
     )
 
 
+class IndexSettings(BaseModel):
+    """Index maintenance and the filtered-search planner."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    merge_min_records: int = Field(
+        2_000, ge=1, description="New vectors wait in the exact delta buffer until at least this many..."
+    )
+    merge_ratio: float = Field(
+        0.05, gt=0, description="...and this share of the ANN index; then a background merge adds them."
+    )
+    tombstone_share: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="Rebuild an ANN index in the background once this share of it is deleted.",
+    )
+    ivf_train_min: int = Field(10_000, ge=1, description="Train an IVF index once this many vectors exist.")
+    ivf_regrow_factor: float = Field(
+        4.0,
+        gt=1,
+        description="Retrain an IVF with nlist='auto' once the collection is this many times "
+        "the size it was trained at.",
+    )
+    exact_max_admitted: int = Field(
+        20_000,
+        ge=0,
+        description="A filter admitting at most this many records is searched exactly over "
+        "them; above, the ANN index is searched with a selector and a widened ef/nprobe.",
+    )
+
+
 class Settings(BaseSettings):
     """All of vecdb's settings."""
 
     model_config = SettingsConfigDict(env_prefix="VECDB_", env_nested_delimiter="__", frozen=True)
 
     data_dir: Path = Field(Path("./data"), description="Where collections live.")
-    limits: Limits = Field(default_factory=Limits)  # type: ignore[arg-type]
-    storage: StorageSettings = Field(default_factory=StorageSettings)  # type: ignore[arg-type]
-    search: SearchSettings = Field(default_factory=SearchSettings)  # type: ignore[arg-type]
+    limits: Limits = Field(default_factory=Limits)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)

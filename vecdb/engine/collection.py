@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from contextlib import contextmanager
@@ -32,7 +34,17 @@ from vecdb.engine.validate import (
 )
 from vecdb.errors import ClosedError, CorruptionError, InvalidArgumentError, InvalidFilterError
 from vecdb.filters import parse_filter
-from vecdb.index import FlatIndex, IndexSpec, set_search_threads
+from vecdb.index import (
+    AnnIndex,
+    AnySpec,
+    BuildCancelledError,
+    FlatIndex,
+    IndexPolicy,
+    Job,
+    TieredIndex,
+    parse_search_params,
+    set_search_threads,
+)
 from vecdb.storage import CollectionStore, NewRecord, StoredRecord, read_checkpoint, write_checkpoint
 from vecdb.types import DEFAULT_INCLUDE, Hit, Metric, Record, SourceInfo
 
@@ -41,6 +53,7 @@ __all__ = ["Collection"]
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "index.ckpt"
+MAIN_FILE = "index-main-{}.faiss"
 STORE_DIR = "store"
 
 
@@ -57,9 +70,10 @@ class Collection:
         *,
         dim: int,
         metric: Metric,
-        spec: IndexSpec,
+        spec: AnySpec,
         settings: Settings,
         background: Executor,
+        builder: Executor,
         create: bool = False,
     ) -> None:
         self.name = name
@@ -70,6 +84,18 @@ class Collection:
         self._settings = settings
         self._limits = settings.limits
         self._background = background
+        self._builder = builder
+        ix = settings.index
+        self._policy = IndexPolicy(
+            merge_min=ix.merge_min_records,
+            merge_ratio=ix.merge_ratio,
+            tombstone_share=ix.tombstone_share,
+            ivf_train_min=ix.ivf_train_min,
+            ivf_regrow=ix.ivf_regrow_factor,
+            exact_max=ix.exact_max_admitted,
+        )
+        self._checkpoint_main_id: str | None = None
+        self._build_future: Future[None] | None = None
         self._write_lock = threading.Lock()
         self._checkpoint_lock = threading.Lock()
         self._rw = RWLock()
@@ -89,39 +115,60 @@ class Collection:
         self._pending_checkpoint: Future[None] | None = None
         if self._checkpoint_seq < self._applied_seq:
             self._schedule_checkpoint()
+        with self._write_lock:
+            self._maybe_maintain()
 
     # ---- recovery ----------------------------------------------------------------------------------
 
     def _index_meta(self) -> dict[str, Any]:
-        return {
-            "kind": FlatIndex.kind,
-            "dim": self.dim,
-            "metric": self.metric,
-            "spec": self.spec.model_dump(),
-        }
+        return {"dim": self.dim, "metric": self.metric, "spec": self.spec.model_dump()}
 
-    def _recover_index(self) -> tuple[FlatIndex, int]:
+    def _new_index(
+        self, main: AnnIndex | None = None, delta: FlatIndex | None = None, main_id: str | None = None
+    ) -> TieredIndex:
+        return TieredIndex(
+            self.spec,
+            self.dim,
+            self.metric,
+            self._policy,
+            main,
+            delta,
+            main_id,
+            self._store.get_present_vectors,
+        )
+
+    def _recover_index(self) -> tuple[TieredIndex, int]:
         """Checkpoint + op-log replay, else a rebuild from the store. Returns (index, seq it covers)."""
         path = self.path / CHECKPOINT_FILE
         try:
             ckpt = read_checkpoint(path)
-            if ckpt.meta != self._index_meta():
+            if ckpt.meta.get("index") != self._index_meta():
                 raise CorruptionError("checkpoint was written for another index configuration")
             if ckpt.seq > self._store.last_seq:
                 raise CorruptionError(f"checkpoint seq {ckpt.seq} is past the store's {self._store.last_seq}")
-            index = FlatIndex.deserialize(self.dim, self.metric, ckpt.payload)
+            main = None
+            m = ckpt.meta.get("main")
+            if m is not None:
+                mck = read_checkpoint(self.path / MAIN_FILE.format(m["id"]))
+                if mck.meta != {"id": m["id"], "kind": m["kind"], "dim": self.dim}:
+                    raise CorruptionError(f"ANN checkpoint {m['id']} does not match the index checkpoint")
+                main = AnnIndex.deserialize(m["kind"], self.dim, int(m["trained_n"]), mck.payload)
+            delta = FlatIndex.deserialize(self.dim, self.metric, ckpt.payload)
+            index = self._new_index(main, delta, None if m is None else m["id"])
             self._replay(index, ckpt.seq)
+            index.settle(self._records.all)
             if len(index) != len(self._records):
                 raise CorruptionError(f"index holds {len(index)} vectors, store {len(self._records)}")
+            self._checkpoint_main_id = index.main_id
             return index, ckpt.seq
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
             if self._store.last_seq:
-                log.warning("collection %s: no index checkpoint, rebuilding from the store", self.name)
-        except (CorruptionError, ValueError, RuntimeError) as exc:
+                log.warning("collection %s: %s; rebuilding the index from the store", self.name, exc)
+        except (CorruptionError, ValueError, RuntimeError, KeyError, TypeError) as exc:
             log.warning("collection %s: %s; rebuilding the index from the store", self.name, exc)
         return self._rebuild(), 0
 
-    def _replay(self, index: FlatIndex, after: int) -> None:
+    def _replay(self, index: TieredIndex, after: int) -> None:
         removed: list[np.ndarray] = []
         added: list[np.ndarray] = []
         expected = after + 1
@@ -140,8 +187,9 @@ class Collection:
         if live:
             index.add(np.asarray(live, dtype=np.int64), self._store.get_vectors(live))
 
-    def _rebuild(self) -> FlatIndex:
-        index = FlatIndex(self.dim, self.metric)
+    def _rebuild(self) -> TieredIndex:
+        """Every stored vector into the exact delta; background maintenance builds the ANN index."""
+        index = self._new_index()
         for labels, vectors in self._store.iter_vectors():
             index.add(labels, vectors)
         if len(index) != len(self._records):
@@ -170,11 +218,15 @@ class Collection:
                 return
             self._closed = True
             pending = self._pending_checkpoint
+            building = self._build_future
+            if self._index.job is not None:
+                self._index.job.cancel.set()
+        if building is not None:
+            building.result()
         if pending is not None:
             pending.result()
         try:
-            if self._checkpoint_seq < self._applied_seq:
-                self._checkpoint()
+            self._checkpoint()
         finally:
             with self._rw.write():  # waits for searches in flight; later ones see ClosedError
                 self._store.close()
@@ -185,16 +237,35 @@ class Collection:
         self._checkpoint()
 
     def _checkpoint(self) -> None:
-        # Serialize under the read lock (a memory copy), write the file outside it: writers wait
-        # only for the copy.
+        """Persist the index: the (immutable) ANN part once per build, the delta every time.
+
+        The delta is serialized under the read lock (a memory copy); files are written outside it.
+        """
         with self._checkpoint_lock:
             with self._rw.read():
                 seq = self._applied_seq
-                if seq <= self._checkpoint_seq:
+                main, main_id = self._index.main, self._index.main_id
+                if seq <= self._checkpoint_seq and main_id == self._checkpoint_main_id:
                     return
-                payload = self._index.serialize()
-            write_checkpoint(self.path / CHECKPOINT_FILE, seq, self._index_meta(), payload)
+                delta = self._index.delta.serialize()
+            main_meta = None
+            if main is not None and main_id is not None:
+                main_meta = {"id": main_id, "kind": main.kind, "trained_n": main.trained_n}
+                if main_id != self._checkpoint_main_id:
+                    write_checkpoint(
+                        self.path / MAIN_FILE.format(main_id),
+                        0,
+                        {"id": main_id, "kind": main.kind, "dim": self.dim},
+                        main.serialize(),
+                    )
+            meta = {"index": self._index_meta(), "main": main_meta}
+            write_checkpoint(self.path / CHECKPOINT_FILE, seq, meta, delta)
             self._checkpoint_seq = seq
+            self._checkpoint_main_id = main_id
+            keep = MAIN_FILE.format(main_id)
+            for old in self.path.glob(MAIN_FILE.format("*")):
+                if old.name != keep:
+                    old.unlink(missing_ok=True)
             self._store.truncate_oplog(seq)
 
     def _schedule_checkpoint(self) -> None:
@@ -210,6 +281,60 @@ class Collection:
                 self._checkpoint()
         except Exception:  # the op-log still covers everything; the next checkpoint retries
             log.exception("collection %s: background checkpoint failed", self.name)
+
+    # ---- index maintenance -------------------------------------------------------------------------
+
+    def _maybe_maintain(self) -> None:
+        """Start the background job the index needs, if any (call under the write lock)."""
+        if self._closed or self._index.job is not None:
+            return
+        kind = self._index.plan(len(self._records))
+        if kind is None:
+            return
+        job = self._index.start_job(kind, self._records.all, self._store.get_present_vectors)
+        self._build_future = self._builder.submit(self._run_job, job)
+
+    def _run_job(self, job: Job) -> None:
+        started = time.perf_counter()
+        try:
+            new_main, added = self._index.run_job(job)
+        except BuildCancelledError:
+            with self._write_lock:
+                self._index.abandon_job(job)
+            return
+        except Exception:
+            log.exception("collection %s: background %s failed", self.name, job.kind)
+            with self._write_lock:
+                self._index.abandon_job(job)
+            return
+        with self._write_lock:
+            if self._closed:
+                self._index.abandon_job(job)
+                return
+            with self._rw.write():
+                self._index.finish_job(job, new_main, added, uuid.uuid4().hex[:16])
+            log.info(
+                "collection %s: %s of %d vectors took %.1f s",
+                self.name,
+                job.kind,
+                len(added),
+                time.perf_counter() - started,
+            )
+            self._schedule_checkpoint()
+            self._maybe_maintain()
+
+    def wait_for_index(self, timeout: float | None = None) -> bool:
+        """Block until no index build is running or due. Returns False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._write_lock:
+                self._check_open()
+                self._maybe_maintain()
+                if self._index.job is None:
+                    return True
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
 
     # ---- writes ------------------------------------------------------------------------------------
 
@@ -323,6 +448,7 @@ class Collection:
                 for label, rec in zip(labels.tolist(), new, strict=True):
                     self._records.add(label, rec.id, rec.metadata, rec.source)
                 self._applied_seq = seq
+            self._maybe_maintain()
             self._ops_since_checkpoint += 1
             self._changes_since_checkpoint += len(new) + len(removed)
             storage = self._settings.storage
@@ -350,25 +476,28 @@ class Collection:
         k: int = 10,
         filter: Any = None,
         include: Sequence[str] = DEFAULT_INCLUDE,
+        params: dict[str, Any] | None = None,
     ) -> list[list[Hit]]:
         """Top-k records per query vector, best first; only records matching ``filter`` when given.
 
         Scores: cosine and ip give similarity (higher is better), l2 the squared distance (lower is
-        better). On a flat index the result is exact, filtered or not. A single 1-d vector counts as
-        one query. Fewer than k hits come back when fewer records match.
+        better). On a flat index the result is exact, filtered or not; a filter admitting few records is
+        searched exactly on every index. ``params`` overrides ``ef_search`` / ``nprobe`` for this call.
+        A single 1-d vector counts as one query. Fewer than k hits come back when fewer records match.
         """
         self._check_open()
         queries = validate_queries(vectors, self.dim, self.metric, self._limits)
         k = validate_k(k, self._limits)
         flt = parse_filter(filter)
         fields = validate_include(include)
+        search_params = parse_search_params(params)
         with self._reading():
-            allowed = None if flt is None else to_labels(self._records.evaluate(flt))
+            allowed = None if flt is None else self._records.evaluate(flt)
             available = len(self._index) if allowed is None else len(allowed)
             if available == 0:
                 return [[] for _ in range(len(queries))]
             set_search_threads(len(queries), self._settings.search.single_thread_max_queries)
-            scores, labels = self._index.search(queries, min(k, available), allowed)
+            scores, labels = self._index.search(queries, min(k, available), allowed, search_params)
             hits_labels = [[int(lb) for lb in row if lb >= 0] for row in labels]
             flat = list(dict.fromkeys(lb for row in hits_labels for lb in row))
             by_label = {
@@ -441,7 +570,7 @@ class Collection:
                 "index": self.spec.model_dump(),
                 "count": len(self._records),
                 "sources": len(self._records.sources),
-                "index_state": {"kind": FlatIndex.kind, "vectors": len(self._index)},
+                "index_state": self._index.state(),
                 "seq": self._applied_seq,
                 "checkpoint_seq": self._checkpoint_seq,
             }

@@ -40,7 +40,7 @@ from vecdb.errors import (
     InvalidConfigError,
     InvalidNameError,
 )
-from vecdb.index import IndexSpec, parse_index_spec
+from vecdb.index import parse_index_spec
 from vecdb.storage import atomic_write_json, fsync_dir, read_json
 from vecdb.types import METRICS, Metric
 
@@ -68,7 +68,7 @@ class Database:
     """
 
     def __init__(self, path: str | Path | None = None, *, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()  # type: ignore[call-arg]
+        self.settings = settings or Settings()
         self.path = Path(path) if path is not None else self.settings.data_dir
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock_file = FileLock(self.path / "LOCK", timeout=0)
@@ -85,7 +85,8 @@ class Database:
             shutil.rmtree(leftover, ignore_errors=True)
         self._lock = threading.RLock()
         self._open: dict[str, Collection] = {}
-        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecdb-bg")
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecdb-checkpoint")
+        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecdb-build")
         self._closed = False
 
     def __enter__(self) -> Database:
@@ -106,6 +107,7 @@ class Database:
                 for col in self._open.values():
                     col.close()
                 self._open.clear()
+                self._builder.shutdown(wait=True)
                 self._background.shutdown(wait=True)
             finally:
                 self._lock_file.release()
@@ -119,7 +121,10 @@ class Database:
     def create_collection(
         self, name: str, dim: int, metric: Metric = "cosine", index: dict[str, Any] | None = None
     ) -> Collection:
-        """Create an empty collection. Raises CollectionExistsError, InvalidNameError, InvalidConfigError."""
+        """Create an empty collection. Raises CollectionExistsError, InvalidNameError, InvalidConfigError.
+
+        ``index`` is an index spec (see ``vecdb.index.spec``); None means ``{"type": "auto"}``.
+        """
         name = validate_name(name)
         if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= self.settings.limits.max_dim:
             raise InvalidConfigError(
@@ -127,7 +132,7 @@ class Database:
             )
         if metric not in METRICS:
             raise InvalidConfigError(f"metric must be one of {list(METRICS)}, got {metric!r}", field="metric")
-        spec = parse_index_spec(index)
+        spec = parse_index_spec(index, dim)
         with self._lock:
             self._check_open()
             final = self._dir / name
@@ -212,7 +217,7 @@ class Database:
         self, name: str, path: Path, manifest: dict[str, Any], *, create: bool
     ) -> Collection:
         try:
-            spec: IndexSpec = parse_index_spec(manifest["index"])
+            spec = parse_index_spec(manifest["index"])
             dim, metric = int(manifest["dim"]), manifest["metric"]
             if metric not in METRICS:
                 raise ValueError(f"unknown metric {metric!r}")
@@ -226,5 +231,6 @@ class Database:
             spec=spec,
             settings=self.settings,
             background=self._background,
+            builder=self._builder,
             create=create,
         )

@@ -1,6 +1,35 @@
-"""FAISS index wrappers and index specs. Imports only the leaves."""
+"""FAISS index wrappers, index specs and the search planner. Imports only the leaves."""
 
+from vecdb.index.ann import AnnIndex, BuildCancelledError
 from vecdb.index.flat import FlatIndex, set_search_threads
-from vecdb.index.spec import FlatSpec, IndexSpec, parse_index_spec
+from vecdb.index.spec import (
+    AnySpec,
+    AutoSpec,
+    FlatSpec,
+    HnswSpec,
+    IndexSpec,
+    IvfSpec,
+    SearchParams,
+    parse_index_spec,
+    parse_search_params,
+)
+from vecdb.index.tiered import IndexPolicy, Job, TieredIndex
 
-__all__ = ["FlatIndex", "FlatSpec", "IndexSpec", "parse_index_spec", "set_search_threads"]
+__all__ = [
+    "AnnIndex",
+    "AnySpec",
+    "AutoSpec",
+    "BuildCancelledError",
+    "FlatIndex",
+    "FlatSpec",
+    "HnswSpec",
+    "IndexPolicy",
+    "IndexSpec",
+    "IvfSpec",
+    "Job",
+    "SearchParams",
+    "TieredIndex",
+    "parse_index_spec",
+    "parse_search_params",
+    "set_search_threads",
+]

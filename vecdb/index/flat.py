@@ -1,8 +1,7 @@
-"""Exact (flat) index: FAISS IndexIDMap2 over IndexFlatL2 / IndexFlatIP.
+"""Exact index: FAISS IndexIDMap2 over IndexFlatIP / IndexFlatL2, addressed by int64 labels.
 
-Vectors are addressed by int64 labels. For ``cosine`` the wrapper normalizes vectors and queries, so
-the inner product it returns is the cosine similarity. Not thread-safe for mutation: the engine
-serializes add/remove against searches (searches may run concurrently with each other).
+It works on *prepared* vectors (normalized for cosine by ``TieredIndex``). Removal is real. Serves as
+the whole index of a flat collection and as the delta buffer in front of an ANN index.
 """
 
 from __future__ import annotations
@@ -10,9 +9,9 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from vecdb.types import Metric
+from vecdb.index.selectors import LabelSelector
 
-__all__ = ["FlatIndex", "set_search_threads"]
+__all__ = ["FlatIndex", "faiss_metric", "set_search_threads"]
 
 # Batched exact search is a GEMM: let FAISS use BLAS from 20 queries up (its default, 128000 in 1.15,
 # leaves batches on a scalar loop ~10x slower; see FACTS.md).
@@ -28,10 +27,15 @@ def set_search_threads(nq: int, single_thread_max: int) -> None:
     faiss.omp_set_num_threads(1 if nq <= single_thread_max else _MAX_THREADS)
 
 
+def faiss_metric(metric: str) -> int:
+    """FAISS metric for a collection metric (cosine is inner product on normalized vectors)."""
+    return int(faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT)
+
+
 class FlatIndex:
     kind = "flat"
 
-    def __init__(self, dim: int, metric: Metric, index: faiss.Index | None = None) -> None:
+    def __init__(self, dim: int, metric: str, index: faiss.Index | None = None) -> None:
         self.dim = dim
         self.metric = metric
         if index is None:
@@ -42,16 +46,12 @@ class FlatIndex:
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
-    def _prepare(self, vectors: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(vectors, dtype=np.float32)
-        if self.metric == "cosine":
-            x = x / np.linalg.norm(x, axis=1, keepdims=True)
-        return x
-
     def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
-        """Add vectors under labels that are not in the index (the engine guarantees it)."""
+        """Add prepared vectors under labels that are not in the index (the caller guarantees it)."""
         if len(labels):
-            self._index.add_with_ids(self._prepare(vectors), np.ascontiguousarray(labels, dtype=np.int64))
+            self._index.add_with_ids(
+                np.ascontiguousarray(vectors, dtype=np.float32), np.ascontiguousarray(labels, dtype=np.int64)
+            )
 
     def remove(self, labels: np.ndarray) -> int:
         """Remove labels; labels not in the index are ignored. Returns how many were removed."""
@@ -64,29 +64,35 @@ class FlatIndex:
         id_map = self._index.id_map  # type: ignore[attr-defined]
         return faiss.vector_to_array(id_map).astype(np.int64, copy=False)
 
-    def search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k per query, best first: (scores, labels), label -1 where fewer than k exist.
+    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """A copy of (labels, prepared vectors), in storage order."""
+        n = len(self)
+        inner = faiss.downcast_index(self._index.index)  # type: ignore[attr-defined]
+        if n == 0:
+            return np.empty(0, np.int64), np.empty((0, self.dim), np.float32)
+        xb = faiss.rev_swig_ptr(inner.get_xb(), n * self.dim)  # type: ignore[attr-defined]
+        return self.labels().copy(), np.array(xb, dtype=np.float32).reshape(n, self.dim)
 
-        ``allowed`` (int64 labels) restricts the search to those labels; the result is still exact.
-        """
-        q = self._prepare(queries)
-        if allowed is None:
-            scores, labels = self._index.search(q, k)
-        else:
-            ids = np.ascontiguousarray(allowed, dtype=np.int64)
-            sel = faiss.IDSelectorBatch(len(ids), faiss.swig_ptr(ids))
-            scores, labels = self._index.search(q, k, params=faiss.SearchParameters(sel=sel))  # type: ignore[call-arg]
-            del sel  # ids must outlive the search: keep both alive until here
-        return scores, labels
+    def reconstruct(self, labels: np.ndarray) -> np.ndarray:
+        """Prepared vectors of labels that are in the index."""
+        return self._index.reconstruct_batch(np.ascontiguousarray(labels, dtype=np.int64))  # type: ignore[no-any-return]
+
+    def search(
+        self, queries: np.ndarray, k: int, selector: LabelSelector | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k per prepared query: (scores, labels), label -1 where fewer than k exist."""
+        k = max(1, min(k, len(self)))
+        if selector is None:
+            return self._index.search(queries, k)
+        params = faiss.SearchParameters(sel=selector.selector)  # type: ignore[call-arg]
+        return self._index.search(queries, k, params=params)
 
     def serialize(self) -> np.ndarray:
         return faiss.serialize_index(self._index)
 
     @classmethod
-    def deserialize(cls, dim: int, metric: Metric, payload: np.ndarray) -> FlatIndex:
+    def deserialize(cls, dim: int, metric: str, payload: np.ndarray) -> FlatIndex:
         index = faiss.deserialize_index(payload)
         if not isinstance(index, faiss.IndexIDMap2) or index.d != dim:
-            raise ValueError("checkpoint does not hold a flat IDMap2 index of this dimension")
+            raise ValueError("payload does not hold a flat IDMap2 index of this dimension")
         return cls(dim, metric, index)

@@ -1,41 +1,142 @@
-"""Index specs: frozen value objects parsed from the JSON a user gives."""
+"""Index specs: frozen value objects parsed from the JSON a user gives.
+
+- ``{"type": "flat"}``: exact search.
+- ``{"type": "ivf", "nlist": "auto" | int, "nprobe": 16, "storage": "flat" | "sq8" | "pq<m>"}``
+- ``{"type": "hnsw", "m": 32, "ef_construction": 100, "ef_search": 64}``
+- ``{"type": "auto"}`` (the default): exact while the collection is small, HNSW from ``threshold`` records.
+
+Search-time overrides (``params={"ef_search": ..., "nprobe": ...}``) are parsed by ``parse_search_params``.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from vecdb.errors import InvalidConfigError
+from vecdb.errors import InvalidArgumentError, InvalidConfigError
 
-__all__ = ["FlatSpec", "IndexSpec", "parse_index_spec"]
+__all__ = [
+    "AnySpec",
+    "AutoSpec",
+    "FlatSpec",
+    "HnswSpec",
+    "IndexSpec",
+    "IvfSpec",
+    "SearchParams",
+    "parse_index_spec",
+    "parse_search_params",
+]
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 
 class FlatSpec(BaseModel):
     """Exact search over every vector: recall 1.0, cost linear in the collection."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = _FROZEN
     type: Literal["flat"] = "flat"
 
 
-IndexSpec = FlatSpec
-_KINDS: dict[str, type[BaseModel]] = {"flat": FlatSpec}
+class HnswSpec(BaseModel):
+    """Graph index (FAISS IndexHNSWFlat). Deletes are tombstoned until the next rebuild."""
+
+    model_config = _FROZEN
+    type: Literal["hnsw"] = "hnsw"
+    m: int = Field(32, ge=4, le=128, description="Neighbours per node.")
+    ef_construction: int = Field(100, ge=8, le=2048, description="Candidate list size while building.")
+    ef_search: int = Field(64, ge=1, le=32768, description="Candidate list size while searching.")
 
 
-def parse_index_spec(raw: Any) -> IndexSpec:
-    """Parse ``{"type": "flat", ...}`` (None means the default). Raises InvalidConfigError."""
+class IvfSpec(BaseModel):
+    """Inverted-file index (FAISS IndexIVF*, native ids with a hashtable direct map).
+
+    Trained once ``train_min`` vectors exist (exact search before); ``nlist="auto"`` picks about
+    sqrt(n) lists at each (re)training.
+    """
+
+    model_config = _FROZEN
+    type: Literal["ivf"] = "ivf"
+    nlist: int | Literal["auto"] = "auto"
+    nprobe: int = Field(16, ge=1, le=65536)
+    storage: str = "flat"
+
+    @field_validator("nlist")
+    @classmethod
+    def _nlist(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 65536:
+            raise ValueError("nlist must be 'auto' or an integer from 1 to 65536")
+        return v
+
+    @field_validator("storage")
+    @classmethod
+    def _storage(cls, v: str) -> str:
+        if v not in ("flat", "sq8") and not re.fullmatch(r"pq([1-9][0-9]{0,2})", v):
+            raise ValueError("storage must be 'flat', 'sq8' or 'pq<m>' (m sub-quantizers dividing dim)")
+        return v
+
+
+class AutoSpec(BaseModel):
+    """Exact search while small; an HNSW index (built in the background) from ``threshold`` records."""
+
+    model_config = _FROZEN
+    type: Literal["auto"] = "auto"
+    threshold: int = Field(20_000, ge=1, description="Records from which the HNSW index is built.")
+
+
+AnySpec = FlatSpec | IvfSpec | HnswSpec | AutoSpec
+IndexSpec = Annotated[AnySpec, Field(discriminator="type")]
+_ADAPTER: TypeAdapter[AnySpec] = TypeAdapter(IndexSpec)
+_KINDS = ("auto", "flat", "hnsw", "ivf")
+
+
+def parse_index_spec(raw: Any, dim: int | None = None) -> AnySpec:
+    """Parse ``{"type": ..., ...}`` (None means ``auto``). Raises InvalidConfigError."""
     if raw is None:
-        return FlatSpec()
-    if isinstance(raw, FlatSpec):
+        return AutoSpec()
+    if isinstance(raw, FlatSpec | IvfSpec | HnswSpec | AutoSpec):
+        spec = raw
+    else:
+        if not isinstance(raw, dict):
+            raise InvalidConfigError(f"index spec must be an object like {{'type': 'hnsw'}}, got {raw!r}")
+        if raw.get("type") not in _KINDS:
+            raise InvalidConfigError(
+                f"unknown index type {raw.get('type')!r}; supported: {list(_KINDS)}", field="index.type"
+            )
+        try:
+            spec = _ADAPTER.validate_python(raw)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"][1:]) or "index"
+            raise InvalidConfigError(
+                f"invalid index spec {raw!r}: {where}: {err['msg']}", field=where
+            ) from exc
+    if dim is not None and isinstance(spec, IvfSpec) and spec.storage.startswith("pq"):
+        m = int(spec.storage[2:])
+        if dim % m:
+            raise InvalidConfigError(f"storage {spec.storage}: {m} must divide the dimension {dim}")
+    return spec
+
+
+class SearchParams(BaseModel):
+    """Per-query overrides. A knob the collection's current index lacks is ignored (auto may be exact)."""
+
+    model_config = _FROZEN
+    ef_search: int | None = Field(None, ge=1, le=32768)
+    nprobe: int | None = Field(None, ge=1, le=65536)
+
+
+def parse_search_params(raw: Any) -> SearchParams:
+    if raw is None:
+        return SearchParams()
+    if isinstance(raw, SearchParams):
         return raw
     if not isinstance(raw, dict):
-        raise InvalidConfigError(f"index spec must be an object like {{'type': 'flat'}}, got {raw!r}")
-    kind = raw.get("type")
-    if kind not in _KINDS:
-        raise InvalidConfigError(
-            f"unknown index type {kind!r}; supported: {sorted(_KINDS)}", field="index.type"
-        )
+        raise InvalidArgumentError(f"params must be an object like {{'ef_search': 128}}, got {raw!r}")
     try:
-        return FlatSpec.model_validate(raw)
+        return SearchParams.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidConfigError(f"invalid index spec {raw!r}: {exc.errors()[0]['msg']}") from exc
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "params"
+        raise InvalidArgumentError(f"invalid search params: {where}: {err['msg']}", field=where) from exc

@@ -163,6 +163,15 @@ class CollectionStore:
             out[i] = np.frombuffer(r, dtype=np.float32)
         return out
 
+    def get_present_vectors(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(labels still stored, their vectors): labels deleted meanwhile are skipped."""
+        raw = self._multi_get("vectors", [_label_key(int(lb)) for lb in labels])
+        keep = [i for i, r in enumerate(raw) if r is not None]
+        if not keep:
+            return np.empty(0, np.int64), np.empty((0, self.dim), np.float32)
+        vecs = np.frombuffer(b"".join(raw[i] for i in keep), dtype=np.float32)  # type: ignore[misc]
+        return np.asarray(labels, dtype=np.int64)[keep], vecs.reshape(len(keep), self.dim)
+
     def iter_records(self) -> Iterator[StoredRecord]:
         it = self._cf["records"].iter()
         try:

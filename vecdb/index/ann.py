@@ -1,0 +1,173 @@
+"""ANN indexes (HNSW, IVF) as immutable snapshots: built off-line, then only searched.
+
+An ``AnnIndex`` is never mutated once it serves searches: deletes are tombstones kept by
+``TieredIndex``, new vectors wait in its exact delta buffer, and a background job builds the next
+``AnnIndex`` (a copy plus the delta, or a rebuild from the store) that is swapped in atomically. So
+searches never race with FAISS mutations, and a copy needs no lock.
+
+- HNSW: ``IDMap2,HNSW<m>`` (IDMap2 over HNSW is safe: HNSW never has ``remove_ids`` called on it).
+- IVF: ``IVF<nlist>,Flat|SQ8|PQ<m>`` with native ids and a hashtable direct map (never IDMap2 over IVF:
+  its remove_ids corrupts ids and can abort the process, see FACTS.md).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import faiss
+import numpy as np
+
+from vecdb.index.flat import faiss_metric
+from vecdb.index.selectors import LabelSelector
+from vecdb.index.spec import AutoSpec, HnswSpec, IvfSpec, SearchParams
+
+__all__ = ["AnnIndex", "BuildCancelledError", "Fetch", "build_ann", "ivf_nlist", "new_ann"]
+
+ADD_CHUNK = 8192
+MAX_EF = 32768
+
+
+class BuildCancelledError(Exception):
+    """A background build was stopped (the collection is closing)."""
+
+
+def ivf_nlist(spec: IvfSpec, n: int) -> int:
+    """Lists for an IVF trained on ``n`` vectors: the spec's, or about sqrt(n) for ``auto``."""
+    if isinstance(spec.nlist, int):
+        return spec.nlist
+    return max(1, min(65536, round(math.sqrt(n))))
+
+
+class AnnIndex:
+    """A built HNSW or IVF index over prepared vectors, addressed by labels."""
+
+    def __init__(self, kind: str, index: faiss.Index, dim: int, trained_n: int) -> None:
+        self.kind = kind
+        self._index = index
+        self.dim = dim
+        self.trained_n = trained_n  # vectors the IVF was trained on (0 for HNSW)
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    @property
+    def lossy(self) -> bool:
+        """True when stored vectors are compressed (IVF with sq8/pq storage)."""
+        return self.kind == "ivf" and not isinstance(faiss.extract_index_ivf(self._index), faiss.IndexIVFFlat)
+
+    @property
+    def nlist(self) -> int:
+        return int(faiss.extract_index_ivf(self._index).nlist) if self.kind == "ivf" else 0
+
+    def labels(self) -> np.ndarray:
+        if self.kind == "hnsw":
+            return faiss.vector_to_array(self._index.id_map).astype(np.int64, copy=False)  # type: ignore[attr-defined]
+        ivf = faiss.extract_index_ivf(self._index)
+        invlists: Any = ivf.invlists
+        parts = [
+            faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
+            for i in range(ivf.nlist)
+            if invlists.list_size(i)
+        ]
+        return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)
+
+    def add(self, labels: np.ndarray, vectors: np.ndarray, cancel: threading.Event | None = None) -> None:
+        """Add in chunks (only while building, before the index serves searches)."""
+        for start in range(0, len(labels), ADD_CHUNK):
+            if cancel is not None and cancel.is_set():
+                raise BuildCancelledError
+            end = start + ADD_CHUNK
+            self._index.add_with_ids(
+                np.ascontiguousarray(vectors[start:end], dtype=np.float32),
+                np.ascontiguousarray(labels[start:end], dtype=np.int64),
+            )
+
+    def reconstruct(self, labels: np.ndarray) -> np.ndarray:
+        """Stored (prepared) vectors of labels in the index; approximate for sq8/pq storage."""
+        return self._index.reconstruct_batch(np.ascontiguousarray(labels, dtype=np.int64))  # type: ignore[no-any-return]
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        selector: LabelSelector | None,
+        spec: HnswSpec | IvfSpec,
+        params: SearchParams,
+        widen: float,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k among labels the selector admits. ``widen`` >= 1 scales ef / nprobe up for filters."""
+        sel = None if selector is None else selector.selector
+        if isinstance(spec, HnswSpec):
+            ef = params.ef_search or spec.ef_search
+            ef = min(MAX_EF, max(k, math.ceil(ef * widen)))
+            p: Any = faiss.SearchParametersHNSW(sel=sel, efSearch=ef)  # type: ignore[attr-defined]
+        else:
+            nprobe = params.nprobe or spec.nprobe
+            p = faiss.SearchParametersIVF(sel=sel, nprobe=min(self.nlist, math.ceil(nprobe * widen)))  # type: ignore[call-arg]
+        return self._index.search(queries, k, params=p)
+
+    def copy(self) -> AnnIndex:
+        return AnnIndex(self.kind, faiss.clone_index(self._index), self.dim, self.trained_n)
+
+    def serialize(self) -> np.ndarray:
+        return faiss.serialize_index(self._index)
+
+    @classmethod
+    def deserialize(cls, kind: str, dim: int, trained_n: int, payload: np.ndarray) -> AnnIndex:
+        index = faiss.deserialize_index(payload)
+        if index.d != dim:
+            raise ValueError(f"ANN payload has dimension {index.d}, expected {dim}")
+        if kind == "hnsw" and not isinstance(index, faiss.IndexIDMap2):
+            raise ValueError("HNSW payload is not an IDMap2 index")
+        if kind == "ivf":
+            faiss.extract_index_ivf(index)  # raises when it is not an IVF
+        return cls(kind, index, dim, trained_n)
+
+
+Fetch = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def new_ann(spec: HnswSpec | IvfSpec | AutoSpec, dim: int, metric: str, n: int) -> AnnIndex:
+    """An empty index for ``n`` vectors (IVF still untrained)."""
+    fm = faiss_metric(metric)
+    if isinstance(spec, IvfSpec):
+        storage = {"flat": "Flat", "sq8": "SQ8"}.get(spec.storage, spec.storage.upper())
+        return AnnIndex("ivf", faiss.index_factory(dim, f"IVF{ivf_nlist(spec, n)},{storage}", fm), dim, n)
+    hs = spec if isinstance(spec, HnswSpec) else HnswSpec()
+    index = faiss.index_factory(dim, f"IDMap2,HNSW{hs.m}", fm)
+    faiss.downcast_index(index.index).hnsw.efConstruction = hs.ef_construction  # type: ignore[attr-defined]
+    return AnnIndex("hnsw", index, dim, 0)
+
+
+def build_ann(
+    base: AnnIndex,
+    labels: np.ndarray,
+    fetch: Fetch,
+    cancel: threading.Event,
+) -> tuple[AnnIndex, np.ndarray]:
+    """Add the vectors of ``labels`` to ``base``; return it and the labels actually added.
+
+    ``fetch`` returns (labels found, prepared vectors) and may skip labels deleted meanwhile. An
+    untrained IVF is trained first, on a sample of at most max(64 * nlist, 10,000) vectors (fixed seed).
+    ``base`` must not be serving searches. Raises BuildCancelledError when ``cancel`` is set.
+    """
+    if base.kind == "ivf":
+        ivf = faiss.extract_index_ivf(base._index)
+        if not ivf.is_trained:
+            want = min(len(labels), max(64 * ivf.nlist, 10_000))
+            pick = np.random.default_rng(1234).choice(len(labels), size=want, replace=False)
+            _, sample = fetch(np.sort(labels[pick]))
+            if cancel.is_set():
+                raise BuildCancelledError
+            base._index.train(np.ascontiguousarray(sample, dtype=np.float32))
+            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
+            base.trained_n = len(labels)
+    added = []
+    for start in range(0, len(labels), ADD_CHUNK):
+        found, vectors = fetch(labels[start : start + ADD_CHUNK])
+        base.add(found, vectors, cancel)
+        added.append(found)
+    return base, np.concatenate(added) if added else np.empty(0, np.int64)

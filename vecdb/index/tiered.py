@@ -1,0 +1,347 @@
+"""A collection's index: an immutable ANN snapshot, an exact delta buffer, tombstones, a planner.
+
+::
+
+    main        AnnIndex (HNSW or IVF) or None; never mutated while it serves searches
+    delta       FlatIndex holding every live vector that is not in main (exact, small)
+    tombstones  labels in main that were deleted or replaced since main was built
+
+Invariant: every live label is in exactly one of ``delta`` and ``main - tombstones``.
+
+Writes only touch ``delta`` and ``tombstones`` (cheap). A background job (``start_job`` ->
+``run_job`` -> ``finish_job``) builds the next main: a *merge* copies main and adds the delta snapshot
+(or builds the first main from it); a *rebuild* builds a fresh index from every live vector read from the
+store (too many tombstones, or an IVF that outgrew its training). Removals during the job are recorded
+and applied to the result before the atomic swap; additions during the job stay in the delta.
+
+Search plans per query batch: with no filter, main (minus tombstones, ef/nprobe widened by the dead
+share) and delta are searched and merged. With a filter admitting few records (``exact_max``), the
+admitted vectors are gathered and scored exactly; otherwise main is searched with a label selector and
+ef/nprobe widened by 1/selectivity, and the delta exactly.
+
+Not thread-safe by itself: the engine calls mutations and ``start_job``/``finish_job`` under its write
+lock, searches under its read lock; ``run_job`` runs unlocked (it touches only the job).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from pyroaring import BitMap64
+
+from vecdb.index.ann import AnnIndex, Fetch, build_ann, ivf_nlist, new_ann
+from vecdb.index.flat import FlatIndex
+from vecdb.index.selectors import LabelSelector
+from vecdb.index.spec import AnySpec, AutoSpec, FlatSpec, HnswSpec, IvfSpec, SearchParams
+
+__all__ = ["RERANK_FACTOR", "IndexPolicy", "Job", "TieredIndex"]
+
+#: A compressed (sq8/pq) IVF returns k x this many candidates, re-scored exactly from the store.
+RERANK_FACTOR = 4
+
+
+@dataclass(frozen=True, slots=True)
+class IndexPolicy:
+    """When to build, merge and rebuild, and when a filter is searched exactly (see config.IndexSettings)."""
+
+    merge_min: int = 2_000
+    merge_ratio: float = 0.05
+    tombstone_share: float = 0.2
+    ivf_train_min: int = 10_000
+    ivf_regrow: float = 4.0
+    exact_max: int = 20_000
+
+
+@dataclass
+class Job:
+    kind: Literal["merge", "rebuild"]
+    labels: np.ndarray  # what the job adds to its base
+    fetch: Fetch
+    base: AnnIndex | None  # main to copy (merge), or None for a fresh index
+    n: int  # vectors the result will hold (sizes nlist for IVF)
+    removed: list[np.ndarray] = field(default_factory=list)
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+def _bitmap(labels: np.ndarray) -> BitMap64:
+    return BitMap64(np.ascontiguousarray(labels, dtype=np.int64).view(np.uint64))
+
+
+def _labels(bm: BitMap64) -> np.ndarray:
+    return np.frombuffer(bm.to_array(), dtype=np.uint64).view(np.int64)
+
+
+class TieredIndex:
+    def __init__(
+        self,
+        spec: AnySpec,
+        dim: int,
+        metric: str,
+        policy: IndexPolicy,
+        main: AnnIndex | None = None,
+        delta: FlatIndex | None = None,
+        main_id: str | None = None,
+        raw_fetch: Fetch | None = None,
+    ) -> None:
+        self.spec = spec
+        self._raw_fetch = raw_fetch  # stored vectors by label: exact scores where main is lossy
+        self.dim = dim
+        self.metric = metric
+        self.policy = policy
+        self.delta = delta if delta is not None else FlatIndex(dim, metric)
+        self.delta_labels = _bitmap(self.delta.labels())
+        self.main = main
+        self.main_id = main_id  # names main's checkpoint file; changes at every swap
+        self.main_labels = _bitmap(main.labels()) if main is not None else BitMap64()
+        self.tombstones = BitMap64()
+        self._tomb_selector: LabelSelector | None = None
+        self.job: Job | None = None
+
+    # ---- state -------------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.delta_labels) + len(self.main_labels) - len(self.tombstones)
+
+    def prepare(self, vectors: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self.metric == "cosine":
+            x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        return x
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "kind": self.main.kind if self.main is not None else "flat",
+            "vectors": len(self),
+            "ann_vectors": len(self.main_labels),
+            "delta_vectors": len(self.delta_labels),
+            "tombstones": len(self.tombstones),
+            "nlist": self.main.nlist if self.main is not None else 0,
+            "building": self.job.kind if self.job is not None else None,
+        }
+
+    def settle(self, live: BitMap64) -> None:
+        """After loading and replay: tombstones are main's labels that are no longer live."""
+        self.tombstones = self.main_labels - live
+        self._tomb_selector = None
+
+    # ---- writes (under the engine's write lock) ----------------------------------------------------
+
+    def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
+        """Add raw vectors under new labels (they go to the delta)."""
+        if len(labels):
+            self.delta.add(labels, self.prepare(vectors))
+            self.delta_labels |= _bitmap(labels)
+
+    def remove(self, labels: np.ndarray) -> None:
+        """Remove labels: from the delta, or as tombstones in main. Unknown labels are ignored."""
+        if not len(labels):
+            return
+        gone = _bitmap(labels)
+        in_delta = gone & self.delta_labels
+        if in_delta:
+            self.delta.remove(_labels(in_delta))
+            self.delta_labels -= in_delta
+        in_main = (gone - in_delta) & self.main_labels
+        if in_main:
+            self.tombstones |= in_main
+            self._tomb_selector = None
+        if self.job is not None:
+            self.job.removed.append(np.array(labels, dtype=np.int64))
+
+    # ---- search (under the engine's read lock) -----------------------------------------------------
+
+    def search(
+        self, queries: np.ndarray, k: int, allowed: BitMap64 | None, params: SearchParams
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, labels) per raw query, best first, label -1 past the end."""
+        q = self.prepare(queries)
+        main = self.main
+        if allowed is not None and (main is None or len(allowed) <= self.policy.exact_max):
+            return self._exact(q, k, allowed)
+        parts = []
+        if main is not None and isinstance(self.spec, HnswSpec | IvfSpec | AutoSpec):
+            spec = self.spec if isinstance(self.spec, HnswSpec | IvfSpec) else HnswSpec()
+            main_live = len(self.main_labels) - len(self.tombstones)
+            if allowed is None:
+                sel = self._tombstone_selector()
+                admitted = main_live
+            else:
+                sel = LabelSelector(_labels(allowed))
+                admitted = len(allowed) - allowed.intersection_cardinality(self.delta_labels)
+            if admitted > 0:
+                widen = len(self.main_labels) / admitted
+                if main.lossy and self._raw_fetch is not None:
+                    _, cand = main.search(q, k * RERANK_FACTOR, sel, spec, params, widen)
+                    parts.append(self._rerank(q, k, cand))
+                else:
+                    parts.append(main.search(q, k, sel, spec, params, widen))
+        if self.delta_labels:
+            dsel = None if allowed is None else LabelSelector(_labels(allowed & self.delta_labels))
+            if dsel is None or dsel.count:
+                parts.append(self.delta.search(q, k, dsel))
+        return self._merge(parts, len(q), k)
+
+    def _tombstone_selector(self) -> LabelSelector | None:
+        if not self.tombstones:
+            return None
+        if self._tomb_selector is None:
+            self._tomb_selector = LabelSelector(_labels(self.tombstones), negate=True)
+        return self._tomb_selector
+
+    def _exact(self, q: np.ndarray, k: int, allowed: BitMap64) -> tuple[np.ndarray, np.ndarray]:
+        if self.main is None:
+            return self.delta.search(q, k, LabelSelector(_labels(allowed)))
+        in_delta = allowed & self.delta_labels
+        in_main = _labels(allowed - in_delta)
+        d_labels = _labels(in_delta)
+        main_x = self._exact_vectors(in_main)
+        labels = np.concatenate([in_main, d_labels])
+        x = np.concatenate([main_x, self.delta.reconstruct(d_labels)])
+        return self._score(q, k, labels, x)
+
+    def _rerank(self, q: np.ndarray, k: int, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact scores for compressed-index candidates, from the stored vectors."""
+        assert self._raw_fetch is not None
+        want = np.unique(cand[cand >= 0])
+        found, raw = self._raw_fetch(want)
+        x = self.prepare(raw)
+        scores = np.full((len(q), k), np.inf if self.metric == "l2" else -np.inf, dtype=np.float32)
+        labels = np.full((len(q), k), -1, dtype=np.int64)
+        for i in range(len(q)):
+            row = cand[i][cand[i] >= 0]
+            pos = np.searchsorted(found, row)
+            ok = (pos < len(found)) & (found[np.minimum(pos, len(found) - 1)] == row)
+            if ok.any():
+                s_i, l_i = self._score(q[i : i + 1], k, row[ok], x[pos[ok]])
+                scores[i, : s_i.shape[1]], labels[i, : l_i.shape[1]] = s_i[0], l_i[0]
+        return scores, labels
+
+    def _exact_vectors(self, labels: np.ndarray) -> np.ndarray:
+        """Exact prepared vectors of labels in main (from the store when main compresses them)."""
+        assert self.main is not None
+        if self.main.lossy and self._raw_fetch is not None:
+            found, raw = self._raw_fetch(labels)
+            if len(found) == len(labels):
+                return self.prepare(raw)
+        return self.main.reconstruct(labels)
+
+    def _score(
+        self, q: np.ndarray, k: int, labels: np.ndarray, x: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k of queries ``q`` among vectors ``x`` (rows named by ``labels``)."""
+        if self.metric == "l2":
+            scores = (x * x).sum(axis=1)[None, :] - 2 * (q @ x.T) + (q * q).sum(axis=1)[:, None]
+            scores = np.maximum(scores, 0)
+        else:
+            scores = q @ x.T
+        kk = min(k, len(labels))
+        key = scores if self.metric == "l2" else -scores
+        top = (
+            np.argpartition(key, kk - 1, axis=1)[:, :kk]
+            if kk < len(labels)
+            else np.tile(np.arange(len(labels)), (len(q), 1))
+        )
+        order = np.take_along_axis(key, top, axis=1).argsort(axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        return np.take_along_axis(scores, top, axis=1).astype(np.float32), labels[top]
+
+    def _merge(
+        self, parts: list[tuple[np.ndarray, np.ndarray]], nq: int, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if not parts:
+            return np.zeros((nq, 0), np.float32), np.zeros((nq, 0), np.int64)
+        if len(parts) == 1:
+            return parts[0]
+        scores = np.concatenate([p[0] for p in parts], axis=1)
+        labels = np.concatenate([p[1] for p in parts], axis=1)
+        worst = np.inf if self.metric == "l2" else -np.inf
+        key = np.where(labels < 0, worst, scores)
+        order = (key if self.metric == "l2" else -key).argsort(axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, order, axis=1), np.take_along_axis(labels, order, axis=1)
+
+    # ---- background jobs ---------------------------------------------------------------------------
+
+    def plan(self, n_live: int) -> Literal["merge", "rebuild"] | None:
+        """The job the index needs now, if any."""
+        spec, p = self.spec, self.policy
+        if isinstance(spec, FlatSpec) or self.job is not None:
+            return None
+        if self.main is None:
+            if isinstance(spec, AutoSpec):
+                start = spec.threshold
+            elif isinstance(spec, IvfSpec):
+                start = max(p.ivf_train_min, 39 * spec.nlist if isinstance(spec.nlist, int) else 0)
+            else:
+                start = p.merge_min
+            return "merge" if len(self.delta_labels) >= start else None
+        if len(self.tombstones) > p.tombstone_share * len(self.main_labels):
+            return "rebuild"
+        if (
+            isinstance(spec, IvfSpec)
+            and spec.nlist == "auto"
+            and n_live >= p.ivf_regrow * self.main.trained_n
+            and ivf_nlist(spec, n_live) != self.main.nlist
+        ):
+            return "rebuild"
+        if len(self.delta_labels) >= max(p.merge_min, p.merge_ratio * len(self.main_labels)):
+            return "merge"
+        return None
+
+    def start_job(self, kind: Literal["merge", "rebuild"], live: BitMap64, store_fetch: Fetch) -> Job:
+        """Snapshot what the job needs (under the write lock: copies the delta, nothing big)."""
+        assert self.job is None and not isinstance(self.spec, FlatSpec)
+        if kind == "merge":
+            labels, vectors = self.delta.vectors()
+            order = np.argsort(labels)
+            labels, vectors = labels[order], vectors[order]
+
+            def fetch(want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                return want, vectors[np.searchsorted(labels, want)]
+
+            job = Job("merge", labels, fetch, self.main, len(self.main_labels) + len(labels))
+        else:
+            live_labels = _labels(live).copy()
+
+            def fetch_prepared(want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                found, raw = store_fetch(want)
+                return found, self.prepare(raw)
+
+            job = Job("rebuild", live_labels, fetch_prepared, None, len(live_labels))
+        self.job = job
+        return job
+
+    def run_job(self, job: Job) -> tuple[AnnIndex, np.ndarray]:
+        """Build the new main (no lock held; the current main is immutable, so copying it is safe).
+
+        Returns the new main and the labels the job added to it.
+        """
+        assert not isinstance(self.spec, FlatSpec)
+        base = job.base.copy() if job.base is not None else new_ann(self.spec, self.dim, self.metric, job.n)
+        return build_ann(base, job.labels, job.fetch, job.cancel)
+
+    def finish_job(self, job: Job, new_main: AnnIndex, added: np.ndarray, main_id: str) -> None:
+        """Swap the new main in (under the write lock), applying removals made while it was built."""
+        assert self.job is job
+        added_bm = _bitmap(added)
+        removed = _bitmap(np.concatenate(job.removed)) if job.removed else BitMap64()
+        if job.kind == "merge":
+            self.tombstones = self.tombstones | (removed & added_bm)
+            self.main_labels = self.main_labels | added_bm
+        else:
+            self.tombstones = removed & added_bm
+            self.main_labels = added_bm
+        moved = self.delta_labels & added_bm
+        if moved:
+            self.delta.remove(_labels(moved))
+            self.delta_labels -= moved
+        self.main = new_main
+        self.main_id = main_id
+        self._tomb_selector = None
+        self.job = None
+
+    def abandon_job(self, job: Job) -> None:
+        if self.job is job:
+            self.job = None
