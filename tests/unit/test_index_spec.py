@@ -1,0 +1,51 @@
+"""Index specs and search params: defaults, validation, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from vecdb.errors import InvalidArgumentError, InvalidConfigError
+from vecdb.index import AutoSpec, FlatSpec, HnswSpec, IvfSpec, parse_index_spec, parse_search_params
+
+
+def test_defaults() -> None:
+    assert parse_index_spec(None) == AutoSpec()
+    assert parse_index_spec({"type": "flat"}) == FlatSpec()
+    assert parse_index_spec({"type": "hnsw"}) == HnswSpec(m=32, ef_construction=100, ef_search=64)
+    assert parse_index_spec({"type": "ivf"}) == IvfSpec(nlist="auto", nprobe=16, storage="flat")
+    assert parse_index_spec({"type": "ivf", "nlist": 64, "storage": "pq8"}, dim=32).nlist == 64
+
+
+@pytest.mark.parametrize(
+    ("raw", "match"),
+    [
+        ({"type": "annoy"}, "unknown index type"),
+        ({}, "unknown index type"),
+        ("hnsw", "must be an object"),
+        ({"type": "hnsw", "m": 2}, "m"),
+        ({"type": "hnsw", "ef_search": 0}, "ef_search"),
+        ({"type": "hnsw", "efSearch": 10}, "efSearch"),
+        ({"type": "ivf", "nlist": 0}, "nlist"),
+        ({"type": "ivf", "nlist": "many"}, "nlist"),
+        ({"type": "ivf", "storage": "pq"}, "storage"),
+        ({"type": "ivf", "storage": "lz4"}, "storage"),
+        ({"type": "flat", "nprobe": 3}, "nprobe"),
+        ({"type": "auto", "threshold": 0}, "threshold"),
+    ],
+)
+def test_bad_specs(raw: object, match: str) -> None:
+    with pytest.raises(InvalidConfigError, match=match):
+        parse_index_spec(raw)
+
+
+def test_pq_must_divide_dim() -> None:
+    with pytest.raises(InvalidConfigError, match="divide"):
+        parse_index_spec({"type": "ivf", "storage": "pq7"}, dim=32)
+
+
+def test_search_params() -> None:
+    assert parse_search_params(None).ef_search is None
+    assert parse_search_params({"ef_search": 128, "nprobe": 4}).nprobe == 4
+    for bad in ({"ef": 3}, {"ef_search": 0}, {"nprobe": "x"}, [1]):
+        with pytest.raises(InvalidArgumentError):
+            parse_search_params(bad)
