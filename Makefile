@@ -23,7 +23,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff format --check vecdb tests benchmarks
 	$(BIN)/mypy
 
 bench: install
