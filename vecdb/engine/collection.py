@@ -100,6 +100,8 @@ class Collection:
         self._checkpoint_lock = threading.Lock()
         self._rw = RWLock()
         self._closed = False
+        for stale in path.glob(".*.tmp"):  # a checkpoint write cut short by a crash
+            stale.unlink(missing_ok=True)
         self._store = CollectionStore(path / STORE_DIR, dim, create=create, sync=settings.storage.sync_writes)
         try:
             self._records = RecordIndex()
@@ -164,7 +166,7 @@ class Collection:
         except FileNotFoundError as exc:
             if self._store.last_seq:
                 log.warning("collection %s: %s; rebuilding the index from the store", self.name, exc)
-        except (CorruptionError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+        except (CorruptionError, OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
             log.warning("collection %s: %s; rebuilding the index from the store", self.name, exc)
         return self._rebuild(), 0
 
