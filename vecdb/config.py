@@ -6,12 +6,22 @@ Every setting is documented in ``docs/configuration.md`` (a test checks that).
 
 from __future__ import annotations
 
+import contextvars
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
-__all__ = ["IndexSettings", "Limits", "SearchSettings", "Settings", "StorageSettings"]
+__all__ = ["IndexSettings", "Limits", "SearchSettings", "Settings", "StorageSettings", "load_settings"]
+
+_CONFIG_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar("vecdb_config_file", default=None)
 
 
 class Limits(BaseModel):
@@ -96,12 +106,76 @@ class IndexSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    """All of vecdb's settings."""
+    """All of vecdb's settings: flags (``vecdb serve --help``) > ``VECDB_*`` environment > config file."""
 
-    model_config = SettingsConfigDict(env_prefix="VECDB_", env_nested_delimiter="__", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="VECDB_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+    )
 
     data_dir: Path = Field(Path("./data"), description="Where collections live.")
+    host: str = Field("127.0.0.1", description="Interface the server listens on (REST and gRPC).")
+    rest_port: int = Field(8080, ge=0, le=65535, description="REST port.")
+    grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port.")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="API keys as KEY (admin) or KEY:read (read-only); comma-separated in the environment. "
+        "None configured: the server is open.",
+    )
+    max_request_bytes: int = Field(64 << 20, ge=1024, description="Largest REST body or gRPC message.")
+    grpc_workers: int = Field(16, ge=1, description="Threads serving gRPC calls.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level; debug logs one line per request."
+    )
+    shutdown_grace_seconds: float = Field(
+        10.0, ge=0, description="On SIGTERM/SIGINT, how long in-flight requests may finish."
+    )
     limits: Limits = Field(default_factory=Limits)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_keys(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            secret, _, role = key.rpartition(":") if ":" in key else (key, "", "admin")
+            if not secret or role not in ("admin", "read"):
+                raise ValueError("each API key is KEY or KEY:read or KEY:admin, with a non-empty KEY")
+        return keys
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = _CONFIG_FILE.get()
+        if path is None:
+            return (init_settings, env_settings)
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=path))
+
+
+def load_settings(config_file: Path | None = None, **kwargs: Any) -> Settings:
+    """Settings from ``kwargs`` (e.g. ``_cli_settings_source``), the environment and a TOML file."""
+    if config_file is not None and not config_file.is_file():
+        raise FileNotFoundError(f"config file {config_file} does not exist")
+    token = _CONFIG_FILE.set(config_file)
+    try:
+        return Settings(**kwargs)
+    finally:
+        _CONFIG_FILE.reset(token)

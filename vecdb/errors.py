@@ -22,6 +22,8 @@ that names the offending item (its position in the batch, the id, the field...).
     │   └── CollectionNotFoundError collection_not_found
     ├── AlreadyExistsError          already_exists      409  ALREADY_EXISTS
     │   └── CollectionExistsError   collection_exists
+    ├── AuthenticationError         unauthenticated     401  UNAUTHENTICATED (no or unknown API key)
+    ├── PermissionDeniedError       permission_denied   403  PERMISSION_DENIED (read-only key writing)
     ├── FailedPreconditionError     failed_precondition 409  FAILED_PRECONDITION
     │   ├── DatabaseLockedError     database_locked     (another process holds the data directory)
     │   └── ClosedError             closed              (the database or collection was closed)
@@ -39,6 +41,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AlreadyExistsError",
+    "AuthenticationError",
     "ClosedError",
     "CollectionExistsError",
     "CollectionNotFoundError",
@@ -57,6 +60,7 @@ __all__ = [
     "InvalidVectorError",
     "LimitExceededError",
     "NotFoundError",
+    "PermissionDeniedError",
     "StorageError",
     "VecDBError",
     "error_class_for_code",
@@ -146,6 +150,18 @@ class AlreadyExistsError(VecDBError):
 
 class CollectionExistsError(AlreadyExistsError):
     code = "collection_exists"
+
+
+class AuthenticationError(VecDBError):
+    code = "unauthenticated"
+    http_status = 401
+    grpc_code = "UNAUTHENTICATED"
+
+
+class PermissionDeniedError(VecDBError):
+    code = "permission_denied"
+    http_status = 403
+    grpc_code = "PERMISSION_DENIED"
 
 
 class FailedPreconditionError(VecDBError):

@@ -170,6 +170,11 @@ class Database:
                 self._open[name] = col
             return col
 
+    def open_collections(self) -> list[Collection]:
+        """The collections opened so far (for metrics); ``get_collection`` opens the others."""
+        with self._lock:
+            return list(self._open.values()) if not self._closed else []
+
     def list_collections(self) -> list[str]:
         """Names of all collections, sorted."""
         with self._lock:

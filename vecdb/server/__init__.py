@@ -1,0 +1,1 @@
+"""The server: REST (FastAPI) and gRPC adapters over the engine, auth, metrics, and `vecdb serve`."""

@@ -1,0 +1,69 @@
+"""API keys and roles: which key may call which operation.
+
+Keys come from the ``api_keys`` setting as ``KEY`` or ``KEY:admin`` (everything) and ``KEY:read``
+(read operations only). With no key configured the server is open. REST takes ``Authorization: Bearer
+KEY``; gRPC takes the same in its ``authorization`` metadata.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+from typing import Literal
+
+from vecdb.errors import AuthenticationError, PermissionDeniedError
+
+__all__ = ["OPERATIONS", "WRITE_OPERATIONS", "Authenticator", "Role"]
+
+Role = Literal["admin", "read"]
+
+#: Every operation, named as in the engine (and the metrics' ``operation`` label).
+OPERATIONS = (
+    "create_collection",
+    "list_collections",
+    "get_collection",
+    "drop_collection",
+    "upsert",
+    "get",
+    "delete",
+    "search",
+    "count",
+    "list_sources",
+)
+WRITE_OPERATIONS = frozenset({"create_collection", "drop_collection", "upsert", "delete"})
+
+
+class Authenticator:
+    def __init__(self, api_keys: Sequence[str]) -> None:
+        self._keys: list[tuple[bytes, Role]] = []
+        for entry in api_keys:
+            key, _, role = (
+                entry.rpartition(":") if entry.endswith((":read", ":admin")) else (entry, "", "admin")
+            )
+            self._keys.append((key.encode(), "read" if role == "read" else "admin"))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._keys)
+
+    def check(self, authorization: str | None, operation: str) -> None:
+        """Raise unless ``authorization`` ("Bearer KEY") may run ``operation``."""
+        if not self._keys:
+            return
+        if not authorization:
+            raise AuthenticationError("missing API key: send 'Authorization: Bearer <key>'")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise AuthenticationError("malformed authorization: expected 'Bearer <key>'")
+        role = self._role(token.strip().encode())
+        if role is None:
+            raise AuthenticationError("unknown API key")
+        if role == "read" and operation in WRITE_OPERATIONS:
+            raise PermissionDeniedError(f"this API key is read-only: {operation} needs an admin key")
+
+    def _role(self, token: bytes) -> Role | None:
+        found: Role | None = None
+        for key, role in self._keys:  # compare with every key, in constant time each
+            if hmac.compare_digest(key, token):
+                found = role
+        return found

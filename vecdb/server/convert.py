@@ -1,0 +1,176 @@
+"""Wire mapping in one place: protobuf messages <-> engine values, and JSON text fields.
+
+Pure functions, each ``from_proto_*`` / ``to_proto_*`` pair round-trips (tests/server/test_convert.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+
+from vecdb.errors import InvalidArgumentError
+from vecdb.server._generated import vecdb_pb2 as pb
+from vecdb.types import DEFAULT_INCLUDE, Hit, Record, SourceInfo
+
+__all__ = [
+    "from_proto_include",
+    "from_proto_params",
+    "from_proto_records",
+    "from_proto_vectors",
+    "json_or_none",
+    "to_json_text",
+    "to_proto_collection_info",
+    "to_proto_hit",
+    "to_proto_include",
+    "to_proto_record",
+    "to_proto_records",
+    "to_proto_source",
+    "to_proto_vectors",
+]
+
+
+def to_proto_vectors(vectors: Any) -> pb.Vectors:
+    arr = np.ascontiguousarray(vectors, dtype="<f4")
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    return pb.Vectors(dim=arr.shape[1] if arr.size else 0, data=arr.tobytes())
+
+
+def from_proto_vectors(msg: pb.Vectors, what: str = "vectors") -> np.ndarray:
+    """(n, dim) float32 from packed bytes; a malformed payload is an InvalidArgumentError."""
+    if msg.dim == 0:
+        if msg.data:
+            raise InvalidArgumentError(f"{what}: dim is 0 but data is not empty")
+        return np.empty((0, 0), dtype=np.float32)
+    if len(msg.data) % (4 * msg.dim):
+        raise InvalidArgumentError(
+            f"{what}: {len(msg.data)} bytes is not a whole number of {msg.dim}-d float32 vectors"
+        )
+    return np.frombuffer(msg.data, dtype="<f4").reshape(-1, msg.dim)
+
+
+def json_or_none(text: str, what: str) -> Any:
+    """Parse a JSON text field; the empty string means None."""
+    if not text:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgumentError(f"{what} is not valid JSON: {exc}") from exc
+
+
+def to_json_text(value: Any) -> str:
+    return "" if value is None else orjson.dumps(value).decode()
+
+
+def from_proto_records(
+    records: Sequence[pb.RecordData],
+) -> tuple[list[str], list[str | None], list[Any], list[str | None]]:
+    """ids, texts, metadatas, sources (columns, as the engine takes them)."""
+    ids = [r.id for r in records]
+    texts = [r.text if r.HasField("text") else None for r in records]
+    metas = [json_or_none(r.metadata_json, f"metadata of record {i}") for i, r in enumerate(records)]
+    sources = [r.source if r.HasField("source") else None for r in records]
+    return ids, texts, metas, sources
+
+
+def to_proto_records(
+    ids: Sequence[str],
+    texts: Sequence[str | None] | None = None,
+    metadatas: Sequence[Any] | None = None,
+    sources: Sequence[str | None] | None = None,
+) -> list[pb.RecordData]:
+    out = []
+    for i, rid in enumerate(ids):
+        msg = pb.RecordData(id=rid, metadata_json=to_json_text(metadatas[i] if metadatas else None))
+        text = texts[i] if texts is not None else None
+        source = sources[i] if sources is not None else None
+        if text is not None:
+            msg.text = text
+        if source is not None:
+            msg.source = source
+        out.append(msg)
+    return out
+
+
+def from_proto_include(msg: Any, has: bool) -> tuple[str, ...]:
+    return tuple(msg.fields) if has else DEFAULT_INCLUDE
+
+
+def to_proto_include(include: Sequence[str] | None) -> pb.Include | None:
+    return None if include is None else pb.Include(fields=list(include))
+
+
+def from_proto_params(msg: pb.SearchParams) -> dict[str, int] | None:
+    params = {name: getattr(msg, name) for name in ("ef_search", "nprobe") if msg.HasField(name)}
+    return params or None
+
+
+def _fill(msg: Any, rec: Record | Hit) -> Any:
+    if rec.text is not None:
+        msg.text = rec.text
+    if rec.source is not None:
+        msg.source = rec.source
+    if rec.metadata:
+        msg.metadata_json = orjson.dumps(rec.metadata).decode()
+    if rec.vector is not None:
+        msg.vector.extend(rec.vector.tolist())
+    return msg
+
+
+def to_proto_record(rec: Record) -> pb.Record:
+    return _fill(pb.Record(id=rec.id), rec)  # type: ignore[no-any-return]
+
+
+def to_proto_hit(hit: Hit) -> pb.Hit:
+    return _fill(pb.Hit(id=hit.id, score=hit.score), hit)  # type: ignore[no-any-return]
+
+
+def from_proto_record(msg: pb.Record | pb.Hit) -> dict[str, Any]:
+    """A record or hit as the dict the REST API returns (clients build their types from it)."""
+    out: dict[str, Any] = {
+        "id": msg.id,
+        "text": msg.text if msg.HasField("text") else None,
+        "metadata": orjson.loads(msg.metadata_json) if msg.metadata_json else {},
+        "source": msg.source if msg.HasField("source") else None,
+    }
+    if isinstance(msg, pb.Hit):
+        out["score"] = msg.score
+    if len(msg.vector):
+        out["vector"] = list(msg.vector)
+    return out
+
+
+def to_proto_source(info: SourceInfo) -> pb.SourceCount:
+    return pb.SourceCount(source=info.source, count=info.count)
+
+
+def to_proto_collection_info(info: dict[str, Any]) -> pb.CollectionInfo:
+    return pb.CollectionInfo(
+        name=info["name"],
+        dim=info["dim"],
+        metric=info["metric"],
+        index_json=to_json_text(info["index"]),
+        count=info["count"],
+        sources=info["sources"],
+        index_state_json=to_json_text(info["index_state"]),
+        seq=info["seq"],
+        checkpoint_seq=info["checkpoint_seq"],
+    )
+
+
+def from_proto_collection_info(msg: pb.CollectionInfo) -> dict[str, Any]:
+    return {
+        "name": msg.name,
+        "dim": msg.dim,
+        "metric": msg.metric,
+        "index": orjson.loads(msg.index_json),
+        "count": msg.count,
+        "sources": msg.sources,
+        "index_state": orjson.loads(msg.index_state_json),
+        "seq": msg.seq,
+        "checkpoint_seq": msg.checkpoint_seq,
+    }

@@ -1,0 +1,208 @@
+"""gRPC service vecdb.v1.VecDB: thin adapters, decode -> engine -> encode, on a thread pool.
+
+Every method goes through ``_call``: authentication, metrics, and the one mapping from ``VecDBError`` to
+a status code (the class's ``grpc_code``), with ``vecdb-error-code`` / ``vecdb-error-details`` trailing
+metadata so clients rebuild the same exception class. Anything else is INTERNAL (and logged).
+The standard health service and server reflection are registered next to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import grpc
+import orjson
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from vecdb.engine import Database
+from vecdb.errors import InvalidArgumentError, VecDBError
+from vecdb.server import convert
+from vecdb.server._generated import vecdb_pb2 as pb
+from vecdb.server._generated import vecdb_pb2_grpc as pb_grpc
+from vecdb.server.auth import Authenticator
+from vecdb.server.metrics import Metrics
+
+__all__ = ["SERVICE_NAME", "VecDBServicer", "create_grpc_server"]
+
+log = logging.getLogger("vecdb.server.grpc")
+T = TypeVar("T")
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["VecDB"].full_name
+
+
+class VecDBServicer(pb_grpc.VecDBServicer):
+    def __init__(self, db: Database, authenticator: Authenticator, metrics: Metrics) -> None:
+        self._db = db
+        self._auth = authenticator
+        self._metrics = metrics
+
+    def _call(self, context: grpc.ServicerContext, op: str, fn: Callable[[], T]) -> T:
+        start = time.perf_counter()
+        code = "ok"
+        try:
+            auth = dict(context.invocation_metadata()).get("authorization")
+            self._auth.check(auth if isinstance(auth, str) else None, op)
+            return fn()
+        except VecDBError as exc:
+            code = exc.code
+            if exc.http_status >= 500:
+                log.error("grpc %s: %s", op, exc.message)
+            context.set_trailing_metadata(
+                (("vecdb-error-code", exc.code), ("vecdb-error-details", orjson.dumps(exc.details).decode()))
+            )
+            context.abort(grpc.StatusCode[exc.grpc_code], exc.message)
+        except Exception as exc:
+            code = "internal"
+            log.exception("grpc %s failed", op)
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
+        finally:
+            elapsed = time.perf_counter() - start
+            self._metrics.observe("grpc", op, code, elapsed)
+            log.debug("grpc %s %s %.2f ms", op, code, elapsed * 1000)
+        raise AssertionError("unreachable: context.abort raises")
+
+    # ---- collections ----
+
+    def CreateCollection(self, request: pb.CreateCollectionRequest, context: Any) -> pb.CollectionInfo:
+        def run() -> pb.CollectionInfo:
+            index = convert.json_or_none(request.index_json, "index_json")
+            col = self._db.create_collection(request.name, request.dim, request.metric or "cosine", index)  # type: ignore[arg-type]
+            return convert.to_proto_collection_info(col.info())
+
+        return self._call(context, "create_collection", run)
+
+    def ListCollections(self, request: pb.ListCollectionsRequest, context: Any) -> pb.ListCollectionsResponse:
+        return self._call(
+            context, "list_collections", lambda: pb.ListCollectionsResponse(names=self._db.list_collections())
+        )
+
+    def GetCollection(self, request: pb.CollectionRequest, context: Any) -> pb.CollectionInfo:
+        return self._call(
+            context,
+            "get_collection",
+            lambda: convert.to_proto_collection_info(self._db.get_collection(request.name).info()),
+        )
+
+    def DropCollection(self, request: pb.CollectionRequest, context: Any) -> pb.DropCollectionResponse:
+        def run() -> pb.DropCollectionResponse:
+            self._db.drop_collection(request.name)
+            return pb.DropCollectionResponse()
+
+        return self._call(context, "drop_collection", run)
+
+    # ---- records ----
+
+    def _upsert(self, request: pb.UpsertRequest, collection: str) -> int:
+        ids, texts, metas, sources = convert.from_proto_records(request.records)
+        vectors = convert.from_proto_vectors(request.vectors)
+        return self._db.get_collection(collection).upsert(ids, vectors, texts, metas, sources)
+
+    def Upsert(self, request: pb.UpsertRequest, context: Any) -> pb.WriteResponse:
+        return self._call(
+            context, "upsert", lambda: pb.WriteResponse(count=self._upsert(request, request.collection))
+        )
+
+    def UpsertStream(self, request_iterator: Iterator[pb.UpsertRequest], context: Any) -> pb.WriteResponse:
+        def run() -> pb.WriteResponse:
+            total = 0
+            collection = ""
+            for i, request in enumerate(request_iterator):
+                if request.collection and collection and request.collection != collection:
+                    raise InvalidArgumentError(
+                        f"stream message {i} names collection {request.collection!r}, the stream is for "
+                        f"{collection!r}"
+                    )
+                collection = request.collection or collection
+                if not collection:
+                    raise InvalidArgumentError("the first stream message must name the collection")
+                total += self._upsert(request, collection)
+            return pb.WriteResponse(count=total)
+
+        return self._call(context, "upsert", run)
+
+    def Get(self, request: pb.GetRequest, context: Any) -> pb.GetResponse:
+        def run() -> pb.GetResponse:
+            include = convert.from_proto_include(request.include, request.HasField("include"))
+            records = self._db.get_collection(request.collection).get(list(request.ids), include=include)
+            return pb.GetResponse(records=[convert.to_proto_record(r) for r in records])
+
+        return self._call(context, "get", run)
+
+    def Delete(self, request: pb.DeleteRequest, context: Any) -> pb.WriteResponse:
+        def run() -> pb.WriteResponse:
+            col = self._db.get_collection(request.collection)
+            which = request.WhichOneof("selector")
+            if which == "ids":
+                n = col.delete(list(request.ids.ids))
+            elif which == "filter_json":
+                n = col.delete(filter=convert.json_or_none(request.filter_json, "filter_json") or {})
+            elif which == "source":
+                n = col.delete(source=request.source)
+            else:
+                raise InvalidArgumentError("delete takes exactly one of ids, filter_json, source")
+            return pb.WriteResponse(count=n)
+
+        return self._call(context, "delete", run)
+
+    def Search(self, request: pb.SearchRequest, context: Any) -> pb.SearchResponse:
+        def run() -> pb.SearchResponse:
+            results = self._db.get_collection(request.collection).search(
+                convert.from_proto_vectors(request.queries, "queries"),
+                k=request.k or 10,
+                filter=convert.json_or_none(request.filter_json, "filter_json"),
+                include=convert.from_proto_include(request.include, request.HasField("include")),
+                params=convert.from_proto_params(request.params),
+            )
+            return pb.SearchResponse(
+                results=[pb.QueryResult(hits=[convert.to_proto_hit(h) for h in hits]) for hits in results]
+            )
+
+        return self._call(context, "search", run)
+
+    def Count(self, request: pb.CountRequest, context: Any) -> pb.CountResponse:
+        def run() -> pb.CountResponse:
+            flt = convert.json_or_none(request.filter_json, "filter_json")
+            return pb.CountResponse(count=self._db.get_collection(request.collection).count(filter=flt))
+
+        return self._call(context, "count", run)
+
+    def ListSources(self, request: pb.CollectionRequest, context: Any) -> pb.ListSourcesResponse:
+        def run() -> pb.ListSourcesResponse:
+            infos = self._db.get_collection(request.name).list_sources()
+            return pb.ListSourcesResponse(sources=[convert.to_proto_source(s) for s in infos])
+
+        return self._call(context, "list_sources", run)
+
+
+def create_grpc_server(
+    db: Database,
+    *,
+    authenticator: Authenticator,
+    metrics: Metrics,
+    address: str,
+    workers: int,
+    max_message_bytes: int,
+) -> tuple[grpc.Server, int, health.HealthServicer]:
+    """A started-ready (not yet started) gRPC server bound to ``address``; returns it, its port, and the
+    health servicer (NOT_SERVING until the caller marks it SERVING)."""
+    server = grpc.server(
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vecdb-grpc"),
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ],
+    )
+    pb_grpc.add_VecDBServicer_to_server(VecDBServicer(db, authenticator, metrics), server)  # type: ignore[no-untyped-call]
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot bind gRPC to {address}")
+    return server, port, health_servicer

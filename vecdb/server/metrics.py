@@ -1,0 +1,71 @@
+"""Prometheus metrics: requests and latency per operation and transport; records and index state per
+collection, read from the engine at scrape time (never stale)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from vecdb.engine import Database
+
+__all__ = ["Metrics"]
+
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class _CollectionCollector(Collector):
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def collect(self) -> Iterator[Metric]:
+        records = GaugeMetricFamily("vecdb_records", "Records per collection.", labels=["collection"])
+        vectors = GaugeMetricFamily(
+            "vecdb_index_vectors",
+            "Index entries per collection and part (ann, delta, tombstones).",
+            labels=["collection", "part"],
+        )
+        building = GaugeMetricFamily(
+            "vecdb_index_building", "1 while a background index build runs.", labels=["collection"]
+        )
+        for col in self._db.open_collections():
+            try:
+                info = col.info()
+            except Exception:  # closed or dropped between listing and reading: skip it
+                continue
+            state = info["index_state"]
+            records.add_metric([col.name], info["count"])
+            vectors.add_metric([col.name, "ann"], state["ann_vectors"])
+            vectors.add_metric([col.name, "delta"], state["delta_vectors"])
+            vectors.add_metric([col.name, "tombstones"], state["tombstones"])
+            building.add_metric([col.name], 1 if state["building"] else 0)
+        yield records
+        yield vectors
+        yield building
+
+
+class Metrics:
+    """One registry per server, so tests can run several servers in one process."""
+
+    def __init__(self, db: Database) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "vecdb_requests",
+            "Requests by transport, operation and outcome code.",
+            ["transport", "operation", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "vecdb_request_seconds",
+            "Request latency by transport and operation.",
+            ["transport", "operation"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_CollectionCollector(db))
+
+    def observe(self, transport: str, operation: str, code: str, seconds: float) -> None:
+        self.requests.labels(transport, operation, code).inc()
+        self.latency.labels(transport, operation).observe(seconds)

@@ -1,0 +1,357 @@
+"""REST under /v1 (FastAPI): thin adapters, decode -> engine -> encode.
+
+Routes run as sync functions on Starlette's thread pool (the engine blocks; FAISS releases the GIL).
+Errors: every ``VecDBError`` becomes ``{"error": {"code", "message", "details"}}`` with its class's HTTP
+status; request validation errors are 400 ``invalid_argument``; unknown routes 404 ``not_found``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vecdb import __version__
+from vecdb.engine import Database
+from vecdb.errors import InvalidFilterError, LimitExceededError, VecDBError
+from vecdb.server.auth import Authenticator
+from vecdb.server.metrics import Metrics
+from vecdb.types import DEFAULT_INCLUDE
+
+__all__ = ["ORJSONResponse", "create_app"]
+
+log = logging.getLogger("vecdb.server.rest")
+T = TypeVar("T")
+
+
+class ORJSONResponse(JSONResponse):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+# ---- request and response models (they are the OpenAPI schema) -----------------------------------------
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class CreateCollectionBody(BaseModel):
+    model_config = _STRICT
+    name: str = Field(description="1-64 letters, digits, '_' or '-'.")
+    dim: int = Field(description="Vector dimension.")
+    metric: Literal["cosine", "ip", "l2"] = "cosine"
+    index: dict[str, Any] | None = Field(None, description='Index spec, e.g. {"type": "hnsw"}; default auto.')
+
+
+class CollectionInfo(BaseModel):
+    name: str
+    dim: int
+    metric: str
+    index: dict[str, Any]
+    count: int
+    sources: int
+    index_state: dict[str, Any]
+    seq: int
+    checkpoint_seq: int
+
+
+class CollectionList(BaseModel):
+    collections: list[str]
+
+
+class UpsertBody(BaseModel):
+    model_config = _STRICT
+    ids: list[str]
+    vectors: list[list[float]]
+    texts: list[str | None] | None = None
+    metadatas: list[dict[str, Any] | None] | None = None
+    sources: list[str | None] | None = None
+
+
+class CountResult(BaseModel):
+    count: int
+
+
+class GetBody(BaseModel):
+    model_config = _STRICT
+    ids: list[str]
+    include: list[str] | None = Field(None, description="Of text, metadata, source, vector.")
+
+
+class RecordOut(BaseModel):
+    id: str
+    text: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    source: str | None = None
+    vector: list[float] | None = None
+
+
+class GetResult(BaseModel):
+    records: list[RecordOut]
+
+
+class DeleteBody(BaseModel):
+    model_config = _STRICT
+    ids: list[str] | None = None
+    filter: dict[str, Any] | None = None
+    source: str | None = None
+
+
+class SearchBody(BaseModel):
+    model_config = _STRICT
+    vectors: list[list[float]]
+    k: int = 10
+    filter: dict[str, Any] | None = None
+    include: list[str] | None = None
+    params: dict[str, int] | None = Field(None, description="ef_search, nprobe.")
+
+
+class HitOut(RecordOut):
+    score: float
+
+
+class SearchResult(BaseModel):
+    results: list[list[HitOut]]
+
+
+class SourceOut(BaseModel):
+    source: str
+    count: int
+
+
+class SourceList(BaseModel):
+    sources: list[SourceOut]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> Response:
+    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    return ORJSONResponse(body, status_code=status)
+
+
+class BodyLimit:
+    """Reject request bodies over ``max_bytes`` with 413 before they are read whole."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise LimitExceededError(
+                        f"request body exceeds {self.max_bytes} bytes", limit=self.max_bytes
+                    )
+            return message
+
+        await self.app(scope, limited, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(
+            413,
+            LimitExceededError.code,
+            f"request body exceeds {self.max_bytes} bytes",
+            {"limit": self.max_bytes},
+        )
+        await response(scope, receive, send)
+
+
+def create_app(
+    db: Database, *, authenticator: Authenticator, metrics: Metrics, max_request_bytes: int
+) -> FastAPI:
+    """The REST application over an open Database. ``app.state.ready`` drives /readyz."""
+    app = FastAPI(
+        title="vecdb",
+        version=__version__,
+        description="Vector database: collections of records (id, vector, text, metadata, source).",
+        default_response_class=ORJSONResponse,
+        responses={
+            400: {"model": ErrorResponse},
+            401: {"model": ErrorResponse},
+            403: {"model": ErrorResponse},
+            404: {"model": ErrorResponse},
+            409: {"model": ErrorResponse},
+            413: {"model": ErrorResponse},
+        },
+    )
+    app.state.ready = False
+    app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
+
+    @app.exception_handler(VecDBError)
+    async def _vecdb_error(request: Request, exc: VecDBError) -> Response:
+        if exc.http_status >= 500:
+            log.error("%s %s: %s", request.method, request.url.path, exc.message)
+        return error_response(exc.http_status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg")), "type": str(e.get("type"))}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        message = f"{'.'.join(first['loc'])}: {first['msg']}" if first["loc"] else str(first["msg"])
+        return error_response(400, "invalid_argument", message, {"errors": errors})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return error_response(500, "internal", f"internal error: {type(exc).__name__}")
+
+    def call(request: Request, op: str, fn: Callable[[], T]) -> T:
+        start = time.perf_counter()
+        code = "ok"
+        try:
+            authenticator.check(request.headers.get("authorization"), op)
+            return fn()
+        except VecDBError as exc:
+            code = exc.code
+            raise
+        except Exception:
+            code = "internal"
+            raise
+        finally:
+            elapsed = time.perf_counter() - start
+            metrics.observe("rest", op, code, elapsed)
+            log.debug("rest %s %s %.2f ms", op, code, elapsed * 1000)
+
+    # ---- health and metrics (no key needed) ----
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], responses={503: {"model": dict[str, str]}})
+    def readyz() -> Response:
+        if app.state.ready:
+            return ORJSONResponse({"status": "ready"})
+        return ORJSONResponse({"status": "loading"}, status_code=503)
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # ---- collections ----
+
+    @app.post("/v1/collections", status_code=201, response_model=CollectionInfo, tags=["collections"])
+    def create_collection(body: CreateCollectionBody, request: Request) -> Any:
+        return call(
+            request,
+            "create_collection",
+            lambda: db.create_collection(body.name, body.dim, body.metric, body.index).info(),
+        )
+
+    @app.get("/v1/collections", response_model=CollectionList, tags=["collections"])
+    def list_collections(request: Request) -> Any:
+        return {"collections": call(request, "list_collections", db.list_collections)}
+
+    @app.get("/v1/collections/{name}", response_model=CollectionInfo, tags=["collections"])
+    def get_collection(name: str, request: Request) -> Any:
+        return call(request, "get_collection", lambda: db.get_collection(name).info())
+
+    @app.delete("/v1/collections/{name}", response_model=dict[str, str], tags=["collections"])
+    def drop_collection(name: str, request: Request) -> Any:
+        call(request, "drop_collection", lambda: db.drop_collection(name))
+        return {"dropped": name}
+
+    # ---- records ----
+
+    @app.post("/v1/collections/{name}/upsert", response_model=CountResult, tags=["records"])
+    def upsert(name: str, body: UpsertBody, request: Request) -> Any:
+        n = call(
+            request,
+            "upsert",
+            lambda: db.get_collection(name).upsert(
+                body.ids, body.vectors, body.texts, body.metadatas, body.sources
+            ),
+        )
+        return {"count": n}
+
+    @app.post("/v1/collections/{name}/get", response_model=GetResult, tags=["records"])
+    def get(name: str, body: GetBody, request: Request) -> Any:
+        include = DEFAULT_INCLUDE if body.include is None else body.include
+        records = call(request, "get", lambda: db.get_collection(name).get(body.ids, include=include))
+        return {"records": [r.to_dict() for r in records]}
+
+    @app.post("/v1/collections/{name}/delete", response_model=CountResult, tags=["records"])
+    def delete(name: str, body: DeleteBody, request: Request) -> Any:
+        n = call(
+            request,
+            "delete",
+            lambda: db.get_collection(name).delete(body.ids, filter=body.filter, source=body.source),
+        )
+        return {"count": n}
+
+    @app.post("/v1/collections/{name}/search", response_model=SearchResult, tags=["records"])
+    def search(name: str, body: SearchBody, request: Request) -> Any:
+        include = DEFAULT_INCLUDE if body.include is None else body.include
+        results = call(
+            request,
+            "search",
+            lambda: db.get_collection(name).search(
+                body.vectors, k=body.k, filter=body.filter, include=include, params=body.params
+            ),
+        )
+        return {"results": [[h.to_dict() for h in hits] for hits in results]}
+
+    @app.get("/v1/collections/{name}/count", response_model=CountResult, tags=["records"])
+    def count(name: str, request: Request, filter: str | None = None) -> Any:
+        def run() -> int:
+            parsed = None
+            if filter:
+                try:
+                    parsed = orjson.loads(filter)
+                except orjson.JSONDecodeError as exc:
+                    raise InvalidFilterError(f"filter is not valid JSON: {exc}") from exc
+            return db.get_collection(name).count(filter=parsed)
+
+        return {"count": call(request, "count", run)}
+
+    @app.get("/v1/collections/{name}/sources", response_model=SourceList, tags=["sources"])
+    def list_sources(name: str, request: Request) -> Any:
+        infos = call(request, "list_sources", lambda: db.get_collection(name).list_sources())
+        return {"sources": [{"source": s.source, "count": s.count} for s in infos]}
+
+    @app.delete("/v1/collections/{name}/sources/{source:path}", response_model=CountResult, tags=["sources"])
+    def delete_source(name: str, source: str, request: Request) -> Any:
+        return {"count": call(request, "delete", lambda: db.get_collection(name).delete(source=source))}
+
+    return app

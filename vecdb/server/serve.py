@@ -1,0 +1,130 @@
+"""`vecdb serve`: one process, REST (uvicorn) and gRPC over one Database.
+
+Start-up: open the data directory, start both listeners, load (recover) every collection in the
+background, then report ready (/readyz, gRPC health SERVING). SIGTERM/SIGINT: stop accepting, let
+in-flight requests finish (``shutdown_grace_seconds``), close the Database (which checkpoints every
+index), exit 0.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import signal
+import threading
+import time
+from types import FrameType
+
+import uvicorn
+from grpc_health.v1 import health_pb2
+
+from vecdb.config import Settings
+from vecdb.engine import Database
+from vecdb.server.auth import Authenticator
+from vecdb.server.grpc_service import SERVICE_NAME, create_grpc_server
+from vecdb.server.metrics import Metrics
+from vecdb.server.rest import create_app
+
+__all__ = ["serve"]
+
+log = logging.getLogger("vecdb.server")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _load_all(db: Database, on_ready: list[threading.Event]) -> None:
+    started = time.perf_counter()
+    names = db.list_collections()
+    for name in names:
+        try:
+            db.get_collection(name)
+        except Exception:
+            log.exception("collection %s could not be opened", name)
+    log.info("loaded %d collections in %.2f s", len(names), time.perf_counter() - started)
+    for event in on_ready:
+        event.set()
+
+
+def serve(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT. Returns the exit code."""
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}',
+    )
+    authenticator = Authenticator(settings.api_keys)
+    if not authenticator.enabled and not _is_loopback(settings.host):
+        log.warning(
+            "no API key configured and listening on %s: anyone who can reach it can read and write",
+            settings.host,
+        )
+    db = Database(settings.data_dir, settings=settings)
+    try:
+        metrics = Metrics(db)
+        app = create_app(
+            db, authenticator=authenticator, metrics=metrics, max_request_bytes=settings.max_request_bytes
+        )
+        grpc_server, grpc_port, health_servicer = create_grpc_server(
+            db,
+            authenticator=authenticator,
+            metrics=metrics,
+            address=f"{settings.host}:{settings.grpc_port}",
+            workers=settings.grpc_workers,
+            max_message_bytes=settings.max_request_bytes,
+        )
+        grpc_server.start()
+        ready = threading.Event()
+
+        def mark_ready() -> None:
+            ready.wait()
+            app.state.ready = True
+            for name in ("", SERVICE_NAME):
+                health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+        threading.Thread(target=mark_ready, daemon=True).start()
+        threading.Thread(target=_load_all, args=(db, [ready]), daemon=True, name="vecdb-load").start()
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.rest_port,
+            log_level="warning" if settings.log_level != "debug" else "debug",
+            access_log=settings.log_level == "debug",
+            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
+            lifespan="off",
+        )
+        server = uvicorn.Server(config)
+        log.info(
+            "vecdb serving REST on http://%s:%d and gRPC on %s:%d, data in %s",
+            settings.host,
+            settings.rest_port,
+            settings.host,
+            grpc_port,
+            settings.data_dir,
+        )
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            log.info("signal %d: draining", signum)
+            for name in ("", SERVICE_NAME):
+                health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+            server.should_exit = True
+
+        # uvicorn captures SIGTERM/SIGINT while it runs (graceful REST shutdown), then restores these
+        # handlers and re-raises the signal to them: gRPC health turns NOT_SERVING and gRPC drains.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, on_signal)
+        server.run()
+        if not server.started:
+            log.error("REST could not start on %s:%d", settings.host, settings.rest_port)
+            grpc_server.stop(0)
+            return 1
+        grpc_server.stop(settings.shutdown_grace_seconds).wait()
+    finally:
+        db.close()
+        log.info("stopped; indexes checkpointed")
+    return 0
