@@ -15,7 +15,7 @@ ALLOWED: dict[str, set[str]] = {
     "index": LEAVES | {"index"},
     "engine": LEAVES | {"storage", "index", "engine"},
     "server": LEAVES | {"engine", "server"},
-    "top": LEAVES | {"engine", "storage", "index", "server"},
+    "top": LEAVES | {"engine", "storage", "index", "server", "cli"},
 }
 
 
