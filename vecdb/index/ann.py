@@ -56,7 +56,10 @@ class AnnIndex:
     @property
     def lossy(self) -> bool:
         """True when stored vectors are compressed (IVF with sq8/pq storage)."""
-        return self.kind == "ivf" and not isinstance(faiss.extract_index_ivf(self._index), faiss.IndexIVFFlat)
+        if self.kind != "ivf":
+            return False
+        # extract_index_ivf returns the IndexIVF base class: downcast to see the storage kind.
+        return not isinstance(faiss.downcast_index(faiss.extract_index_ivf(self._index)), faiss.IndexIVFFlat)
 
     @property
     def nlist(self) -> int:

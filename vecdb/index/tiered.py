@@ -52,7 +52,7 @@ class IndexPolicy:
     tombstone_share: float = 0.2
     ivf_train_min: int = 10_000
     ivf_regrow: float = 4.0
-    exact_max: int = 20_000
+    exact_max: int = 5_000
 
 
 @dataclass
