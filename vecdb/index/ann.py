@@ -90,7 +90,8 @@ class AnnIndex:
 
     def reconstruct(self, labels: np.ndarray) -> np.ndarray:
         """Stored (prepared) vectors of labels in the index; approximate for sq8/pq storage."""
-        return self._index.reconstruct_batch(np.ascontiguousarray(labels, dtype=np.int64))  # type: ignore[no-any-return]
+        out: np.ndarray = self._index.reconstruct_batch(np.ascontiguousarray(labels, dtype=np.int64))
+        return out
 
     def search(
         self,
