@@ -12,6 +12,7 @@ rebuilding from the store when the checkpoint is missing or stale.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections import Counter
@@ -27,7 +28,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from vecdb import Collection, Database, Settings
-from vecdb.config import StorageSettings
+from vecdb.config import IndexSettings, StorageSettings
 from vecdb.errors import (
     ClosedError,
     DuplicateIdError,
@@ -43,6 +44,14 @@ NAME = "col"
 DIM = 4
 ID_POOL = [f"id{i}" for i in range(12)]
 SOURCES = ["s1", "s2", "s3"]
+# ef_search / nprobe past the pool size make the ANN kinds exhaustive, so results must equal the model's
+# exactly whatever state the background builds are in.
+INDEXES: list[dict[str, Any]] = [
+    {"type": "flat"},
+    {"type": "hnsw", "m": 4, "ef_construction": 16, "ef_search": 256},
+    {"type": "ivf", "nprobe": 64},
+    {"type": "auto", "threshold": 5},
+]
 RTOL = 1e-4
 ATOL = 1e-4
 
@@ -150,6 +159,7 @@ class VecDBMachine(RuleBasedStateMachine):
         self.db: Database | None = None
         self._col: Collection | None = None
         self.metric: Metric = "l2"
+        self.index: dict[str, Any] = {"type": "flat"}
         self.settings = Settings()  # type: ignore[call-arg]
         self.model: dict[str, ModelRecord] = {}
         self.saved_checkpoint: bytes | None = None
@@ -204,15 +214,28 @@ class VecDBMachine(RuleBasedStateMachine):
     @initialize(
         metric=st.sampled_from(METRICS),
         checkpoint_every=st.sampled_from([1, 3, 1000]),
+        index=st.sampled_from(INDEXES),
+        exact_max=st.sampled_from([0, 1000]),
         seed=st.lists(items, max_size=10, unique_by=lambda it: it.id),
     )
-    def create(self, metric: Metric, checkpoint_every: int, seed: list[Item]) -> None:
+    def create(
+        self, metric: Metric, checkpoint_every: int, index: dict[str, Any], exact_max: int, seed: list[Item]
+    ) -> None:
         self.metric = metric
+        self.index = index
+        # Tiny thresholds: ANN indexes are built, merged and rebuilt (in the background) within a run.
         self.settings = Settings(  # type: ignore[call-arg]
-            storage=StorageSettings(sync_writes=False, checkpoint_every_ops=checkpoint_every)
+            storage=StorageSettings(sync_writes=False, checkpoint_every_ops=checkpoint_every),
+            index=IndexSettings(
+                merge_min_records=3,
+                merge_ratio=0.01,
+                tombstone_share=0.3,
+                ivf_train_min=4,
+                exact_max_admitted=exact_max,
+            ),
         )
         self.db = Database(self.path, settings=self.settings)
-        self._col = self.db.create_collection(NAME, dim=DIM, metric=metric)
+        self._col = self.db.create_collection(NAME, dim=DIM, metric=metric, index=index)
         assert self.db.list_collections() == [NAME]
         if seed:
             self.upsert(seed)
@@ -230,7 +253,7 @@ class VecDBMachine(RuleBasedStateMachine):
             self.db.drop_collection(NAME)
             with pytest.raises(ClosedError):
                 self.col.count()
-            self._col = self.db.create_collection(NAME, dim=DIM, metric=self.metric)
+            self._col = self.db.create_collection(NAME, dim=DIM, metric=self.metric, index=self.index)
             self.model.clear()
             self.saved_checkpoint = None
             return
@@ -249,6 +272,13 @@ class VecDBMachine(RuleBasedStateMachine):
             ckpt.write_bytes(self.saved_checkpoint)
         self.db = Database(self.path, settings=self.settings)
         self._col = self.db.get_collection(NAME)
+
+    @rule()
+    def wait_for_index(self) -> None:
+        assert self.col.wait_for_index(timeout=60)
+        state = self.col.info()["index_state"]
+        assert state["building"] is None
+        assert state["vectors"] == len(self.model)
 
     # ---- writes ----------------------------------------------------------------------------------
 
@@ -384,5 +414,5 @@ class VecDBMachine(RuleBasedStateMachine):
             self._check_record(rec, INCLUDE_FIELDS)
 
 
-VecDBMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+VecDBMachine.TestCase.settings = settings(max_examples=int(os.environ.get("VECDB_SM_EXAMPLES", "40")), stateful_step_count=30, deadline=None)
 TestVecDB = VecDBMachine.TestCase
