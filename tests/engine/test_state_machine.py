@@ -414,5 +414,7 @@ class VecDBMachine(RuleBasedStateMachine):
             self._check_record(rec, INCLUDE_FIELDS)
 
 
-VecDBMachine.TestCase.settings = settings(max_examples=int(os.environ.get("VECDB_SM_EXAMPLES", "40")), stateful_step_count=30, deadline=None)
+VecDBMachine.TestCase.settings = settings(
+    max_examples=int(os.environ.get("VECDB_SM_EXAMPLES", "40")), stateful_step_count=30, deadline=None
+)
 TestVecDB = VecDBMachine.TestCase
