@@ -98,7 +98,7 @@ class IndexSettings(BaseModel):
         "the size it was trained at.",
     )
     exact_max_admitted: int = Field(
-        20_000,
+        5_000,
         ge=0,
         description="A filter admitting at most this many records is searched exactly over "
         "them; above, the ANN index is searched with a selector and a widened ef/nprobe.",

@@ -135,3 +135,13 @@ def test_delete_takes_exactly_one_selector(col: Collection) -> None:
     assert col.delete(["nope"]) == 0
     assert col.delete(["keep", "keep"]) == 1
     assert col.count() == 0
+
+
+def test_tiny_cosine_vectors_keep_their_direction(tmp_path: Any) -> None:
+    with Database(tmp_path / "tiny") as db:
+        col = db.create_collection("c", dim=4, metric="cosine")
+        col.upsert(["x", "y"], [[1e-30, 0, 0, 0], [0, 1e-20, 0, 0]])
+        hits = col.search([[1e-20, 0, 0, 0]], k=2)[0]
+        assert hits[0].id == "x"
+        assert abs(hits[0].score - 1.0) < 1e-6
+        assert abs(hits[1].score) < 1e-6

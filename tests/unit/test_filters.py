@@ -244,8 +244,9 @@ operator_entries: st.SearchStrategy[tuple[str, Any]] = st.one_of(
     st.tuples(st.just("$exists"), st.booleans()),
 )
 field_conditions: st.SearchStrategy[Any] = st.one_of(
-    scalars,  # shorthand for $eq
     st.lists(operator_entries, min_size=1, max_size=3).map(dict),  # several operators: all must hold
+    # (mapped so that one_of does not flatten the scalar branches and drown the operator objects)
+    scalars.map(lambda v: v),  # shorthand for $eq
 )
 field_filters: st.SearchStrategy[dict[str, Any]] = st.dictionaries(
     st.sampled_from(FIELDS), field_conditions, min_size=1, max_size=3
@@ -281,60 +282,97 @@ def _check_agrees(idx: RecordIndex, live: Mapping[int, dict[str, Any]], raw: dic
     assert set(idx.evaluate(flt)) == expected, raw
 
 
+sources = st.sampled_from([None, "s1", "s2"])
+# Steps after the initial records: add a record under a fresh label, or remove the n-th live record.
+steps = st.one_of(
+    st.tuples(st.just("add"), metadatas, sources),
+    st.tuples(st.just("remove"), st.integers(0, 63), st.none()),
+)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
-    records=st.dictionaries(labels, st.tuples(metadatas, st.sampled_from([None, "s1", "s2"])), max_size=12),
-    extra=st.lists(st.tuples(metadatas, st.sampled_from([None, "s1", "s2"])), max_size=4),
+    records=st.dictionaries(labels, st.tuples(metadatas, sources), max_size=12),
     raws=st.lists(filters, min_size=1, max_size=4),
-    data=st.data(),
+    ops=st.lists(steps, max_size=8),
 )
 def test_index_agrees_with_matches(
     records: dict[int, tuple[dict[str, Any], str | None]],
-    extra: list[tuple[dict[str, Any], str | None]],
     raws: list[dict[str, Any]],
-    data: st.DataObject,
+    ops: list[tuple[str, Any, str | None]],
 ) -> None:
     idx = RecordIndex()
     live: dict[int, dict[str, Any]] = {}
-    sources: dict[int, str | None] = {}
-    for label, (meta, source) in records.items():
+    source_of: dict[int, str | None] = {}
+
+    def add(label: int, meta: dict[str, Any], source: str | None) -> None:
         idx.add(label, f"id{label}", meta, source)
         live[label] = meta
-        sources[label] = source
+        source_of[label] = source
+
+    def remove(label: int) -> None:
+        idx.remove(label, live.pop(label), source_of.pop(label))
 
     def check_all() -> None:
         assert len(idx) == len(live)
         assert set(idx.all) == set(live)
-        assert {s: set(bm) for s, bm in idx.sources.items()} == {
-            s: {lb for lb, src in sources.items() if src == s}
-            for s in {src for src in sources.values() if src is not None}
-        }
+        assert idx.ids == {label: f"id{label}" for label in live}
+        want_sources: dict[str, set[int]] = {}
+        for label, src in source_of.items():
+            if src is not None:
+                want_sources.setdefault(src, set()).add(label)
+        assert {s: set(bm) for s, bm in idx.sources.items()} == want_sources
         for raw in raws:
             _check_agrees(idx, live, raw)
 
-    check_all()  # also warms the sorted-value caches that removals must invalidate
+    for label, (meta, source) in records.items():
+        add(label, meta, source)
+    check_all()  # also fills the sorted-value caches that later adds and removals must invalidate
 
-    doomed = data.draw(st.lists(st.sampled_from(sorted(live)), unique=True), label="removed") if live else []
-    for label in doomed:
-        idx.remove(label, live.pop(label), sources.pop(label))
-    check_all()
+    fresh = 2**40  # the engine never reuses a label: new records get labels never seen before
+    for op, arg, source in ops:
+        if op == "add":
+            add(fresh, arg, source)
+            fresh += 1
+        elif live:
+            remove(sorted(live)[arg % len(live)])
+        check_all()
 
-    # Fresh labels after removals (the engine never reuses a label).
-    next_label = max([*records, 0]) + 1
-    for meta, source in extra:
-        if next_label >= 2**63:
-            break
-        idx.add(next_label, f"id{next_label}", meta, source)
-        live[next_label] = meta
-        sources[next_label] = source
-        next_label += 1
-    check_all()
-
-    # Remove everything: the index is empty again.
     for label in list(live):
-        idx.remove(label, live.pop(label), sources.pop(label))
+        remove(label)
     check_all()
     assert not idx.sources
+
+
+range_values = st.one_of(
+    st.integers(-3, 3), st.sampled_from([0.5, 1.0, 2.5, -0.0]), st.text(alphabet="abB", max_size=2)
+)
+range_steps = st.one_of(
+    st.tuples(st.just("add"), range_values),
+    st.tuples(st.just("remove"), st.integers(0, 63)),
+    st.tuples(st.sampled_from(["$gt", "$gte", "$lt", "$lte", "$eq"]), range_values),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops=st.lists(range_steps, max_size=30))
+def test_range_queries_follow_adds_and_removes(ops: list[tuple[str, Any]]) -> None:
+    """Range operators read a cached sorted list of distinct values: adds and removes must refresh it.
+
+    Queries are interleaved with the changes (not run after each), so a stale cache gets used.
+    """
+    idx = RecordIndex()
+    live: dict[int, dict[str, Any]] = {}
+    for label, (op, arg) in enumerate(ops):
+        if op == "add":
+            live[label] = {"f": arg}
+            idx.add(label, f"id{label}", live[label], None)
+        elif op == "remove":
+            if live:
+                victim = sorted(live)[arg % len(live)]
+                idx.remove(victim, live.pop(victim), None)
+        else:
+            _check_agrees(idx, live, {"f": {op: arg}})
 
 
 @settings(max_examples=200, deadline=None)

@@ -12,7 +12,7 @@ def test_defaults() -> None:
     assert parse_index_spec(None) == AutoSpec()
     assert parse_index_spec({"type": "flat"}) == FlatSpec()
     assert parse_index_spec({"type": "hnsw"}) == HnswSpec(m=32, ef_construction=100, ef_search=64)
-    assert parse_index_spec({"type": "ivf"}) == IvfSpec(nlist="auto", nprobe=16, storage="flat")
+    assert parse_index_spec({"type": "ivf"}) == IvfSpec(nlist="auto", nprobe=32, storage="flat")
     assert parse_index_spec({"type": "ivf", "nlist": 64, "storage": "pq8"}, dim=32).nlist == 64
 
 
@@ -49,3 +49,26 @@ def test_search_params() -> None:
     for bad in ({"ef": 3}, {"ef_search": 0}, {"nprobe": "x"}, [1]):
         with pytest.raises(InvalidArgumentError):
             parse_search_params(bad)
+
+
+def test_only_compressed_ivf_is_lossy() -> None:
+    import numpy as np
+
+    from vecdb.index.ann import build_ann, new_ann
+
+    x = np.random.default_rng(0).normal(size=(400, 8)).astype(np.float32)
+    labels = np.arange(400, dtype=np.int64)
+
+    def fetch(want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return want, x[want]
+
+    import threading
+
+    kinds = {"flat": False, "sq8": True, "pq4": True}
+    for storage, lossy in kinds.items():
+        ann, _ = build_ann(
+            new_ann(IvfSpec(nlist=4, storage=storage), 8, "l2", 400), labels, fetch, threading.Event()
+        )
+        assert ann.lossy is lossy, storage
+    hnsw, _ = build_ann(new_ann(HnswSpec(), 8, "l2", 400), labels, fetch, threading.Event())
+    assert hnsw.lossy is False

@@ -145,7 +145,7 @@ def _as_matrix(vectors: Any, dim: int, what: str) -> np.ndarray:
 def _check_norms(arr: np.ndarray, metric: Metric, what: str, ids: Sequence[str] | None = None) -> None:
     if metric != "cosine" or not len(arr):
         return
-    zero = np.linalg.norm(arr, axis=1) == 0
+    zero = np.linalg.norm(arr.astype(np.float64), axis=1) == 0
     if zero.any():
         i = int(np.argmax(zero))
         name = f" (id {ids[i]!r})" if ids is not None else ""

@@ -56,7 +56,10 @@ class AnnIndex:
     @property
     def lossy(self) -> bool:
         """True when stored vectors are compressed (IVF with sq8/pq storage)."""
-        return self.kind == "ivf" and not isinstance(faiss.extract_index_ivf(self._index), faiss.IndexIVFFlat)
+        if self.kind != "ivf":
+            return False
+        # extract_index_ivf returns the IndexIVF base class: downcast to see the storage kind.
+        return not isinstance(faiss.downcast_index(faiss.extract_index_ivf(self._index)), faiss.IndexIVFFlat)
 
     @property
     def nlist(self) -> int:
@@ -87,7 +90,8 @@ class AnnIndex:
 
     def reconstruct(self, labels: np.ndarray) -> np.ndarray:
         """Stored (prepared) vectors of labels in the index; approximate for sq8/pq storage."""
-        return self._index.reconstruct_batch(np.ascontiguousarray(labels, dtype=np.int64))
+        out: np.ndarray = self._index.reconstruct_batch(np.ascontiguousarray(labels, dtype=np.int64))
+        return out
 
     def search(
         self,

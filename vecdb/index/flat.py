@@ -76,7 +76,8 @@ class FlatIndex:
 
     def reconstruct(self, labels: np.ndarray) -> np.ndarray:
         """Prepared vectors of labels that are in the index."""
-        return self._index.reconstruct_batch(np.ascontiguousarray(labels, dtype=np.int64))
+        out: np.ndarray = self._index.reconstruct_batch(np.ascontiguousarray(labels, dtype=np.int64))
+        return out
 
     def search(
         self, queries: np.ndarray, k: int, selector: LabelSelector | None = None

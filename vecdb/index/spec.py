@@ -1,7 +1,7 @@
 """Index specs: frozen value objects parsed from the JSON a user gives.
 
 - ``{"type": "flat"}``: exact search.
-- ``{"type": "ivf", "nlist": "auto" | int, "nprobe": 16, "storage": "flat" | "sq8" | "pq<m>"}``
+- ``{"type": "ivf", "nlist": "auto" | int, "nprobe": 32, "storage": "flat" | "sq8" | "pq<m>"}``
 - ``{"type": "hnsw", "m": 32, "ef_construction": 100, "ef_search": 64}``
 - ``{"type": "auto"}`` (the default): exact while the collection is small, HNSW from ``threshold`` records.
 
@@ -59,7 +59,7 @@ class IvfSpec(BaseModel):
     model_config = _FROZEN
     type: Literal["ivf"] = "ivf"
     nlist: int | Literal["auto"] = "auto"
-    nprobe: int = Field(16, ge=1, le=65536)
+    nprobe: int = Field(32, ge=1, le=65536, description="Lists searched per query.")
     storage: str = "flat"
 
     @field_validator("nlist")

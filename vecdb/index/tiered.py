@@ -52,7 +52,7 @@ class IndexPolicy:
     tombstone_share: float = 0.2
     ivf_train_min: int = 10_000
     ivf_regrow: float = 4.0
-    exact_max: int = 20_000
+    exact_max: int = 5_000
 
 
 @dataclass
@@ -108,7 +108,9 @@ class TieredIndex:
     def prepare(self, vectors: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(vectors, dtype=np.float32)
         if self.metric == "cosine":
-            x = x / np.linalg.norm(x, axis=1, keepdims=True)
+            # The norm in float64: a tiny float32 vector's norm underflows or loses precision.
+            x64 = x.astype(np.float64)
+            x = np.ascontiguousarray(x64 / np.linalg.norm(x64, axis=1, keepdims=True), dtype=np.float32)
         return x
 
     def state(self) -> dict[str, Any]:
