@@ -337,12 +337,6 @@ async def test_rest_body_at_limit_is_accepted(client: httpx.AsyncClient, max_req
     assert r.status_code == 200, r.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: a chunked body over max_request_bytes is 400 http_error ('There was an error parsing the "
-    "body'): FastAPI wraps the LimitExceededError raised from BodyLimit's receive()",
-)
 async def test_rest_body_over_limit_chunked(client: httpx.AsyncClient, max_request_bytes: int) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         yield b'{"ids": ["a"], "vectors": [[1, 0, 0, 0]], "texts": ["'
@@ -787,12 +781,6 @@ NON_ASCII_CASES: list[tuple[str, str, Any, type[VecDBError]]] = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: vecdb-error-details is sent as raw UTF-8 JSON; gRPC rejects a non-ASCII metadata value "
-    "and the client gets INTERNAL 'Invalid metadata' with no vecdb-error-code",
-)
 @pytest.mark.parametrize(
     ("rpc", "request_", "cls"), [c[1:] for c in NON_ASCII_CASES], ids=[c[0] for c in NON_ASCII_CASES]
 )
@@ -802,12 +790,6 @@ def test_grpc_non_ascii_in_error_details(
     assert_grpc_error(lambda: getattr(grpc_stub, rpc)(request_), cls)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: error messages quote the input unbounded (here a 20000-character collection name); over "
-    "gRPC's 16 KiB metadata limit the client gets RESOURCE_EXHAUSTED 'Stream removed', no vecdb-error-code",
-)
 def test_grpc_long_input_in_error(grpc_stub: pb_grpc.VecDBStub) -> None:
     assert_grpc_error(
         lambda: grpc_stub.GetCollection(pb.CollectionRequest(name="x" * 20_000)), InvalidNameError
@@ -820,12 +802,6 @@ async def test_rest_non_ascii_and_long_input_in_error(client: httpx.AsyncClient,
     assert_error_body(r, 400, "invalid_name", {"name": name[:100]})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: the REST request models are lax: pydantic turns true into 1 (and '2' into 2), where the "
-    "engine rejects a bool k or dim",
-)
 @pytest.mark.parametrize(
     ("path", "body"),
     [

@@ -5,6 +5,8 @@ Pure functions, each ``from_proto_*`` / ``to_proto_*`` pair round-trips (tests/s
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,13 +55,28 @@ def from_proto_vectors(msg: pb.Vectors, what: str = "vectors") -> np.ndarray:
 
 
 def json_or_none(text: str, what: str) -> Any:
-    """Parse a JSON text field; the empty string means None."""
+    """Parse a JSON text field; the empty string means None.
+
+    The standard library parser, as REST's: it keeps integers beyond 64 bits exact (orjson would turn
+    them into floats), so the engine rejects them the same way whichever transport brought them.
+    """
     if not text:
         return None
     try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except ValueError as exc:
         raise InvalidArgumentError(f"{what} is not valid JSON: {exc}") from exc
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range for a float")
+    return value
 
 
 def to_json_text(value: Any) -> str:

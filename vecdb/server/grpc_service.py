@@ -8,6 +8,7 @@ The standard health service and server reflection are registered next to it.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import grpc
-import orjson
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -32,6 +32,24 @@ __all__ = ["SERVICE_NAME", "VecDBServicer", "create_grpc_server"]
 log = logging.getLogger("vecdb.server.grpc")
 T = TypeVar("T")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["VecDB"].full_name
+
+
+# gRPC metadata (trailers, status message) must stay well under the 8 KiB header limit, and trailer
+# values must be ASCII.
+MAX_MESSAGE_CHARS = 1000
+MAX_DETAILS_CHARS = 2000
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 15] + "... (truncated)"
+
+
+def _details_text(details: dict[str, Any]) -> str:
+    text = json.dumps(details, ensure_ascii=True, default=str)
+    if len(text) > MAX_DETAILS_CHARS:
+        clipped = {k: _clip(str(v), 200) if isinstance(v, str) else v for k, v in details.items()}
+        text = json.dumps(clipped, ensure_ascii=True, default=str)
+    return text if len(text) <= MAX_DETAILS_CHARS else '{"truncated": true}'
 
 
 class VecDBServicer(pb_grpc.VecDBServicer):
@@ -52,9 +70,9 @@ class VecDBServicer(pb_grpc.VecDBServicer):
             if exc.http_status >= 500:
                 log.error("grpc %s: %s", op, exc.message)
             context.set_trailing_metadata(
-                (("vecdb-error-code", exc.code), ("vecdb-error-details", orjson.dumps(exc.details).decode()))
+                (("vecdb-error-code", exc.code), ("vecdb-error-details", _details_text(exc.details)))
             )
-            context.abort(grpc.StatusCode[exc.grpc_code], exc.message)
+            context.abort(grpc.StatusCode[exc.grpc_code], _clip(exc.message, MAX_MESSAGE_CHARS))
         except Exception as exc:
             code = "internal"
             log.exception("grpc %s failed", op)

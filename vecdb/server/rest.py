@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vecdb import __version__
 from vecdb.engine import Database
-from vecdb.errors import InvalidFilterError, LimitExceededError, VecDBError
+from vecdb.errors import AuthenticationError, InvalidFilterError, LimitExceededError, VecDBError
 from vecdb.server.auth import Authenticator
 from vecdb.server.metrics import Metrics
 from vecdb.types import DEFAULT_INCLUDE
@@ -43,7 +43,8 @@ class ORJSONResponse(JSONResponse):
 
 # ---- request and response models (they are the OpenAPI schema) -----------------------------------------
 
-_STRICT = ConfigDict(extra="forbid")
+# Strict: JSON true is not 1 and "2" is not 2 (the engine rejects booleans as k or dim on purpose).
+_STRICT = ConfigDict(extra="forbid", strict=True)
 
 
 class CreateCollectionBody(BaseModel):
@@ -150,7 +151,11 @@ def error_response(status: int, code: str, message: str, details: dict[str, Any]
 
 
 class BodyLimit:
-    """Reject request bodies over ``max_bytes`` with 413 before they are read whole."""
+    """Reject request bodies over ``max_bytes`` with 413.
+
+    A declared Content-Length is checked at once; a chunked body is read up to the limit first (so the
+    413 is ours, not a parse error of a cut body), then replayed to the application.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -161,23 +166,37 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(scope, receive, send)
+        if declared is not None:
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                await self._reject(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise LimitExceededError(
-                        f"request body exceeds {self.max_bytes} bytes", limit=self.max_bytes
-                    )
-            return message
+            if message["type"] != "http.request":  # client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._reject(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
 
-        await self.app(scope, limited, send)
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(
@@ -214,7 +233,10 @@ def create_app(
     async def _vecdb_error(request: Request, exc: VecDBError) -> Response:
         if exc.http_status >= 500:
             log.error("%s %s: %s", request.method, request.url.path, exc.message)
-        return error_response(exc.http_status, exc.code, exc.message, exc.details)
+        response = error_response(exc.http_status, exc.code, exc.message, exc.details)
+        if isinstance(exc, AuthenticationError):
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -236,11 +258,22 @@ def create_app(
         log.exception("%s %s failed", request.method, request.url.path)
         return error_response(500, "internal", f"internal error: {type(exc).__name__}")
 
+    def authorized(op: str) -> Any:
+        """A dependency checking the API key before the body is even validated."""
+
+        def check(request: Request) -> None:
+            try:
+                authenticator.check(request.headers.get("authorization"), op)
+            except VecDBError as exc:
+                metrics.observe("rest", op, exc.code, 0.0)
+                raise
+
+        return Depends(check)
+
     def call(request: Request, op: str, fn: Callable[[], T]) -> T:
         start = time.perf_counter()
         code = "ok"
         try:
-            authenticator.check(request.headers.get("authorization"), op)
             return fn()
         except VecDBError as exc:
             code = exc.code
@@ -271,7 +304,13 @@ def create_app(
 
     # ---- collections ----
 
-    @app.post("/v1/collections", status_code=201, response_model=CollectionInfo, tags=["collections"])
+    @app.post(
+        "/v1/collections",
+        status_code=201,
+        response_model=CollectionInfo,
+        tags=["collections"],
+        dependencies=[authorized("create_collection")],
+    )
     def create_collection(body: CreateCollectionBody, request: Request) -> Any:
         return call(
             request,
@@ -279,22 +318,42 @@ def create_app(
             lambda: db.create_collection(body.name, body.dim, body.metric, body.index).info(),
         )
 
-    @app.get("/v1/collections", response_model=CollectionList, tags=["collections"])
+    @app.get(
+        "/v1/collections",
+        response_model=CollectionList,
+        tags=["collections"],
+        dependencies=[authorized("list_collections")],
+    )
     def list_collections(request: Request) -> Any:
         return {"collections": call(request, "list_collections", db.list_collections)}
 
-    @app.get("/v1/collections/{name}", response_model=CollectionInfo, tags=["collections"])
+    @app.get(
+        "/v1/collections/{name}",
+        response_model=CollectionInfo,
+        tags=["collections"],
+        dependencies=[authorized("get_collection")],
+    )
     def get_collection(name: str, request: Request) -> Any:
         return call(request, "get_collection", lambda: db.get_collection(name).info())
 
-    @app.delete("/v1/collections/{name}", response_model=dict[str, str], tags=["collections"])
+    @app.delete(
+        "/v1/collections/{name}",
+        response_model=dict[str, str],
+        tags=["collections"],
+        dependencies=[authorized("drop_collection")],
+    )
     def drop_collection(name: str, request: Request) -> Any:
         call(request, "drop_collection", lambda: db.drop_collection(name))
         return {"dropped": name}
 
     # ---- records ----
 
-    @app.post("/v1/collections/{name}/upsert", response_model=CountResult, tags=["records"])
+    @app.post(
+        "/v1/collections/{name}/upsert",
+        response_model=CountResult,
+        tags=["records"],
+        dependencies=[authorized("upsert")],
+    )
     def upsert(name: str, body: UpsertBody, request: Request) -> Any:
         n = call(
             request,
@@ -305,13 +364,23 @@ def create_app(
         )
         return {"count": n}
 
-    @app.post("/v1/collections/{name}/get", response_model=GetResult, tags=["records"])
+    @app.post(
+        "/v1/collections/{name}/get",
+        response_model=GetResult,
+        tags=["records"],
+        dependencies=[authorized("get")],
+    )
     def get(name: str, body: GetBody, request: Request) -> Any:
         include = DEFAULT_INCLUDE if body.include is None else body.include
         records = call(request, "get", lambda: db.get_collection(name).get(body.ids, include=include))
         return {"records": [r.to_dict() for r in records]}
 
-    @app.post("/v1/collections/{name}/delete", response_model=CountResult, tags=["records"])
+    @app.post(
+        "/v1/collections/{name}/delete",
+        response_model=CountResult,
+        tags=["records"],
+        dependencies=[authorized("delete")],
+    )
     def delete(name: str, body: DeleteBody, request: Request) -> Any:
         n = call(
             request,
@@ -320,7 +389,12 @@ def create_app(
         )
         return {"count": n}
 
-    @app.post("/v1/collections/{name}/search", response_model=SearchResult, tags=["records"])
+    @app.post(
+        "/v1/collections/{name}/search",
+        response_model=SearchResult,
+        tags=["records"],
+        dependencies=[authorized("search")],
+    )
     def search(name: str, body: SearchBody, request: Request) -> Any:
         include = DEFAULT_INCLUDE if body.include is None else body.include
         results = call(
@@ -332,7 +406,12 @@ def create_app(
         )
         return {"results": [[h.to_dict() for h in hits] for hits in results]}
 
-    @app.get("/v1/collections/{name}/count", response_model=CountResult, tags=["records"])
+    @app.get(
+        "/v1/collections/{name}/count",
+        response_model=CountResult,
+        tags=["records"],
+        dependencies=[authorized("count")],
+    )
     def count(name: str, request: Request, filter: str | None = None) -> Any:
         def run() -> int:
             parsed = None
@@ -345,12 +424,22 @@ def create_app(
 
         return {"count": call(request, "count", run)}
 
-    @app.get("/v1/collections/{name}/sources", response_model=SourceList, tags=["sources"])
+    @app.get(
+        "/v1/collections/{name}/sources",
+        response_model=SourceList,
+        tags=["sources"],
+        dependencies=[authorized("list_sources")],
+    )
     def list_sources(name: str, request: Request) -> Any:
         infos = call(request, "list_sources", lambda: db.get_collection(name).list_sources())
         return {"sources": [{"source": s.source, "count": s.count} for s in infos]}
 
-    @app.delete("/v1/collections/{name}/sources/{source:path}", response_model=CountResult, tags=["sources"])
+    @app.delete(
+        "/v1/collections/{name}/sources/{source:path}",
+        response_model=CountResult,
+        tags=["sources"],
+        dependencies=[authorized("delete")],
+    )
     def delete_source(name: str, source: str, request: Request) -> Any:
         return {"count": call(request, "delete", lambda: db.get_collection(name).delete(source=source))}
 
