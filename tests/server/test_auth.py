@@ -284,3 +284,11 @@ def test_authenticator_roles() -> None:
             auth.check(bad, "list_collections")
     assert not Authenticator([]).enabled
     Authenticator([]).check(None, "drop_collection")
+
+
+async def test_rest_key_is_checked_before_the_body(rest_auth: httpx.AsyncClient) -> None:
+    """No key and a malformed body: 401 with a Bearer challenge, not a 400 that describes the schema."""
+    r = await rest_auth.post("/v1/collections", json={"nonsense": True})
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "Bearer"
+    assert r.json()["error"]["code"] == "unauthenticated"

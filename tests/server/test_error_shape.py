@@ -814,3 +814,17 @@ async def test_rest_non_ascii_and_long_input_in_error(client: httpx.AsyncClient,
 async def test_rest_bool_is_not_a_number(client: httpx.AsyncClient, path: str, body: Any) -> None:
     r = await client.post(path, json=body)
     assert r.status_code == 400, r.text
+
+
+def test_grpc_metadata_with_an_integer_beyond_64_bits_is_rejected(stub: pb_grpc.VecDBStub) -> None:
+    """As over REST: the JSON text keeps the integer exact, and the engine refuses it."""
+    stub.CreateCollection(pb.CreateCollectionRequest(name="bigint", dim=2))
+    record = pb.RecordData(id="a", metadata_json='{"x": 123456789012345678901234567890}')
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Upsert(
+            pb.UpsertRequest(
+                collection="bigint", records=[record], vectors=convert.to_proto_vectors([[1, 2]])
+            )
+        )
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(info.value.trailing_metadata())["vecdb-error-code"] == "invalid_metadata"
