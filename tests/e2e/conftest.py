@@ -7,14 +7,11 @@ one default server.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serverproc import ServerProcess, launch
-
-StartServer = Callable[..., ServerProcess]
-
+from serverproc import ServerProcess, StartServer, launch
 
 
 @pytest.fixture
@@ -27,9 +24,7 @@ def server_factory(tmp_path: Path) -> Iterator[StartServer]:
     """
     started: list[ServerProcess] = []
 
-    def start(
-        data_dir: Path | None = None, *args: str, wait: bool = True, **kwargs: object
-    ) -> ServerProcess:
+    def start(data_dir: Path | None = None, *args: str, wait: bool = True, **kwargs: object) -> ServerProcess:
         sp = launch(data_dir or tmp_path / "data", tmp_path / "logs", *args, **kwargs)  # type: ignore[arg-type]
         started.append(sp)
         if wait:
@@ -54,5 +49,3 @@ def server_factory(tmp_path: Path) -> Iterator[StartServer]:
 def server(server_factory: StartServer) -> ServerProcess:
     """One ready server (no API keys) on a fresh data directory."""
     return server_factory()
-
-

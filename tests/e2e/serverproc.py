@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,7 +114,9 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise AssertionError(f"server did not exit within {timeout} s of SIGTERM:\n{self.log()}")
+                raise AssertionError(
+                    f"server did not exit within {timeout} s of SIGTERM:\n{self.log()}"
+                ) from None
         return int(self.proc.returncode)
 
 
@@ -170,3 +172,7 @@ def grpc_error_code(exc: grpc.RpcError) -> str | None:
 
 def metadata_for(api_key: str | None) -> Sequence[tuple[str, str]]:
     return (("authorization", f"Bearer {api_key}"),) if api_key else ()
+
+
+#: ``server_factory``'s type: ``start(data_dir=None, *args, wait=True, **launch_kwargs)``.
+StartServer = Callable[..., ServerProcess]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import subprocess
 import threading
@@ -15,9 +16,16 @@ import grpc
 import numpy as np
 import orjson
 import pytest
-from conftest import StartServer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from serverproc import ServerProcess, free_port, grpc_error_code, metadata_for, server_env, vecdb_command
+from serverproc import (
+    ServerProcess,
+    StartServer,
+    free_port,
+    grpc_error_code,
+    metadata_for,
+    server_env,
+    vecdb_command,
+)
 
 from vecdb.config import Settings
 from vecdb.server import convert
@@ -54,12 +62,12 @@ def grpc_fails(call: Any, status: grpc.StatusCode, code: str | None = None) -> g
     return err
 
 
-def upsert_request(
-    collection: str, ids: list[str], vecs: np.ndarray, **columns: Any
-) -> pb.UpsertRequest:
+def upsert_request(collection: str, ids: list[str], vecs: np.ndarray, **columns: Any) -> pb.UpsertRequest:
     return pb.UpsertRequest(
         collection=collection,
-        records=convert.to_proto_records(ids, columns.get("texts"), columns.get("metas"), columns.get("sources")),
+        records=convert.to_proto_records(
+            ids, columns.get("texts"), columns.get("metas"), columns.get("sources")
+        ),
         vectors=convert.to_proto_vectors(vecs),
     )
 
@@ -102,7 +110,7 @@ def test_rest_crud_against_process(server: ServerProcess) -> None:
         }
 
         res = rest_ok(http.post("/v1/collections/docs/search", json={"vectors": vecs[:2].tolist(), "k": 3}))
-        assert [[h["id"] for h in hits][0] for hits in res["results"]] == ["d0", "d1"]
+        assert [hits[0]["id"] for hits in res["results"]] == ["d0", "d1"]
         assert res["results"][0][0]["score"] == pytest.approx(1.0, abs=1e-5)
         res = rest_ok(
             http.post(
@@ -123,7 +131,9 @@ def test_rest_crud_against_process(server: ServerProcess) -> None:
         assert rest_ok(http.post("/v1/collections/docs/delete", json={"filter": {"n": 5}})) == {"count": 1}
         assert rest_ok(http.get("/v1/collections/docs/count")) == {"count": 1}
         rest_error(
-            http.post("/v1/collections/docs/search", json={"vectors": [[1.0, 2.0]]}), 400, "dimension_mismatch"
+            http.post("/v1/collections/docs/search", json={"vectors": [[1.0, 2.0]]}),
+            400,
+            "dimension_mismatch",
         )
         rest_error(http.get("/v1/collections/nope/count"), 404, "collection_not_found")
         rest_error(http.get("/v1/nothing-here"), 404, "not_found")
@@ -141,7 +151,12 @@ def test_grpc_crud_against_process(server: ServerProcess) -> None:
     info = stub.CreateCollection(
         pb.CreateCollectionRequest(name="g", dim=DIM, metric="l2", index_json='{"type": "flat"}')
     )
-    assert (info.name, info.dim, info.metric, orjson.loads(info.index_json)["type"]) == ("g", DIM, "l2", "flat")
+    assert (info.name, info.dim, info.metric, orjson.loads(info.index_json)["type"]) == (
+        "g",
+        DIM,
+        "l2",
+        "flat",
+    )
     vecs = vectors(30, seed=1)
     ids = [f"g{i}" for i in range(30)]
     metas = [{"i": i, "odd": bool(i % 2)} for i in range(30)]
@@ -149,7 +164,9 @@ def test_grpc_crud_against_process(server: ServerProcess) -> None:
     # a stream of three batches, the collection named on the first message only
     batches = [upsert_request("g", ids[:10], vecs[:10], metas=metas[:10], sources=sources[:10])]
     for start in (10, 20):
-        req = upsert_request("", ids[start : start + 10], vecs[start : start + 10], metas=metas[start : start + 10])
+        req = upsert_request(
+            "", ids[start : start + 10], vecs[start : start + 10], metas=metas[start : start + 10]
+        )
         for r, s in zip(req.records, sources[start : start + 10], strict=True):
             r.source = s
         batches.append(req)
@@ -193,7 +210,9 @@ def test_grpc_crud_against_process(server: ServerProcess) -> None:
         "dimension_mismatch",
     )
     grpc_fails(
-        lambda: stub.Count(pb.CountRequest(collection="nope")), grpc.StatusCode.NOT_FOUND, "collection_not_found"
+        lambda: stub.Count(pb.CountRequest(collection="nope")),
+        grpc.StatusCode.NOT_FOUND,
+        "collection_not_found",
     )
     # what gRPC wrote, REST reads
     with server.http() as http:
@@ -313,7 +332,7 @@ def test_sigterm_lets_an_inflight_stream_finish(server_factory: StartServer, tmp
     while stub.Count(pb.CountRequest(collection="d")).count < 100:
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    sp.proc.send_signal(15)
+    sp.proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 10
     while "draining" not in sp.log():  # REST has shut down; gRPC is draining now
         assert time.monotonic() < deadline, sp.log()
@@ -378,8 +397,12 @@ def _exits_or_ready(sp: ServerProcess, timeout: float = 20.0) -> int | None:
 def test_rest_port_in_use_is_refused(server_factory: StartServer, tmp_path: Path) -> None:
     first = server_factory(tmp_path / "one")
     second = server_factory(tmp_path / "two", rest_port=first.rest_port, wait=False)
-    rc = _exits_or_ready(second)
-    assert rc is not None and rc != 0, second.log()
+    try:  # (its /readyz would be the first server's: wait for the exit)
+        rc = second.proc.wait(20)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"a second server on the same REST port is still running:\n{second.log()}")
+    second.exit_checked = True
+    assert rc != 0, second.log()
     assert "address already in use" in second.log()
 
 
@@ -407,7 +430,9 @@ def test_api_keys_enforced_end_to_end(server_factory: StartServer) -> None:
             assert anon.get(path).status_code == 200  # ops endpoints need no key
         rest_error(anon.get("/v1/collections"), 401, "unauthenticated")
         rest_error(wrong.get("/v1/collections"), 401, "unauthenticated")
-        rest_error(anon.get("/v1/collections", headers={"authorization": "Basic adm"}), 401, "unauthenticated")
+        rest_error(
+            anon.get("/v1/collections", headers={"authorization": "Basic adm"}), 401, "unauthenticated"
+        )
         rest_error(ro.post("/v1/collections", json={"name": "k", "dim": 4}), 403, "permission_denied")
         rest_ok(adm.post("/v1/collections", json={"name": "k", "dim": 4}), 201)
         rest_ok(adm.post("/v1/collections/k/upsert", json=body))
@@ -466,7 +491,12 @@ def _expected_flags() -> list[str]:
 
 def test_serve_help_lists_every_setting(tmp_path: Path) -> None:
     out = subprocess.run(
-        vecdb_command("serve", "--help"), env=server_env(), capture_output=True, text=True, timeout=60
+        vecdb_command("serve", "--help"),
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     flags = _expected_flags()
@@ -474,7 +504,9 @@ def test_serve_help_lists_every_setting(tmp_path: Path) -> None:
     missing = [f for f in flags if not re.search(re.escape(f) + r"\b", out.stdout)]
     assert not missing, f"not in `vecdb serve --help`: {missing}\n{out.stdout}"
     assert "--config" in out.stdout
-    version = subprocess.run(vecdb_command("--version"), env=server_env(), capture_output=True, text=True)
+    version = subprocess.run(
+        vecdb_command("--version"), env=server_env(), capture_output=True, text=True, check=False
+    )
     assert version.returncode == 0 and version.stdout.startswith("vecdb ")
 
 
@@ -504,7 +536,9 @@ def test_config_file_is_honoured_and_flags_override_it(server_factory: StartServ
         # flag > file: max_k 11, not 7
         rest_ok(http.post("/v1/collections/c/search", json={"vectors": [[1.0, 0.0]], "k": 11}))
         err = rest_error(
-            http.post("/v1/collections/c/search", json={"vectors": [[1.0, 0.0]], "k": 12}), 413, "limit_exceeded"
+            http.post("/v1/collections/c/search", json={"vectors": [[1.0, 0.0]], "k": 12}),
+            413,
+            "limit_exceeded",
         )
         assert err["details"]["limit"] == 11
         # environment > file, for one key of a section the file also sets
@@ -514,7 +548,9 @@ def test_config_file_is_honoured_and_flags_override_it(server_factory: StartServ
         assert err["details"]["limit"] == 4
         # the file alone
         err = rest_error(
-            http.post("/v1/collections/c/get", json={"ids": [f"i{i}" for i in range(51)]}), 413, "limit_exceeded"
+            http.post("/v1/collections/c/get", json={"ids": [f"i{i}" for i in range(51)]}),
+            413,
+            "limit_exceeded",
         )
         assert err["details"]["limit"] == 50
     # gRPC listens where the file says; the file's REST port was overridden
@@ -537,6 +573,7 @@ def test_bad_settings_exit_2_with_a_message(tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=60,
+            check=False,
         )
         assert out.returncode == 2, (args, out.stderr)
         assert "invalid settings" in out.stderr and needle in out.stderr, out.stderr
