@@ -46,9 +46,14 @@ def main(argv: list[str] | None = None) -> int:
         except (ValidationError, FileNotFoundError, ValueError) as exc:
             sys.stderr.write(f"vecdb serve: invalid settings: {exc}\n")
             return 2
+        from vecdb.errors import VecDBError
         from vecdb.server.serve import serve
 
-        return serve(settings)
+        try:
+            return serve(settings)
+        except (VecDBError, OSError) as exc:
+            sys.stderr.write(f"vecdb serve: {exc}\n")
+            return 1
     return 2
 
 

@@ -10,7 +10,7 @@ count, list_sources, info, list_collections, drop_collection) over
 Every call's outcome is recorded as ``("ok", normalized result)`` or ``("error", code, details)``;
 the transcripts must be identical (scores and vector components to 1e-6). Each adapter also checks
 that an error arrives with the transport status its class maps to (HTTP status, gRPC status code).
-Known divergences are pinned by the xfail tests at the end.
+Past divergences (bad metric, non-object metadata, empty query batch) are pinned by the tests at the end.
 """
 
 from __future__ import annotations
@@ -618,7 +618,7 @@ def test_rest_delete_source_route_and_body_agree(rest: Rest) -> None:
     assert rest.list_sources("one") == rest.list_sources("two") == []
 
 
-# ---- known divergences (each is a bug report; xfail strict so a fix turns them green) -------------------
+# ---- errors that once differed between transports ------------------------------------------------------
 
 
 def outcome(api: Api, fn: Callable[[Api], Any]) -> tuple[Any, ...]:
@@ -628,22 +628,12 @@ def outcome(api: Api, fn: Callable[[Api], Any]) -> tuple[Any, ...]:
         return ("error", exc.code)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: REST validates metric with a Literal in the request model, so a bad metric is 400 "
-    "invalid_argument over REST but invalid_config in the engine and over gRPC",
-)
 def test_bad_metric_same_error_everywhere(apis: list[Api]) -> None:
     got = {api.name: outcome(api, lambda a: a.create_collection("m", DIM, "cosinus")) for api in apis}
     assert got["embedded"] == ("error", "invalid_config")
     assert got["rest"] == got["grpc"] == got["embedded"], got
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: REST types metadatas as list[dict | None], so a non-object metadata is 400 "
-    "invalid_argument (pydantic) over REST but invalid_metadata in the engine and over gRPC",
-)
 def test_non_object_metadata_same_error_everywhere(apis: list[Api]) -> None:
     def run(a: Api) -> Any:
         a.create_collection("m", DIM)
@@ -654,12 +644,6 @@ def test_non_object_metadata_same_error_everywhere(apis: list[Api]) -> None:
     assert got["rest"] == got["grpc"] == got["embedded"], got
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an empty query batch is invalid_argument ('no query vectors given') in the engine and over "
-    "REST, but dimension_mismatch over gRPC: to_proto_vectors sends it as dim=0 and from_proto_vectors "
-    "turns that into a (0, 0) array",
-)
 def test_empty_query_batch_same_error_everywhere(apis: list[Api]) -> None:
     def run(a: Api) -> Any:
         a.create_collection("m", DIM)

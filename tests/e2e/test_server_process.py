@@ -364,11 +364,6 @@ def test_second_process_on_same_data_dir_is_refused(server_factory: StartServer,
         rest_ok(http.post("/v1/collections", json={"name": "still", "dim": 4}), 201)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: DatabaseLockedError escapes serve() as a 30-line traceback (exit 1) instead of one "
-    "'vecdb serve: ...' line (the CLI only catches settings errors)",
-)
 def test_second_process_message_is_one_clean_line(server_factory: StartServer, tmp_path: Path) -> None:
     data = tmp_path / "locked"
     server_factory(data)
@@ -406,11 +401,6 @@ def test_rest_port_in_use_is_refused(server_factory: StartServer, tmp_path: Path
     assert "address already in use" in second.log()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: gRPC binds with SO_REUSEPORT (grpc's default), so a second server on the same --grpc-port "
-    "starts and the kernel splits gRPC connections between two different databases",
-)
 def test_grpc_port_in_use_is_refused(server_factory: StartServer, tmp_path: Path) -> None:
     first = server_factory(tmp_path / "one")
     second = server_factory(tmp_path / "two", grpc_port=first.grpc_port, wait=False)

@@ -264,7 +264,6 @@ VALIDATION_CASES: list[tuple[str, str, str, Any]] = [
     ("missing-field", "POST", "/v1/collections/docs/upsert", {"ids": ["a"]}),
     ("extra-field", "POST", "/v1/collections/docs/search", {"vectors": [[1, 0, 0, 0]], "kk": 3}),
     ("k-not-int", "POST", "/v1/collections/docs/search", {"vectors": [[1, 0, 0, 0]], "k": "many"}),
-    ("bad-metric", "POST", "/v1/collections", {"name": "x", "dim": 4, "metric": "hamming"}),
     ("malformed-json", "POST", "/v1/collections/docs/upsert", b'{"ids": ["a"], "vectors": [[1,'),
     ("not-an-object", "POST", "/v1/collections/docs/get", b'["a"]'),
     ("empty-body", "POST", "/v1/collections/docs/get", b""),
@@ -439,10 +438,10 @@ GRPC_CASES: list[tuple[str, str, Any, type[VecDBError], dict[str, Any] | None]] 
         "no-vectors",
         "Upsert",
         pb.UpsertRequest(collection="docs", records=[rec()]),
-        DimensionMismatchError,
+        InvalidArgumentError,
         None,
     ),
-    ("no-queries", "Search", pb.SearchRequest(collection="docs"), DimensionMismatchError, None),
+    ("no-queries", "Search", pb.SearchRequest(collection="docs"), InvalidArgumentError, None),
     (
         "more-vectors-than-records",
         "Upsert",
@@ -475,14 +474,14 @@ GRPC_CASES: list[tuple[str, str, Any, type[VecDBError], dict[str, Any] | None]] 
         "metadata-json-malformed",
         "Upsert",
         pb.UpsertRequest(collection="docs", records=[rec(metadata_json="{bad")], vectors=vec(Q)),
-        InvalidArgumentError,
+        InvalidMetadataError,
         {},
     ),
     (
         "metadata-json-nan",
         "Upsert",
         pb.UpsertRequest(collection="docs", records=[rec(metadata_json='{"v": NaN}')], vectors=vec(Q)),
-        InvalidArgumentError,
+        InvalidMetadataError,
         {},
     ),
     (
@@ -511,7 +510,7 @@ GRPC_CASES: list[tuple[str, str, Any, type[VecDBError], dict[str, Any] | None]] 
         "search-filter-json-malformed",
         "Search",
         pb.SearchRequest(collection="docs", queries=vec(Q), filter_json="{bad"),
-        InvalidArgumentError,
+        InvalidFilterError,
         {},
     ),
     (
@@ -525,7 +524,7 @@ GRPC_CASES: list[tuple[str, str, Any, type[VecDBError], dict[str, Any] | None]] 
         "count-filter-json-malformed",
         "Count",
         pb.CountRequest(collection="docs", filter_json="not json"),
-        InvalidArgumentError,
+        InvalidFilterError,
         {},
     ),
     (
@@ -539,7 +538,7 @@ GRPC_CASES: list[tuple[str, str, Any, type[VecDBError], dict[str, Any] | None]] 
         "delete-filter-json-malformed",
         "Delete",
         pb.DeleteRequest(collection="docs", filter_json="{bad"),
-        InvalidArgumentError,
+        InvalidFilterError,
         {},
     ),
     (
@@ -604,7 +603,7 @@ GRPC_CASES: list[tuple[str, str, Any, type[VecDBError], dict[str, Any] | None]] 
         "index-json-malformed",
         "CreateCollection",
         pb.CreateCollectionRequest(name="x", dim=4, index_json="{bad"),
-        InvalidArgumentError,
+        InvalidConfigError,
         {},
     ),
     (

@@ -103,6 +103,8 @@ def validate_source(value: Any, limits: Limits, where: str = "source") -> str:
 def _as_matrix(vectors: Any, dim: int, what: str) -> np.ndarray:
     """A (n, dim) float32 matrix of finite values, or a typed error naming the row."""
     if isinstance(vectors, np.ndarray):
+        if vectors.ndim == 2 and vectors.shape[0] == 0:
+            return np.empty((0, dim), dtype=np.float32)
         if vectors.ndim == 1 and vectors.size == dim and what == "query":
             vectors = vectors.reshape(1, dim)
         if vectors.ndim != 2:
@@ -114,6 +116,8 @@ def _as_matrix(vectors: Any, dim: int, what: str) -> np.ndarray:
         if isinstance(vectors, str | bytes) or not isinstance(vectors, Iterable):
             raise InvalidVectorError(f"{what} vectors must be a list of lists of floats")
         rows = list(vectors)
+        if what == "query" and rows and all(isinstance(v, int | float) for v in rows):
+            rows = [rows]  # one query given as a flat list
         for i, row in enumerate(rows):
             if isinstance(row, str | bytes) or not hasattr(row, "__len__"):
                 raise InvalidVectorError(f"{what} vector {i} is not a list of numbers", index=i)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from vecdb.errors import InvalidArgumentError
+from vecdb.errors import InvalidArgumentError, InvalidMetadataError, VecDBError
 from vecdb.server._generated import vecdb_pb2 as pb
 from vecdb.types import DEFAULT_INCLUDE, Hit, Record, SourceInfo
 
@@ -54,7 +54,7 @@ def from_proto_vectors(msg: pb.Vectors, what: str = "vectors") -> np.ndarray:
     return np.frombuffer(msg.data, dtype="<f4").reshape(-1, msg.dim)
 
 
-def json_or_none(text: str, what: str) -> Any:
+def json_or_none(text: str, what: str, error: type[VecDBError] = InvalidArgumentError) -> Any:
     """Parse a JSON text field; the empty string means None.
 
     The standard library parser, as REST's: it keeps integers beyond 64 bits exact (orjson would turn
@@ -65,7 +65,7 @@ def json_or_none(text: str, what: str) -> Any:
     try:
         return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except ValueError as exc:
-        raise InvalidArgumentError(f"{what} is not valid JSON: {exc}") from exc
+        raise error(f"{what} is not valid JSON: {exc}") from exc
 
 
 def _no_constant(name: str) -> Any:
@@ -89,7 +89,10 @@ def from_proto_records(
     """ids, texts, metadatas, sources (columns, as the engine takes them)."""
     ids = [r.id for r in records]
     texts = [r.text if r.HasField("text") else None for r in records]
-    metas = [json_or_none(r.metadata_json, f"metadata of record {i}") for i, r in enumerate(records)]
+    metas = [
+        json_or_none(r.metadata_json, f"metadata of record {i}", InvalidMetadataError)
+        for i, r in enumerate(records)
+    ]
     sources = [r.source if r.HasField("source") else None for r in records]
     return ids, texts, metas, sources
 

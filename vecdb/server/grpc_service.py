@@ -20,7 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from vecdb.engine import Database
-from vecdb.errors import InvalidArgumentError, VecDBError
+from vecdb.errors import InvalidArgumentError, InvalidConfigError, InvalidFilterError, VecDBError
 from vecdb.server import convert
 from vecdb.server._generated import vecdb_pb2 as pb
 from vecdb.server._generated import vecdb_pb2_grpc as pb_grpc
@@ -62,8 +62,9 @@ class VecDBServicer(pb_grpc.VecDBServicer):
         start = time.perf_counter()
         code = "ok"
         try:
-            auth = dict(context.invocation_metadata()).get("authorization")
-            self._auth.check(auth if isinstance(auth, str) else None, op)
+            if self._auth.enabled:
+                auth = dict(context.invocation_metadata()).get("authorization")
+                self._auth.check(auth if isinstance(auth, str) else None, op)
             return fn()
         except VecDBError as exc:
             code = exc.code
@@ -87,7 +88,7 @@ class VecDBServicer(pb_grpc.VecDBServicer):
 
     def CreateCollection(self, request: pb.CreateCollectionRequest, context: Any) -> pb.CollectionInfo:
         def run() -> pb.CollectionInfo:
-            index = convert.json_or_none(request.index_json, "index_json")
+            index = convert.json_or_none(request.index_json, "index_json", InvalidConfigError)
             col = self._db.create_collection(request.name, request.dim, request.metric or "cosine", index)  # type: ignore[arg-type]
             return convert.to_proto_collection_info(col.info())
 
@@ -157,7 +158,9 @@ class VecDBServicer(pb_grpc.VecDBServicer):
             if which == "ids":
                 n = col.delete(list(request.ids.ids))
             elif which == "filter_json":
-                n = col.delete(filter=convert.json_or_none(request.filter_json, "filter_json") or {})
+                n = col.delete(
+                    filter=convert.json_or_none(request.filter_json, "filter_json", InvalidFilterError) or {}
+                )
             elif which == "source":
                 n = col.delete(source=request.source)
             else:
@@ -170,8 +173,8 @@ class VecDBServicer(pb_grpc.VecDBServicer):
         def run() -> pb.SearchResponse:
             results = self._db.get_collection(request.collection).search(
                 convert.from_proto_vectors(request.queries, "queries"),
-                k=request.k or 10,
-                filter=convert.json_or_none(request.filter_json, "filter_json"),
+                k=request.k if request.HasField("k") else 10,
+                filter=convert.json_or_none(request.filter_json, "filter_json", InvalidFilterError),
                 include=convert.from_proto_include(request.include, request.HasField("include")),
                 params=convert.from_proto_params(request.params),
             )
@@ -183,7 +186,7 @@ class VecDBServicer(pb_grpc.VecDBServicer):
 
     def Count(self, request: pb.CountRequest, context: Any) -> pb.CountResponse:
         def run() -> pb.CountResponse:
-            flt = convert.json_or_none(request.filter_json, "filter_json")
+            flt = convert.json_or_none(request.filter_json, "filter_json", InvalidFilterError)
             return pb.CountResponse(count=self._db.get_collection(request.collection).count(filter=flt))
 
         return self._call(context, "count", run)
@@ -212,6 +215,9 @@ def create_grpc_server(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
+            # grpcio binds with SO_REUSEPORT by default: a second server on the same port would silently
+            # share connections with this one (and serve another data directory).
+            ("grpc.so_reuseport", 0),
         ],
     )
     pb_grpc.add_VecDBServicer_to_server(VecDBServicer(db, authenticator, metrics), server)  # type: ignore[no-untyped-call]
@@ -220,7 +226,8 @@ def create_grpc_server(
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(address)
-    if port == 0:
-        raise OSError(f"cannot bind gRPC to {address}")
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise OSError(f"cannot listen for gRPC on {address}: {exc}") from exc
     return server, port, health_servicer

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import Depends, FastAPI, Request
@@ -51,7 +51,7 @@ class CreateCollectionBody(BaseModel):
     model_config = _STRICT
     name: str = Field(description="1-64 letters, digits, '_' or '-'.")
     dim: int = Field(description="Vector dimension.")
-    metric: Literal["cosine", "ip", "l2"] = "cosine"
+    metric: str = Field("cosine", description="cosine, ip or l2.")
     index: dict[str, Any] | None = Field(None, description='Index spec, e.g. {"type": "hnsw"}; default auto.')
 
 
@@ -75,9 +75,10 @@ class UpsertBody(BaseModel):
     model_config = _STRICT
     ids: list[str]
     vectors: list[list[float]]
-    texts: list[str | None] | None = None
-    metadatas: list[dict[str, Any] | None] | None = None
-    sources: list[str | None] | None = None
+    # Items are checked by the engine, so that a bad one gets the same error code on every transport.
+    texts: list[Any] | None = Field(None, description="Strings or nulls, one per record.")
+    metadatas: list[Any] | None = Field(None, description="JSON objects or nulls, one per record.")
+    sources: list[Any] | None = Field(None, description="Strings or nulls, one per record.")
 
 
 class CountResult(BaseModel):
@@ -111,7 +112,7 @@ class DeleteBody(BaseModel):
 
 class SearchBody(BaseModel):
     model_config = _STRICT
-    vectors: list[list[float]]
+    vectors: list[list[float]] | list[float] = Field(description="A batch of query vectors, or one vector.")
     k: int = 10
     filter: dict[str, Any] | None = None
     include: list[str] | None = None
@@ -315,7 +316,7 @@ def create_app(
         return call(
             request,
             "create_collection",
-            lambda: db.create_collection(body.name, body.dim, body.metric, body.index).info(),
+            lambda: db.create_collection(body.name, body.dim, body.metric, body.index).info(),  # type: ignore[arg-type]
         )
 
     @app.get(

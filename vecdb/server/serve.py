@@ -118,7 +118,10 @@ def serve(settings: Settings) -> int:
         # handlers and re-raises the signal to them: gRPC health turns NOT_SERVING and gRPC drains.
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, on_signal)
-        server.run()
+        try:
+            server.run()
+        except SystemExit:  # uvicorn exits this way when it cannot bind
+            server.started = False
         if not server.started:
             log.error("REST could not start on %s:%d", settings.host, settings.rest_port)
             grpc_server.stop(0)
