@@ -4,6 +4,7 @@ collection, read from the engine at scrape time (never stale)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -66,6 +67,13 @@ class Metrics:
         )
         self.registry.register(_CollectionCollector(db))
 
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
     def observe(self, transport: str, operation: str, code: str, seconds: float) -> None:
-        self.requests.labels(transport, operation, code).inc()
-        self.latency.labels(transport, operation).observe(seconds)
+        key = (transport, operation, code)
+        children = self._children.get(key)
+        if children is None:  # label lookups cost ~10 us a call: resolve each combination once
+            children = (self.requests.labels(*key), self.latency.labels(transport, operation))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
