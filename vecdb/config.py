@@ -19,7 +19,15 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["IndexSettings", "Limits", "SearchSettings", "Settings", "StorageSettings", "load_settings"]
+__all__ = [
+    "EmbeddingSettings",
+    "IndexSettings",
+    "Limits",
+    "SearchSettings",
+    "Settings",
+    "StorageSettings",
+    "load_settings",
+]
 
 _CONFIG_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar("vecdb_config_file", default=None)
 
@@ -105,6 +113,28 @@ class IndexSettings(BaseModel):
     )
 
 
+class EmbeddingSettings(BaseModel):
+    """Built-in embedding (collections created with ``embedding={"model": ...}``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(
+        True,
+        description="Embed texts sent without vectors. Off: such requests fail clearly and torch is "
+        "never loaded.",
+    )
+    allow_download: bool = Field(
+        False,
+        description="Let a model name that is not available locally be downloaded from the Hugging "
+        "Face hub. Off (the default), nothing touches the network.",
+    )
+    default_model: str = Field(
+        "all-MiniLM-L6-v2", description="Model of embedding={} (packaged, no download)."
+    )
+    batch_size: int = Field(64, ge=1, le=4096, description="Texts per encoding batch.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: the GPU when torch sees one.")
+
+
 class Settings(BaseSettings):
     """All of vecdb's settings: flags (``vecdb serve --help``) > ``VECDB_*`` environment > config file."""
 
@@ -138,6 +168,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ that names the offending item (its position in the batch, the id, the field...).
     │   ├── InvalidFilterError      invalid_filter      (unknown operator, malformed filter)
     │   ├── InvalidNameError        invalid_name        (collection name)
     │   └── InvalidConfigError      invalid_config      (index spec, metric, dim, settings)
+    │       └── ModelUnavailableError model_unavailable (embedding model not available locally)
     ├── LimitExceededError          limit_exceeded      413  RESOURCE_EXHAUSTED (batch, text, metadata, k)
     ├── NotFoundError               not_found           404  NOT_FOUND
     │   └── CollectionNotFoundError collection_not_found
@@ -26,7 +27,8 @@ that names the offending item (its position in the batch, the id, the field...).
     ├── PermissionDeniedError       permission_denied   403  PERMISSION_DENIED (read-only key writing)
     ├── FailedPreconditionError     failed_precondition 409  FAILED_PRECONDITION
     │   ├── DatabaseLockedError     database_locked     (another process holds the data directory)
-    │   └── ClosedError             closed              (the database or collection was closed)
+    │   ├── ClosedError             closed              (the database or collection was closed)
+    │   └── EmbeddingDisabledError  embedding_disabled  (texts without vectors, embedding turned off)
     └── StorageError                storage_error       500  INTERNAL (RocksDB or the file system failed)
         └── CorruptionError         corruption          500  DATA_LOSS (a manifest or record is damaged)
 
@@ -49,6 +51,7 @@ __all__ = [
     "DatabaseLockedError",
     "DimensionMismatchError",
     "DuplicateIdError",
+    "EmbeddingDisabledError",
     "FailedPreconditionError",
     "InvalidArgumentError",
     "InvalidConfigError",
@@ -59,6 +62,7 @@ __all__ = [
     "InvalidSourceError",
     "InvalidVectorError",
     "LimitExceededError",
+    "ModelUnavailableError",
     "NotFoundError",
     "PermissionDeniedError",
     "StorageError",
@@ -126,6 +130,10 @@ class InvalidConfigError(InvalidArgumentError):
     code = "invalid_config"
 
 
+class ModelUnavailableError(InvalidConfigError):
+    code = "model_unavailable"
+
+
 class LimitExceededError(VecDBError):
     code = "limit_exceeded"
     http_status = 413
@@ -176,6 +184,10 @@ class DatabaseLockedError(FailedPreconditionError):
 
 class ClosedError(FailedPreconditionError):
     code = "closed"
+
+
+class EmbeddingDisabledError(FailedPreconditionError):
+    code = "embedding_disabled"
 
 
 class StorageError(VecDBError):

@@ -12,8 +12,9 @@ LEAVES = {"types", "errors", "config", "filters"}
 ALLOWED: dict[str, set[str]] = {
     "leaf": LEAVES,
     "storage": LEAVES | {"storage"},
+    "embed": LEAVES | {"embed"},
     "index": LEAVES | {"index"},
-    "engine": LEAVES | {"storage", "index", "engine"},
+    "engine": LEAVES | {"storage", "index", "embed", "engine"},
     "server": LEAVES | {"engine", "server"},
     "top": LEAVES | {"engine", "storage", "index", "server", "cli"},
 }
@@ -21,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
 
 def _layer(module: Path) -> str:
     rel = module.relative_to(ROOT)
-    if rel.parts[0] in {"storage", "index", "engine", "server"}:
+    if rel.parts[0] in {"storage", "index", "embed", "engine", "server"}:
         return rel.parts[0]
     if rel.stem in LEAVES:
         return "leaf"

@@ -22,17 +22,26 @@ from typing import Any
 import numpy as np
 
 from vecdb.config import Settings
+from vecdb.embed import EmbedderRegistry
 from vecdb.engine.locks import RWLock
 from vecdb.engine.record_index import RecordIndex, to_labels
 from vecdb.engine.validate import (
+    split_missing_vectors,
     validate_id_list,
     validate_include,
     validate_k,
     validate_queries,
     validate_records,
     validate_source,
+    validate_texts,
 )
-from vecdb.errors import ClosedError, CorruptionError, InvalidArgumentError, InvalidFilterError
+from vecdb.errors import (
+    ClosedError,
+    CorruptionError,
+    InvalidArgumentError,
+    InvalidConfigError,
+    InvalidFilterError,
+)
 from vecdb.filters import parse_filter
 from vecdb.index import (
     AnnIndex,
@@ -71,6 +80,8 @@ class Collection:
         dim: int,
         metric: Metric,
         spec: AnySpec,
+        embedding_model: str | None,
+        embedders: EmbedderRegistry,
         settings: Settings,
         background: Executor,
         builder: Executor,
@@ -81,6 +92,8 @@ class Collection:
         self.dim = dim
         self.metric: Metric = metric
         self.spec = spec
+        self.embedding_model = embedding_model
+        self._embedders = embedders
         self._settings = settings
         self._limits = settings.limits
         self._background = background
@@ -343,7 +356,7 @@ class Collection:
     def upsert(
         self,
         ids: Sequence[str],
-        vectors: Any,
+        vectors: Any = None,
         texts: Sequence[str | None] | None = None,
         metadatas: Sequence[dict[str, Any] | None] | None = None,
         sources: Sequence[str | None] | None = None,
@@ -351,13 +364,48 @@ class Collection:
         """Insert or replace records; returns how many were written.
 
         Re-sending an id replaces its record (vector, text, metadata and source) entirely. The whole
-        batch is validated first: any bad item rejects the batch and nothing is written.
+        batch is validated first: any bad item rejects the batch and nothing is written. In a collection
+        with an embedding model, ``vectors`` may be omitted (or hold None for some records): those records'
+        texts are embedded.
         """
         self._check_open()
-        new, vecs = validate_records(
-            ids, vectors, texts, metadatas, sources, dim=self.dim, metric=self.metric, limits=self._limits
-        )
+        new, vecs = self._validate(ids, vectors, texts, metadatas, sources)
         return self._write(new, vecs, lambda: self._existing([r.id for r in new]))
+
+    def _validate(
+        self, ids: Any, vectors: Any, texts: Any, metadatas: Any, sources: Any, *, allow_empty: bool = False
+    ) -> tuple[list[NewRecord], np.ndarray]:
+        missing: list[int] = []
+        if self.embedding_model is not None:
+            vectors, missing = split_missing_vectors(ids, vectors, texts, self.dim)
+        new, vecs = validate_records(
+            ids,
+            vectors,
+            texts,
+            metadatas,
+            sources,
+            dim=self.dim,
+            metric=self.metric,
+            limits=self._limits,
+            allow_empty=allow_empty,
+        )
+        if missing:  # embedding is slow: done after validation, before the write lock
+            vecs[missing] = self._embed([new[i].text or "" for i in missing])
+        return new, vecs
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        if self.embedding_model is None:
+            raise InvalidArgumentError(
+                f"collection {self.name!r} has no embedding model: send vectors (create it with "
+                'embedding={"model": ...} to send texts alone)'
+            )
+        vectors = self._embedders.get(self.embedding_model).encode(texts)
+        if vectors.shape[1] != self.dim:
+            raise InvalidConfigError(
+                f"model {self.embedding_model!r} gives {vectors.shape[1]}-d vectors, "
+                f"the collection has {self.dim}"
+            )
+        return vectors
 
     def replace_source(
         self,
@@ -376,17 +424,7 @@ class Collection:
         self._check_open()
         source = validate_source(source, self._limits)
         n = len(ids) if ids is not None and not isinstance(ids, str) else -1
-        new, vecs = validate_records(
-            ids,
-            vectors,
-            texts,
-            metadatas,
-            [source] * max(n, 0),
-            dim=self.dim,
-            metric=self.metric,
-            limits=self._limits,
-            allow_empty=True,
-        )
+        new, vecs = self._validate(ids, vectors, texts, metadatas, [source] * max(n, 0), allow_empty=True)
 
         def removed() -> list[StoredRecord]:
             by_label = {r.label: r for r in self._existing([r.id for r in new])}
@@ -474,11 +512,12 @@ class Collection:
 
     def search(
         self,
-        vectors: Any,
+        vectors: Any = None,
         k: int = 10,
         filter: Any = None,
         include: Sequence[str] = DEFAULT_INCLUDE,
         params: dict[str, Any] | None = None,
+        texts: Sequence[str] | str | None = None,
     ) -> list[list[Hit]]:
         """Top-k records per query vector, best first; only records matching ``filter`` when given.
 
@@ -486,8 +525,14 @@ class Collection:
         better). On a flat index the result is exact, filtered or not; a filter admitting few records is
         searched exactly on every index. ``params`` overrides ``ef_search`` / ``nprobe`` for this call.
         A single 1-d vector counts as one query. Fewer than k hits come back when fewer records match.
+        Give ``texts`` instead of ``vectors`` to search with query texts (collections with an embedding
+        model).
         """
         self._check_open()
+        if (vectors is None) == (texts is None):
+            raise InvalidArgumentError("search takes exactly one of vectors and texts")
+        if texts is not None:
+            vectors = self._embed(validate_texts(texts, self._limits))
         queries = validate_queries(vectors, self.dim, self.metric, self._limits)
         k = validate_k(k, self._limits)
         flt = parse_filter(filter)
@@ -570,6 +615,7 @@ class Collection:
                 "dim": self.dim,
                 "metric": self.metric,
                 "index": self.spec.model_dump(),
+                "embedding": None if self.embedding_model is None else {"model": self.embedding_model},
                 "count": len(self._records),
                 "sources": len(self._records.sources),
                 "index_state": self._index.state(),

@@ -27,10 +27,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 from filelock import FileLock, Timeout
 
 from vecdb.config import Settings
+from vecdb.embed import EmbedderRegistry, resolve_model
 from vecdb.engine.collection import Collection
+from vecdb.engine.validate import validate_texts
 from vecdb.errors import (
     ClosedError,
     CollectionExistsError,
@@ -85,6 +88,13 @@ class Database:
             shutil.rmtree(leftover, ignore_errors=True)
         self._lock = threading.RLock()
         self._open: dict[str, Collection] = {}
+        emb = self.settings.embedding
+        self.embedders = EmbedderRegistry(
+            enabled=emb.enabled,
+            allow_download=emb.allow_download,
+            batch_size=emb.batch_size,
+            device=emb.device,
+        )
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecdb-checkpoint")
         self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecdb-build")
         self._closed = False
@@ -119,13 +129,36 @@ class Database:
     # ---- collections -------------------------------------------------------------------------------
 
     def create_collection(
-        self, name: str, dim: int, metric: Metric = "cosine", index: dict[str, Any] | None = None
+        self,
+        name: str,
+        dim: int | None = None,
+        metric: Metric = "cosine",
+        index: dict[str, Any] | None = None,
+        embedding: dict[str, Any] | None = None,
     ) -> Collection:
         """Create an empty collection. Raises CollectionExistsError, InvalidNameError, InvalidConfigError.
 
         ``index`` is an index spec (see ``vecdb.index.spec``); None means ``{"type": "auto"}``.
+        ``embedding={"model": NAME}`` (``{}``: the default model) lets records and queries be sent as text
+        alone; ``dim`` then comes from the model and may be omitted. The model must be available locally
+        (``ModelUnavailableError`` at once otherwise).
         """
         name = validate_name(name)
+        model = self._embedding_model(embedding)
+        if model is not None:
+            model_dim = self.embedders.get(model).dim if self.embedders.enabled else None
+            if dim is None:
+                if model_dim is None:
+                    raise InvalidConfigError("dim is required while embedding is turned off", field="dim")
+                dim = model_dim
+            elif model_dim is not None and dim != model_dim:
+                raise InvalidConfigError(
+                    f"dim {dim} does not match model {model!r} ({model_dim})", field="dim"
+                )
+        if dim is None:
+            raise InvalidConfigError(
+                "dim is required for a collection without an embedding model", field="dim"
+            )
         if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= self.settings.limits.max_dim:
             raise InvalidConfigError(
                 f"dim must be an integer from 1 to {self.settings.limits.max_dim}, got {dim!r}", field="dim"
@@ -146,6 +179,7 @@ class Database:
                 "dim": dim,
                 "metric": metric,
                 "index": spec.model_dump(),
+                "embedding": None if model is None else {"model": model},
                 "created_at": datetime.now(UTC).isoformat(),
             }
             atomic_write_json(tmp / MANIFEST, manifest)
@@ -155,6 +189,28 @@ class Database:
             col = self._make_collection(name, final, manifest, create=False)
             self._open[name] = col
             return col
+
+    def _embedding_model(self, embedding: Any) -> str | None:
+        if embedding is None:
+            return None
+        if not isinstance(embedding, dict) or set(embedding) - {"model"}:
+            raise InvalidConfigError(
+                f'embedding must be an object like {{"model": "all-MiniLM-L6-v2"}}, got {embedding!r}',
+                field="embedding",
+            )
+        model = embedding.get("model") or self.settings.embedding.default_model
+        if not isinstance(model, str):
+            raise InvalidConfigError(
+                f"embedding.model must be a string, got {model!r}", field="embedding.model"
+            )
+        resolve_model(model, allow_download=self.settings.embedding.allow_download)
+        return model
+
+    def embed(self, texts: Any, model: str | None = None) -> tuple[np.ndarray, str]:
+        """Vectors for texts with ``model`` (default: the configured default model)."""
+        self._check_open()
+        name = model or self.settings.embedding.default_model
+        return self.embedders.get(name).encode(validate_texts(texts, self.settings.limits)), name
 
     def get_collection(self, name: str) -> Collection:
         """The collection (opened and recovered on first use). Raises CollectionNotFoundError."""
@@ -228,12 +284,16 @@ class Database:
                 raise ValueError(f"unknown metric {metric!r}")
         except (KeyError, TypeError, ValueError, InvalidConfigError) as exc:
             raise CorruptionError(f"collection {name!r}: manifest is damaged ({exc})", name=name) from exc
+        embedding = manifest.get("embedding")
+        model = embedding["model"] if isinstance(embedding, dict) else None
         return Collection(
             name,
             path,
             dim=dim,
             metric=metric,
             spec=spec,
+            embedding_model=model,
+            embedders=self.embedders,
             settings=self.settings,
             background=self._background,
             builder=self._builder,

