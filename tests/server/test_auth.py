@@ -62,6 +62,7 @@ REST_OPS: dict[str, list[tuple[str, str, Any]]] = {
     "search": [("POST", "/v1/collections/docs/search", {"vectors": [[1, 0, 0, 0]]})],
     "count": [("GET", "/v1/collections/docs/count?filter=%7B%22x%22%3A1%7D", None)],
     "list_sources": [("GET", "/v1/collections/docs/sources", None)],
+    "embed": [("POST", "/v1/embed", {"texts": ["hello"]})],
 }
 
 
@@ -189,6 +190,7 @@ GRPC_OPS: dict[str, list[tuple[str, Callable[[], Any]]]] = {
     "search": [("Search", lambda: pb.SearchRequest(collection="docs", queries=_vec([1, 0, 0, 0])))],
     "count": [("Count", lambda: pb.CountRequest(collection="docs", filter_json='{"x": 1}'))],
     "list_sources": [("ListSources", lambda: pb.CollectionRequest(name="docs"))],
+    "embed": [("Embed", lambda: pb.EmbedRequest(texts=["hello"]))],
 }
 
 

@@ -261,7 +261,7 @@ REST_CASES: list[tuple[str, str, str, Any, type[VecDBError], dict[str, Any] | No
 VALIDATION_CASES: list[tuple[str, str, str, Any]] = [
     ("wrong-types", "POST", "/v1/collections/docs/upsert", {"ids": "a", "vectors": "x"}),
     ("vector-of-strings", "POST", "/v1/collections/docs/upsert", {"ids": ["a"], "vectors": [["x", "y"]]}),
-    ("missing-field", "POST", "/v1/collections/docs/upsert", {"ids": ["a"]}),
+    ("missing-field", "POST", "/v1/collections/docs/upsert", {"vectors": [[1, 0, 0, 0]]}),
     ("extra-field", "POST", "/v1/collections/docs/search", {"vectors": [[1, 0, 0, 0]], "kk": 3}),
     ("k-not-int", "POST", "/v1/collections/docs/search", {"vectors": [[1, 0, 0, 0]], "k": "many"}),
     ("malformed-json", "POST", "/v1/collections/docs/upsert", b'{"ids": ["a"], "vectors": [[1,'),

@@ -55,6 +55,7 @@ async def test_create_collection_is_201_with_its_info(rest: httpx.AsyncClient) -
         "index_state",
         "seq",
         "checkpoint_seq",
+        "embedding",
     }
     assert (info["name"], info["dim"], info["metric"], info["count"], info["sources"]) == (
         "docs",
@@ -341,6 +342,7 @@ ROUTES = {
     ("/v1/collections/{name}/count", "get"),
     ("/v1/collections/{name}/sources", "get"),
     ("/v1/collections/{name}/sources/{source}", "delete"),
+    ("/v1/embed", "post"),
 }
 
 

@@ -147,7 +147,7 @@ class EmbedderRegistry:
         try:
             from transformers.utils import logging as hf_logging
 
-            hf_logging.disable_progress_bar()  # no "Loading weights" bars in a server's log
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         except ImportError:
             pass
         model = SentenceTransformer(str(path), device=device)

@@ -29,6 +29,7 @@ OPERATIONS = (
     "search",
     "count",
     "list_sources",
+    "embed",
 )
 WRITE_OPERATIONS = frozenset({"create_collection", "drop_collection", "upsert", "delete"})
 

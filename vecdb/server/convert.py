@@ -116,6 +116,24 @@ def to_proto_records(
     return out
 
 
+def from_proto_upsert_vectors(msg: pb.UpsertRequest) -> Any:
+    """The rows of an upsert: an array when every record has a vector, else a list with None where a
+    record's text is to be embedded (``missing_vectors``)."""
+    n = len(msg.records)
+    vectors = from_proto_vectors(msg.vectors)
+    if not msg.missing_vectors:
+        return vectors
+    missing = set(msg.missing_vectors)
+    if len(missing) != len(msg.missing_vectors) or max(missing) >= n:
+        raise InvalidArgumentError(f"missing_vectors must name distinct records among the {n} sent")
+    if len(vectors) != n - len(missing):
+        raise InvalidArgumentError(
+            f"{len(vectors)} vectors for {n - len(missing)} records that have one", expected=n - len(missing)
+        )
+    rows = iter(vectors)
+    return [None if i in missing else next(rows) for i in range(n)]
+
+
 def from_proto_include(msg: Any, has: bool) -> tuple[str, ...]:
     return tuple(msg.fields) if has else DEFAULT_INCLUDE
 
@@ -179,6 +197,7 @@ def to_proto_collection_info(info: dict[str, Any]) -> pb.CollectionInfo:
         index_state_json=to_json_text(info["index_state"]),
         seq=info["seq"],
         checkpoint_seq=info["checkpoint_seq"],
+        embedding_json=to_json_text(info["embedding"]),
     )
 
 
@@ -193,4 +212,5 @@ def from_proto_collection_info(msg: pb.CollectionInfo) -> dict[str, Any]:
         "index_state": orjson.loads(msg.index_state_json),
         "seq": msg.seq,
         "checkpoint_seq": msg.checkpoint_seq,
+        "embedding": orjson.loads(msg.embedding_json) if msg.embedding_json else None,
     }

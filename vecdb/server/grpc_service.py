@@ -89,7 +89,14 @@ class VecDBServicer(pb_grpc.VecDBServicer):
     def CreateCollection(self, request: pb.CreateCollectionRequest, context: Any) -> pb.CollectionInfo:
         def run() -> pb.CollectionInfo:
             index = convert.json_or_none(request.index_json, "index_json", InvalidConfigError)
-            col = self._db.create_collection(request.name, request.dim, request.metric or "cosine", index)  # type: ignore[arg-type]
+            embedding = convert.json_or_none(request.embedding_json, "embedding_json", InvalidConfigError)
+            col = self._db.create_collection(
+                request.name,
+                request.dim or None,
+                request.metric or "cosine",  # type: ignore[arg-type]
+                index,
+                embedding,
+            )
             return convert.to_proto_collection_info(col.info())
 
         return self._call(context, "create_collection", run)
@@ -117,7 +124,7 @@ class VecDBServicer(pb_grpc.VecDBServicer):
 
     def _upsert(self, request: pb.UpsertRequest, collection: str) -> int:
         ids, texts, metas, sources = convert.from_proto_records(request.records)
-        vectors = convert.from_proto_vectors(request.vectors)
+        vectors = convert.from_proto_upsert_vectors(request)
         return self._db.get_collection(collection).upsert(ids, vectors, texts, metas, sources)
 
     def Upsert(self, request: pb.UpsertRequest, context: Any) -> pb.WriteResponse:
@@ -171,8 +178,11 @@ class VecDBServicer(pb_grpc.VecDBServicer):
 
     def Search(self, request: pb.SearchRequest, context: Any) -> pb.SearchResponse:
         def run() -> pb.SearchResponse:
+            texts = list(request.texts) or None
+            queries = None if texts is not None else convert.from_proto_vectors(request.queries, "queries")
             results = self._db.get_collection(request.collection).search(
-                convert.from_proto_vectors(request.queries, "queries"),
+                queries,
+                texts=texts,
                 k=request.k if request.HasField("k") else 10,
                 filter=convert.json_or_none(request.filter_json, "filter_json", InvalidFilterError),
                 include=convert.from_proto_include(request.include, request.HasField("include")),
@@ -197,6 +207,25 @@ class VecDBServicer(pb_grpc.VecDBServicer):
             return pb.ListSourcesResponse(sources=[convert.to_proto_source(s) for s in infos])
 
         return self._call(context, "list_sources", run)
+
+    def Embed(self, request: pb.EmbedRequest, context: Any) -> pb.EmbedResponse:
+        def run() -> pb.EmbedResponse:
+            model = _embed_model(self._db, request.model, request.collection)
+            vectors, name = self._db.embed(list(request.texts), model)
+            return pb.EmbedResponse(vectors=convert.to_proto_vectors(vectors), model=name)
+
+        return self._call(context, "embed", run)
+
+
+def _embed_model(db: Database, model: str, collection: str) -> str | None:
+    if collection:
+        name = db.get_collection(collection).embedding_model
+        if name is None:
+            raise InvalidArgumentError(f"collection {collection!r} has no embedding model")
+        if model and model != name:
+            raise InvalidArgumentError(f"collection {collection!r} uses model {name!r}, not {model!r}")
+        return name
+    return model or None
 
 
 def create_grpc_server(

@@ -23,7 +23,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vecdb import __version__
 from vecdb.engine import Database
-from vecdb.errors import AuthenticationError, InvalidFilterError, LimitExceededError, VecDBError
+from vecdb.errors import (
+    AuthenticationError,
+    InvalidArgumentError,
+    InvalidFilterError,
+    LimitExceededError,
+    VecDBError,
+)
 from vecdb.server.auth import Authenticator
 from vecdb.server.metrics import Metrics
 from vecdb.types import DEFAULT_INCLUDE
@@ -50,9 +56,13 @@ _STRICT = ConfigDict(extra="forbid", strict=True)
 class CreateCollectionBody(BaseModel):
     model_config = _STRICT
     name: str = Field(description="1-64 letters, digits, '_' or '-'.")
-    dim: int = Field(description="Vector dimension.")
+    dim: int | None = Field(None, description="Vector dimension (omit it with an embedding model).")
     metric: str = Field("cosine", description="cosine, ip or l2.")
     index: dict[str, Any] | None = Field(None, description='Index spec, e.g. {"type": "hnsw"}; default auto.')
+    embedding: dict[str, Any] | None = Field(
+        None,
+        description='{"model": NAME} ({} for the default model): records and queries may be texts alone.',
+    )
 
 
 class CollectionInfo(BaseModel):
@@ -65,6 +75,7 @@ class CollectionInfo(BaseModel):
     index_state: dict[str, Any]
     seq: int
     checkpoint_seq: int
+    embedding: dict[str, Any] | None = None
 
 
 class CollectionList(BaseModel):
@@ -74,7 +85,9 @@ class CollectionList(BaseModel):
 class UpsertBody(BaseModel):
     model_config = _STRICT
     ids: list[str]
-    vectors: list[list[float]]
+    vectors: list[list[float] | None] | None = Field(
+        None, description="One per record; null (or omitted) where the text is to be embedded."
+    )
     # Items are checked by the engine, so that a bad one gets the same error code on every transport.
     texts: list[Any] | None = Field(None, description="Strings or nulls, one per record.")
     metadatas: list[Any] | None = Field(None, description="JSON objects or nulls, one per record.")
@@ -112,7 +125,10 @@ class DeleteBody(BaseModel):
 
 class SearchBody(BaseModel):
     model_config = _STRICT
-    vectors: list[list[float]] | list[float] = Field(description="A batch of query vectors, or one vector.")
+    vectors: list[list[float]] | list[float] | None = Field(
+        None, description="A batch of query vectors, or one vector."
+    )
+    texts: list[str] | str | None = Field(None, description="Query texts instead of vectors (with a model).")
     k: int = 10
     filter: dict[str, Any] | None = None
     include: list[str] | None = None
@@ -125,6 +141,19 @@ class HitOut(RecordOut):
 
 class SearchResult(BaseModel):
     results: list[list[HitOut]]
+
+
+class EmbedBody(BaseModel):
+    model_config = _STRICT
+    texts: list[str] | str
+    model: str | None = Field(None, description="Default: the collection's model, else the server default.")
+    collection: str | None = Field(None, description="Use this collection's model.")
+
+
+class EmbedResult(BaseModel):
+    model: str
+    dim: int
+    vectors: list[list[float]]
 
 
 class SourceOut(BaseModel):
@@ -316,7 +345,13 @@ def create_app(
         return call(
             request,
             "create_collection",
-            lambda: db.create_collection(body.name, body.dim, body.metric, body.index).info(),  # type: ignore[arg-type]
+            lambda: db.create_collection(
+                body.name,
+                body.dim,
+                body.metric,  # type: ignore[arg-type]
+                body.index,
+                body.embedding,
+            ).info(),
         )
 
     @app.get(
@@ -402,7 +437,12 @@ def create_app(
             request,
             "search",
             lambda: db.get_collection(name).search(
-                body.vectors, k=body.k, filter=body.filter, include=include, params=body.params
+                body.vectors,
+                k=body.k,
+                filter=body.filter,
+                include=include,
+                params=body.params,
+                texts=body.texts,
             ),
         )
         return {"results": [[h.to_dict() for h in hits] for hits in results]}
@@ -443,5 +483,23 @@ def create_app(
     )
     def delete_source(name: str, source: str, request: Request) -> Any:
         return {"count": call(request, "delete", lambda: db.get_collection(name).delete(source=source))}
+
+    @app.post("/v1/embed", response_model=EmbedResult, tags=["embedding"], dependencies=[authorized("embed")])
+    def embed(body: EmbedBody, request: Request) -> Any:
+        def run() -> dict[str, Any]:
+            model = body.model
+            if body.collection is not None:
+                own = db.get_collection(body.collection).embedding_model
+                if own is None:
+                    raise InvalidArgumentError(f"collection {body.collection!r} has no embedding model")
+                if model is not None and model != own:
+                    raise InvalidArgumentError(
+                        f"collection {body.collection!r} uses model {own!r}, not {model!r}"
+                    )
+                model = own
+            vectors, name = db.embed(body.texts, model)
+            return {"model": name, "dim": int(vectors.shape[1]), "vectors": vectors.tolist()}
+
+        return call(request, "embed", run)
 
     return app

@@ -15,16 +15,18 @@ class Vectors(_message.Message):
     def __init__(self, dim: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "dim", "metric", "index_json")
+    __slots__ = ("name", "dim", "metric", "index_json", "embedding_json")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     INDEX_JSON_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_JSON_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: str
     index_json: str
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., index_json: _Optional[str] = ...) -> None: ...
+    embedding_json: str
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., index_json: _Optional[str] = ..., embedding_json: _Optional[str] = ...) -> None: ...
 
 class CollectionRequest(_message.Message):
     __slots__ = ("name",)
@@ -33,7 +35,7 @@ class CollectionRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "dim", "metric", "index_json", "count", "sources", "index_state_json", "seq", "checkpoint_seq")
+    __slots__ = ("name", "dim", "metric", "index_json", "count", "sources", "index_state_json", "seq", "checkpoint_seq", "embedding_json")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +45,7 @@ class CollectionInfo(_message.Message):
     INDEX_STATE_JSON_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_JSON_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: str
@@ -52,7 +55,8 @@ class CollectionInfo(_message.Message):
     index_state_json: str
     seq: int
     checkpoint_seq: int
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., index_json: _Optional[str] = ..., count: _Optional[int] = ..., sources: _Optional[int] = ..., index_state_json: _Optional[str] = ..., seq: _Optional[int] = ..., checkpoint_seq: _Optional[int] = ...) -> None: ...
+    embedding_json: str
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., index_json: _Optional[str] = ..., count: _Optional[int] = ..., sources: _Optional[int] = ..., index_state_json: _Optional[str] = ..., seq: _Optional[int] = ..., checkpoint_seq: _Optional[int] = ..., embedding_json: _Optional[str] = ...) -> None: ...
 
 class ListCollectionsRequest(_message.Message):
     __slots__ = ()
@@ -81,14 +85,16 @@ class RecordData(_message.Message):
     def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., metadata_json: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
 
 class UpsertRequest(_message.Message):
-    __slots__ = ("collection", "records", "vectors")
+    __slots__ = ("collection", "records", "vectors", "missing_vectors")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     VECTORS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_VECTORS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     records: _containers.RepeatedCompositeFieldContainer[RecordData]
     vectors: Vectors
-    def __init__(self, collection: _Optional[str] = ..., records: _Optional[_Iterable[_Union[RecordData, _Mapping]]] = ..., vectors: _Optional[_Union[Vectors, _Mapping]] = ...) -> None: ...
+    missing_vectors: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, collection: _Optional[str] = ..., records: _Optional[_Iterable[_Union[RecordData, _Mapping]]] = ..., vectors: _Optional[_Union[Vectors, _Mapping]] = ..., missing_vectors: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class WriteResponse(_message.Message):
     __slots__ = ("count",)
@@ -159,20 +165,22 @@ class SearchParams(_message.Message):
     def __init__(self, ef_search: _Optional[int] = ..., nprobe: _Optional[int] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("collection", "queries", "k", "filter_json", "include", "params")
+    __slots__ = ("collection", "queries", "k", "filter_json", "include", "params", "texts")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     FILTER_JSON_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     queries: Vectors
     k: int
     filter_json: str
     include: Include
     params: SearchParams
-    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Union[Vectors, _Mapping]] = ..., k: _Optional[int] = ..., filter_json: _Optional[str] = ..., include: _Optional[_Union[Include, _Mapping]] = ..., params: _Optional[_Union[SearchParams, _Mapping]] = ...) -> None: ...
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Union[Vectors, _Mapping]] = ..., k: _Optional[int] = ..., filter_json: _Optional[str] = ..., include: _Optional[_Union[Include, _Mapping]] = ..., params: _Optional[_Union[SearchParams, _Mapping]] = ..., texts: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Hit(_message.Message):
     __slots__ = ("id", "score", "text", "metadata_json", "source", "vector")
@@ -229,3 +237,21 @@ class ListSourcesResponse(_message.Message):
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     sources: _containers.RepeatedCompositeFieldContainer[SourceCount]
     def __init__(self, sources: _Optional[_Iterable[_Union[SourceCount, _Mapping]]] = ...) -> None: ...
+
+class EmbedRequest(_message.Message):
+    __slots__ = ("texts", "model", "collection")
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    model: str
+    collection: str
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ..., collection: _Optional[str] = ...) -> None: ...
+
+class EmbedResponse(_message.Message):
+    __slots__ = ("vectors", "model")
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    vectors: Vectors
+    model: str
+    def __init__(self, vectors: _Optional[_Union[Vectors, _Mapping]] = ..., model: _Optional[str] = ...) -> None: ...

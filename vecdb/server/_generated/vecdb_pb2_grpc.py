@@ -89,6 +89,11 @@ class VecDBStub:
                 request_serializer=vecdb__pb2.CollectionRequest.SerializeToString,
                 response_deserializer=vecdb__pb2.ListSourcesResponse.FromString,
                 _registered_method=True)
+        self.Embed = channel.unary_unary(
+                '/vecdb.v1.VecDB/Embed',
+                request_serializer=vecdb__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=vecdb__pb2.EmbedResponse.FromString,
+                _registered_method=True)
 
 
 class VecDBServicer:
@@ -162,6 +167,13 @@ class VecDBServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Embed(self, request, context):
+        """Vectors for texts, with a model (default: the server's default model) or a collection's model.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VecDBServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -219,6 +231,11 @@ def add_VecDBServicer_to_server(servicer, server):
                     servicer.ListSources,
                     request_deserializer=vecdb__pb2.CollectionRequest.FromString,
                     response_serializer=vecdb__pb2.ListSourcesResponse.SerializeToString,
+            ),
+            'Embed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Embed,
+                    request_deserializer=vecdb__pb2.EmbedRequest.FromString,
+                    response_serializer=vecdb__pb2.EmbedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -518,6 +535,33 @@ class VecDB:
             '/vecdb.v1.VecDB/ListSources',
             vecdb__pb2.CollectionRequest.SerializeToString,
             vecdb__pb2.ListSourcesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Embed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vecdb.v1.VecDB/Embed',
+            vecdb__pb2.EmbedRequest.SerializeToString,
+            vecdb__pb2.EmbedResponse.FromString,
             options,
             channel_credentials,
             insecure,
