@@ -9,6 +9,7 @@ index), exit 0.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import signal
 import threading
@@ -28,6 +29,21 @@ from vecdb.server.rest import create_app
 __all__ = ["serve"]
 
 log = logging.getLogger("vecdb.server")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message (and the traceback, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
 
 
 def _is_loopback(host: str) -> bool:
@@ -54,10 +70,9 @@ def _load_all(db: Database, on_ready: list[threading.Event]) -> None:
 
 def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT. Returns the exit code."""
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}',
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
     authenticator = Authenticator(settings.api_keys)
     if not authenticator.enabled and not _is_loopback(settings.host):
         log.warning(
