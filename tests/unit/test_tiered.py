@@ -91,3 +91,21 @@ def test_invariant_under_interleaved_jobs(ops: list[tuple[str, int]], kind: str,
             jobs_run.append(kind_of_job)
         _check(index, live)
     event(f"jobs: {' '.join(jobs_run) or 'none'}")
+
+
+def test_rebuild_after_everything_is_deleted_drops_the_ann_index() -> None:
+    policy = IndexPolicy(merge_min=1, merge_ratio=0.0001, tombstone_share=0.3, ivf_train_min=1)
+    index = TieredIndex(IvfSpec(), DIM, "cosine", policy)
+    labels = np.arange(1, 5, dtype=np.int64)
+    vectors = _vectors(labels)
+    index.add(labels, vectors)
+    job = index.start_job("merge", BitMap64(labels.tolist()), lambda w: (w, vectors[w - 1]))
+    index.finish_job(job, *index.run_job(job), "m1")
+    assert index.main is not None and len(index.main_labels) == 4
+    index.remove(labels)
+    assert index.plan(0) == "rebuild"
+    job = index.start_job("rebuild", BitMap64(), lambda w: (w, vectors[w - 1]))
+    index.finish_job(job, *index.run_job(job), "m2")
+    assert index.main is None and index.main_id is None
+    assert len(index) == 0 and not index.tombstones
+    assert index.plan(0) is None

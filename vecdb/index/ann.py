@@ -164,7 +164,8 @@ def build_ann(
             want = min(len(labels), max(64 * ivf.nlist, 10_000))
             pick = np.random.default_rng(1234).choice(len(labels), size=want, replace=False)
             _, sample = fetch(np.sort(labels[pick]))
-            if cancel.is_set():
+            if cancel.is_set() or len(sample) < ivf.nlist:
+                # Cancelled, or the vectors were deleted meanwhile: the planner starts a new job.
                 raise BuildCancelledError
             base._index.train(np.ascontiguousarray(sample, dtype=np.float32))
             ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]

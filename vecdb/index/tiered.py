@@ -315,16 +315,18 @@ class TieredIndex:
         self.job = job
         return job
 
-    def run_job(self, job: Job) -> tuple[AnnIndex, np.ndarray]:
+    def run_job(self, job: Job) -> tuple[AnnIndex | None, np.ndarray]:
         """Build the new main (no lock held; the current main is immutable, so copying it is safe).
 
         Returns the new main and the labels the job added to it.
         """
         assert not isinstance(self.spec, FlatSpec)
+        if job.kind == "rebuild" and not len(job.labels):
+            return None, np.empty(0, np.int64)  # everything was deleted: no ANN index until it grows again
         base = job.base.copy() if job.base is not None else new_ann(self.spec, self.dim, self.metric, job.n)
         return build_ann(base, job.labels, job.fetch, job.cancel)
 
-    def finish_job(self, job: Job, new_main: AnnIndex, added: np.ndarray, main_id: str) -> None:
+    def finish_job(self, job: Job, new_main: AnnIndex | None, added: np.ndarray, main_id: str | None) -> None:
         """Swap the new main in (under the write lock), applying removals made while it was built."""
         assert self.job is job
         added_bm = _bitmap(added)
@@ -340,7 +342,7 @@ class TieredIndex:
             self.delta.remove(_labels(moved))
             self.delta_labels -= moved
         self.main = new_main
-        self.main_id = main_id
+        self.main_id = main_id if new_main is not None else None
         self._tomb_selector = None
         self.job = None
 
