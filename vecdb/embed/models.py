@@ -127,12 +127,16 @@ class EmbedderRegistry:
         with self._lock:
             embedder = self._models.get(name)
             if embedder is None:
-                embedder = self._load(name)
+                # Keyed by folder too: several names for one model share one copy.
+                path = resolve_model(name, allow_download=self.allow_download)
+                embedder = self._models.get(str(path.resolve()))
+                if embedder is None:
+                    embedder = self._load(name, path)
+                    self._models[str(path.resolve())] = embedder
                 self._models[name] = embedder
             return embedder
 
-    def _load(self, name: str) -> Embedder:
-        path = resolve_model(name, allow_download=self.allow_download)
+    def _load(self, name: str, path: Path) -> Embedder:
         if not self.allow_download:
             # Never let a library reach for the hub while loading a local folder.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -150,7 +154,13 @@ class EmbedderRegistry:
             hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         except ImportError:
             pass
-        model = SentenceTransformer(str(path), device=device)
+        try:
+            model = SentenceTransformer(str(path), device=device)
+        except (ValueError, OSError, KeyError) as exc:
+            raise ModelUnavailableError(
+                f"embedding model {name!r}: {path} is not a loadable sentence-transformers folder ({exc})",
+                model=name,
+            ) from exc
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         dim = int(get_dim() or 0)
         log.info(

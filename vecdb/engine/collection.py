@@ -378,6 +378,10 @@ class Collection:
         missing: list[int] = []
         if self.embedding_model is not None:
             vectors, missing = split_missing_vectors(ids, vectors, texts, self.dim)
+        elif isinstance(vectors, list | tuple) and any(v is None for v in vectors):
+            raise InvalidArgumentError(
+                f"collection {self.name!r} has no embedding model: every record needs a vector"
+            )
         new, vecs = validate_records(
             ids,
             vectors,

@@ -48,7 +48,7 @@ def split_missing_vectors(ids: Any, vectors: Any, texts: Any, dim: int) -> tuple
     """
     if isinstance(vectors, np.ndarray) or (vectors is not None and not isinstance(vectors, list | tuple)):
         return vectors, []
-    if isinstance(ids, str) or not isinstance(ids, Sequence):
+    if isinstance(ids, str) or not isinstance(ids, Sequence | np.ndarray):
         return vectors, []  # validate_records reports it
     n = len(ids)
     rows = [None] * n if vectors is None else list(vectors)
