@@ -131,7 +131,13 @@ class EmbeddingSettings(BaseModel):
     default_model: str = Field(
         "all-MiniLM-L6-v2", description="Model of embedding={} (packaged, no download)."
     )
-    batch_size: int = Field(64, ge=1, le=4096, description="Texts per encoding batch.")
+    batch_size: int = Field(
+        16,
+        ge=1,
+        le=4096,
+        description="Texts per encoding batch (small batches pad less: 16 measured ~1.9x "
+        "faster than 64 on 2 cores).",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: the GPU when torch sees one.")
 
 

@@ -52,6 +52,8 @@ def split_missing_vectors(ids: Any, vectors: Any, texts: Any, dim: int) -> tuple
         return vectors, []  # validate_records reports it
     n = len(ids)
     rows = [None] * n if vectors is None else list(vectors)
+    if len(rows) != n:
+        raise InvalidArgumentError(f"{len(rows)} vectors for {n} ids", expected=n, got=len(rows))
     missing = [i for i, v in enumerate(rows) if v is None]
     if not missing:
         return vectors, []

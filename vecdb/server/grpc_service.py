@@ -179,7 +179,10 @@ class VecDBServicer(pb_grpc.VecDBServicer):
     def Search(self, request: pb.SearchRequest, context: Any) -> pb.SearchResponse:
         def run() -> pb.SearchResponse:
             texts = list(request.texts) or None
-            queries = None if texts is not None else convert.from_proto_vectors(request.queries, "queries")
+            # Both given: the engine rejects it (exactly one of vectors and texts), as over REST.
+            queries = None
+            if request.HasField("queries") or texts is None:
+                queries = convert.from_proto_vectors(request.queries, "queries")
             results = self._db.get_collection(request.collection).search(
                 queries,
                 texts=texts,

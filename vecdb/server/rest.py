@@ -487,7 +487,7 @@ def create_app(
     @app.post("/v1/embed", response_model=EmbedResult, tags=["embedding"], dependencies=[authorized("embed")])
     def embed(body: EmbedBody, request: Request) -> Any:
         def run() -> dict[str, Any]:
-            model = body.model
+            model = body.model or None
             if body.collection is not None:
                 own = db.get_collection(body.collection).embedding_model
                 if own is None:
