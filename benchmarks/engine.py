@@ -244,14 +244,14 @@ def bench_upsert(path: Path, data: Data, *, sync: bool, keep_open: bool) -> tupl
     settings = Settings(storage=StorageSettings(sync_writes=sync))  # type: ignore[call-arg]
     db = Database(path, settings=settings)
     # Warm-up in a throwaway collection: first-call costs (imports, allocators, RocksDB column families).
-    warm = db.create_collection("warmup", dim=data.dim, metric="cosine")
+    warm = db.create_collection("warmup", dim=data.dim, metric="cosine", index={"type": "flat"})
     for j in range(3):
         ids = [f"w{j}-{x}" for x in range(BATCH)]
         rows = slice(j * BATCH % data.n, j * BATCH % data.n + BATCH)
         warm.upsert(ids, data.vectors[rows], data.texts[rows], data.metadatas[rows], data.sources[rows])
     db.drop_collection("warmup")
 
-    col = db.create_collection(COLLECTION, dim=data.dim, metric="cosine")
+    col = db.create_collection(COLLECTION, dim=data.dim, metric="cosine", index={"type": "flat"})
     batches = data.batches()
     gc.collect()
     batch_s: list[float] = []

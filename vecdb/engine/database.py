@@ -40,6 +40,7 @@ from vecdb.errors import (
     CollectionNotFoundError,
     CorruptionError,
     DatabaseLockedError,
+    InvalidArgumentError,
     InvalidConfigError,
     InvalidNameError,
 )
@@ -206,9 +207,21 @@ class Database:
         resolve_model(model, allow_download=self.settings.embedding.allow_download)
         return model
 
-    def embed(self, texts: Any, model: str | None = None) -> tuple[np.ndarray, str]:
-        """Vectors for texts with ``model`` (default: the configured default model)."""
+    def embed(
+        self, texts: Any, model: str | None = None, collection: str | None = None
+    ) -> tuple[np.ndarray, str]:
+        """Vectors for texts, and the model used: ``collection``'s model, else ``model``, else the default.
+
+        Naming a collection without a model, or a model other than the collection's, is an error.
+        """
         self._check_open()
+        if collection:
+            own = self.get_collection(collection).embedding_model
+            if own is None:
+                raise InvalidArgumentError(f"collection {collection!r} has no embedding model")
+            if model and model != own:
+                raise InvalidArgumentError(f"collection {collection!r} uses model {own!r}, not {model!r}")
+            model = own
         name = model or self.settings.embedding.default_model
         return self.embedders.get(name).encode(validate_texts(texts, self.settings.limits)), name
 

@@ -213,22 +213,10 @@ class VecDBServicer(pb_grpc.VecDBServicer):
 
     def Embed(self, request: pb.EmbedRequest, context: Any) -> pb.EmbedResponse:
         def run() -> pb.EmbedResponse:
-            model = _embed_model(self._db, request.model, request.collection)
-            vectors, name = self._db.embed(list(request.texts), model)
+            vectors, name = self._db.embed(list(request.texts), request.model, request.collection)
             return pb.EmbedResponse(vectors=convert.to_proto_vectors(vectors), model=name)
 
         return self._call(context, "embed", run)
-
-
-def _embed_model(db: Database, model: str, collection: str) -> str | None:
-    if collection:
-        name = db.get_collection(collection).embedding_model
-        if name is None:
-            raise InvalidArgumentError(f"collection {collection!r} has no embedding model")
-        if model and model != name:
-            raise InvalidArgumentError(f"collection {collection!r} uses model {name!r}, not {model!r}")
-        return name
-    return model or None
 
 
 def create_grpc_server(

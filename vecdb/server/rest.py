@@ -25,7 +25,6 @@ from vecdb import __version__
 from vecdb.engine import Database
 from vecdb.errors import (
     AuthenticationError,
-    InvalidArgumentError,
     InvalidFilterError,
     LimitExceededError,
     VecDBError,
@@ -487,17 +486,7 @@ def create_app(
     @app.post("/v1/embed", response_model=EmbedResult, tags=["embedding"], dependencies=[authorized("embed")])
     def embed(body: EmbedBody, request: Request) -> Any:
         def run() -> dict[str, Any]:
-            model = body.model or None
-            if body.collection is not None:
-                own = db.get_collection(body.collection).embedding_model
-                if own is None:
-                    raise InvalidArgumentError(f"collection {body.collection!r} has no embedding model")
-                if model is not None and model != own:
-                    raise InvalidArgumentError(
-                        f"collection {body.collection!r} uses model {own!r}, not {model!r}"
-                    )
-                model = own
-            vectors, name = db.embed(body.texts, model)
+            vectors, name = db.embed(body.texts, body.model, body.collection)
             return {"model": name, "dim": int(vectors.shape[1]), "vectors": vectors.tolist()}
 
         return call(request, "embed", run)
