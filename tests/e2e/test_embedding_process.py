@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 from serverproc import ServerProcess, StartServer, grpc_error_code, server_env, vecdb_command
 
+from tests.server.corpus import DOCS as ALL_DOCS
+from tests.server.corpus import QUERIES, QUERY_TEXTS
 from vecdb.server import convert
 from vecdb.server._generated import vecdb_pb2 as pb
 from vecdb.server._generated import vecdb_pb2_grpc as pb_grpc
@@ -27,27 +29,9 @@ DIM = 384
 TOL = 1e-5
 OFF_FLAG = "--no-embedding.enabled"
 
-DOCS: dict[str, str] = {
-    "cat": "The cat sleeps on the warm windowsill all afternoon.",
-    "dog": "A dog fetched the ball and ran back across the park.",
-    "pasta": "Boil the pasta in salted water for nine minutes.",
-    "bread": "Knead the dough, let it rise, then bake the bread.",
-    "python": "Python is a programming language with dynamic typing.",
-    "rust": "Rust's borrow checker prevents data races at compile time.",
-    "mars": "Mars is the fourth planet from the Sun.",
-    "moon": "The Moon orbits the Earth about once every 27 days.",
-    "piano": "She practised the piano sonata every morning.",
-    "guitar": "He tuned the guitar strings before the concert.",
-}
+DOCS = dict(list(ALL_DOCS.items())[:10])  # the scripts below split these ten records in fixed groups
 IDS = list(DOCS)
 TEXTS = list(DOCS.values())
-QUERIES = [
-    ("which planet is fourth from the sun", "mars"),
-    ("a kitten napping in the sunshine", "cat"),
-    ("how long should spaghetti cook", "pasta"),
-    ("memory safety checked by the compiler", "rust"),
-]
-QUERY_TEXTS = [q for q, _ in QUERIES]
 
 Hits = list[list[tuple[str, float]]]
 

@@ -25,6 +25,7 @@ from fastapi import FastAPI
 
 # The helpers only (pytest registers this conftest's fixtures itself, under another module name).
 from tests.server.conftest import make_app, make_client, run_grpc_server
+from tests.server.corpus import DOCS, IDS, QUERIES, QUERY_TEXTS, TEXTS
 from vecdb import Database
 from vecdb.config import EmbeddingSettings, Settings, StorageSettings
 from vecdb.server import convert
@@ -37,32 +38,6 @@ if TYPE_CHECKING:
 MODEL = "all-MiniLM-L6-v2"
 DIM = 384
 TOL = 1e-5
-
-#: Twelve sentences on unrelated topics: each query below has one clear answer.
-DOCS: dict[str, str] = {
-    "cat": "The cat sleeps on the warm windowsill all afternoon.",
-    "dog": "A dog fetched the ball and ran back across the park.",
-    "pasta": "Boil the pasta in salted water for nine minutes.",
-    "bread": "Knead the dough, let it rise, then bake the bread.",
-    "python": "Python is a programming language with dynamic typing.",
-    "rust": "Rust's borrow checker prevents data races at compile time.",
-    "mars": "Mars is the fourth planet from the Sun.",
-    "moon": "The Moon orbits the Earth about once every 27 days.",
-    "piano": "She practised the piano sonata every morning.",
-    "guitar": "He tuned the guitar strings before the concert.",
-    "rain": "Heavy rain is expected in the city tomorrow.",
-    "snow": "Fresh snow covered the mountains overnight.",
-}
-IDS = list(DOCS)
-TEXTS = list(DOCS.values())
-#: (query text, the id it must find first)
-QUERIES = [
-    ("which planet is fourth from the sun", "mars"),
-    ("a kitten napping in the sunshine", "cat"),
-    ("how long should spaghetti cook", "pasta"),
-    ("memory safety checked by the compiler", "rust"),
-]
-QUERY_TEXTS = [q for q, _ in QUERIES]
 
 Hits = list[list[tuple[str, float]]]
 
