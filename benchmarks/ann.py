@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import log, pct
 
 from vecdb.config import IndexSettings, Settings
 from vecdb.engine.database import Database
@@ -88,14 +89,6 @@ INDEX_TIMEOUT_S = 1200.0
 SYNTHETIC = "synthetic"
 REAL = "wikiqa"
 MIB = 1 << 20
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q))
 
 
 def knob(kind: str) -> tuple[str | None, tuple[int, ...], int | None]:

@@ -40,7 +40,6 @@ import os
 import platform
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -60,6 +59,8 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere: import this checkout's vecdb
     sys.path.insert(0, str(REPO))
+
+from _common import cpu_seconds, free_port, pct  # noqa: E402
 
 from vecdb.server import convert  # noqa: E402
 from vecdb.server._generated import vecdb_pb2 as pb  # noqa: E402
@@ -115,21 +116,6 @@ def synthetic(n_sentences: int, n_queries: int, seed: int = 7) -> tuple[list[str
 
 
 # ---- the server process --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all threads), from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mib(pid: int) -> float:
@@ -221,10 +207,6 @@ class Server:
 
 
 # ---- measurement helpers -----------------------------------------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q))
 
 
 def lat_stats(lat_ms: list[float], total_s: float) -> dict[str, float]:

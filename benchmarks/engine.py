@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import log, pct
 
 from vecdb.config import Settings, StorageSettings
 from vecdb.engine.collection import CHECKPOINT_FILE
@@ -202,10 +203,6 @@ def recall(
 # ---- helpers ---------------------------------------------------------------------------------------
 
 
-def pct(values: Sequence[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q))
-
-
 def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -230,10 +227,6 @@ def machine_info() -> dict[str, Any]:
         "temp_dir": tempfile.gettempdir(),
         "loadavg_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 # ---- phases ----------------------------------------------------------------------------------------

@@ -41,7 +41,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -62,6 +61,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere: import this checkout's vecdb
     sys.path.insert(0, str(REPO))
+
+from _common import cpu_seconds, free_port, pct  # noqa: E402
 
 from vecdb.engine.database import Database  # noqa: E402
 from vecdb.index.spec import SearchParams  # noqa: E402
@@ -166,21 +167,6 @@ def recall_at_k(ids: list[list[str]], truth: np.ndarray) -> float:
 # ---- the server process ----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all threads), from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class Server:
     def __init__(self, data_dir: Path, log_path: Path) -> None:
         self.rest_port, self.grpc_port = free_port(), free_port()
@@ -240,10 +226,6 @@ class Server:
 
 
 # ---- measurement helpers -----------------------------------------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q))
 
 
 def timed_loop(fn: Callable[[int], Any], n: int, warmup: int) -> dict[str, float]:
