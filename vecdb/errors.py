@@ -25,12 +25,17 @@ that names the offending item (its position in the batch, the id, the field...).
     │   └── CollectionExistsError   collection_exists
     ├── AuthenticationError         unauthenticated     401  UNAUTHENTICATED (no or unknown API key)
     ├── PermissionDeniedError       permission_denied   403  PERMISSION_DENIED (read-only key writing)
+    ├── UnavailableError            unavailable         503  UNAVAILABLE (starting, draining or unreachable)
+    ├── DeadlineExceededError       deadline_exceeded   504  DEADLINE_EXCEEDED (a call ran past its timeout)
     ├── FailedPreconditionError     failed_precondition 409  FAILED_PRECONDITION
     │   ├── DatabaseLockedError     database_locked     (another process holds the data directory)
     │   ├── ClosedError             closed              (the database or collection was closed)
     │   └── EmbeddingDisabledError  embedding_disabled  (texts without vectors, embedding turned off)
     └── StorageError                storage_error       500  INTERNAL (RocksDB or the file system failed)
         └── CorruptionError         corruption          500  DATA_LOSS (a manifest or record is damaged)
+
+``UnavailableError`` and ``DeadlineExceededError`` are what clients raise for transport failures; the
+Python client (``vecdb_client.errors``) mirrors this tree class for class (a test pins it).
 
 Third-party exceptions (FAISS, RocksDB, OS) are translated once, at the boundary, with ``raise ... from``.
 gRPC codes are names of ``grpc.StatusCode`` members, kept as strings so that this leaf module imports
@@ -49,6 +54,7 @@ __all__ = [
     "CollectionNotFoundError",
     "CorruptionError",
     "DatabaseLockedError",
+    "DeadlineExceededError",
     "DimensionMismatchError",
     "DuplicateIdError",
     "EmbeddingDisabledError",
@@ -66,6 +72,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "StorageError",
+    "UnavailableError",
     "VecDBError",
     "error_class_for_code",
 ]
@@ -170,6 +177,18 @@ class PermissionDeniedError(VecDBError):
     code = "permission_denied"
     http_status = 403
     grpc_code = "PERMISSION_DENIED"
+
+
+class UnavailableError(VecDBError):
+    code = "unavailable"
+    http_status = 503
+    grpc_code = "UNAVAILABLE"
+
+
+class DeadlineExceededError(VecDBError):
+    code = "deadline_exceeded"
+    http_status = 504
+    grpc_code = "DEADLINE_EXCEEDED"
 
 
 class FailedPreconditionError(VecDBError):

@@ -1,0 +1,213 @@
+"""gRPC: a ``Call`` as a ``vecdb.v1.VecDB`` request, the reply as the client's types, errors rebuilt."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import grpc
+import numpy as np
+
+from vecdb_client._calls import Call, json_text
+from vecdb_client._generated import vecdb_pb2 as pb
+from vecdb_client.errors import (
+    DeadlineExceededError,
+    InvalidArgumentError,
+    InvalidFilterError,
+    InvalidMetadataError,
+    UnavailableError,
+    VecDBError,
+    error_class_for_code,
+)
+from vecdb_client.types import CollectionInfo, Hit, Record, SourceInfo
+
+__all__ = ["CHANNEL_OPTIONS", "decode", "encode", "error_from_rpc"]
+
+#: The server enforces its own message limit (and answers RESOURCE_EXHAUSTED); the client adds none,
+#: so that a large get or search reply is never cut at gRPC's default 4 MiB.
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+
+_RPC = {
+    "create_collection": "CreateCollection",
+    "list_collections": "ListCollections",
+    "get_collection": "GetCollection",
+    "drop_collection": "DropCollection",
+    "upsert": "Upsert",
+    "get": "Get",
+    "delete": "Delete",
+    "search": "Search",
+    "count": "Count",
+    "list_sources": "ListSources",
+    "embed": "Embed",
+}
+
+
+def _text(value: Any, what: str, error: type[InvalidArgumentError] = InvalidArgumentError) -> str:
+    return "" if value is None else json_text(value, what, error)
+
+
+def _vectors(arr: np.ndarray) -> pb.Vectors:
+    arr = np.ascontiguousarray(arr, dtype="<f4")
+    return pb.Vectors(dim=arr.shape[1] if arr.size else 0, data=arr.tobytes())
+
+
+def _include(fields: list[str] | None) -> dict[str, Any]:
+    return {} if fields is None else {"include": pb.Include(fields=fields)}
+
+
+def encode(call: Call) -> tuple[str, Any]:
+    """The RPC method name and its request message."""
+    a = call.args
+    match call.op:
+        case "create_collection":
+            req: Any = pb.CreateCollectionRequest(
+                name=a["name"],
+                dim=a["dim"] or 0,
+                metric=a["metric"],
+                index_json=_text(a["index"], "index"),
+                embedding_json=_text(a["embedding"], "embedding"),
+            )
+        case "list_collections":
+            req = pb.ListCollectionsRequest()
+        case "get_collection" | "drop_collection" | "list_sources":
+            req = pb.CollectionRequest(name=a["name"])
+        case "upsert":
+            req = _upsert(a)
+        case "get":
+            req = pb.GetRequest(collection=a["name"], ids=a["ids"], **_include(a["include"]))
+        case "delete":
+            req = pb.DeleteRequest(collection=a["name"])
+            if a["ids"] is not None:
+                req.ids.ids.extend(a["ids"])
+            elif a["filter"] is not None:
+                req.filter_json = _text(a["filter"], "filter", InvalidFilterError)
+            else:
+                req.source = a["source"]
+        case "search":
+            req = _search(a)
+        case "count":
+            req = pb.CountRequest(collection=a["name"], filter_json=_text(a["filter"], "filter", InvalidFilterError))
+        case "embed":
+            req = pb.EmbedRequest(texts=a["texts"], model=a["model"] or "", collection=a["collection"] or "")
+        case _:
+            raise AssertionError(f"unknown operation {call.op}")
+    return _RPC[call.op], req
+
+
+def _upsert(a: dict[str, Any]) -> pb.UpsertRequest:
+    records = []
+    texts, metas, sources = a["texts"], a["metadatas"], a["sources"]
+    for i, rid in enumerate(a["ids"]):
+        rec = pb.RecordData(id=rid)
+        if texts is not None and texts[i] is not None:
+            rec.text = texts[i]
+        if metas is not None and metas[i] is not None:
+            rec.metadata_json = json_text(metas[i], f"metadata of record {i}", InvalidMetadataError)
+        if sources is not None and sources[i] is not None:
+            rec.source = sources[i]
+        records.append(rec)
+    req = pb.UpsertRequest(collection=a["name"], records=records)
+    rows = a["vectors"]
+    if isinstance(rows, np.ndarray):
+        req.vectors.CopyFrom(_vectors(rows))
+    elif rows is None:
+        req.missing_vectors.extend(range(len(records)))
+    else:
+        present = [r for r in rows if r is not None]
+        if present:
+            req.vectors.CopyFrom(_vectors(np.stack(present)))
+        req.missing_vectors.extend(i for i, r in enumerate(rows) if r is None)
+    return req
+
+
+def _search(a: dict[str, Any]) -> pb.SearchRequest:
+    k = a["k"]
+    if not 0 <= k < 2**32:
+        # uint32 on the wire: anything else cannot be sent; the server's own check names the range.
+        raise InvalidArgumentError(f"k must be a positive integer, got {k}", field="k")
+    req = pb.SearchRequest(
+        collection=a["name"],
+        k=k,
+        filter_json=_text(a["filter"], "filter", InvalidFilterError),
+        **_include(a["include"]),
+    )
+    if a["vectors"] is not None:
+        req.queries.CopyFrom(_vectors(a["vectors"]))
+    else:
+        req.texts.extend(a["texts"])
+    for key, value in (a["params"] or {}).items():
+        setattr(req.params, key, value)
+    return req
+
+
+def decode(call: Call, msg: Any) -> Any:
+    match call.op:
+        case "create_collection" | "get_collection":
+            return _info(msg)
+        case "list_collections":
+            return list(msg.names)
+        case "drop_collection":
+            return None
+        case "upsert" | "delete" | "count":
+            return int(msg.count)
+        case "get":
+            return [Record(**_fields(r)) for r in msg.records]
+        case "search":
+            return [[Hit(score=h.score, **_fields(h)) for h in res.hits] for res in msg.results]
+        case "list_sources":
+            return [SourceInfo(s.source, int(s.count)) for s in msg.sources]
+        case "embed":
+            v = msg.vectors
+            return np.frombuffer(v.data, dtype="<f4").reshape(-1, v.dim).astype(np.float32), msg.model
+    raise AssertionError(f"unknown operation {call.op}")
+
+
+def _fields(msg: Any) -> dict[str, Any]:
+    return {
+        "id": msg.id,
+        "text": msg.text if msg.HasField("text") else None,
+        "metadata": json.loads(msg.metadata_json) if msg.metadata_json else {},
+        "source": msg.source if msg.HasField("source") else None,
+        "vector": np.asarray(msg.vector, dtype=np.float32) if len(msg.vector) else None,
+    }
+
+
+def _info(msg: pb.CollectionInfo) -> CollectionInfo:
+    return CollectionInfo(
+        name=msg.name,
+        dim=msg.dim,
+        metric=msg.metric,  # type: ignore[arg-type]
+        index=json.loads(msg.index_json) if msg.index_json else {},
+        count=msg.count,
+        sources=msg.sources,
+        index_state=json.loads(msg.index_state_json) if msg.index_state_json else {},
+        seq=msg.seq,
+        checkpoint_seq=msg.checkpoint_seq,
+        embedding=json.loads(msg.embedding_json) if msg.embedding_json else None,
+    )
+
+
+def error_from_rpc(code: grpc.StatusCode | None, details: str | None, trailers: Any) -> VecDBError:
+    """The error a failed RPC stands for: the class the server named in ``vecdb-error-code``, else one
+    chosen by the status (UNAVAILABLE, DEADLINE_EXCEEDED, or the class whose gRPC code it is)."""
+    md = {k: v for k, v in (trailers or ()) if isinstance(v, str)}
+    message = details or ""
+    name = md.get("vecdb-error-code")
+    if name is not None:
+        try:
+            extra = json.loads(md.get("vecdb-error-details", "{}"))
+        except ValueError:
+            extra = {}
+        exc = error_class_for_code(name)(message)
+        exc.details = extra if isinstance(extra, dict) else {}
+        return exc
+    status = code.name if code is not None else "UNKNOWN"
+    if status == "UNAVAILABLE":
+        return UnavailableError(message or "the server is unavailable", grpc_code=status)
+    if status == "DEADLINE_EXCEEDED":
+        return DeadlineExceededError(message or "the call ran past its timeout", grpc_code=status)
+    if status == "RESOURCE_EXHAUSTED":  # gRPC's own message-size limit, before vecdb saw the call
+        return error_class_for_code("limit_exceeded")(message, grpc_code=status)
+    if status == "UNAUTHENTICATED":
+        return error_class_for_code("unauthenticated")(message, grpc_code=status)
+    return VecDBError(f"gRPC {status}: {message}", grpc_code=status)

@@ -1,0 +1,133 @@
+"""REST: a ``Call`` as an HTTP request under /v1, the JSON reply as the client's types, errors rebuilt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+
+from vecdb_client._calls import Call, json_text
+from vecdb_client.errors import InvalidArgumentError, UnavailableError, VecDBError, error_class_for_code
+from vecdb_client.types import CollectionInfo, Hit, Record, SourceInfo
+
+__all__ = ["HttpRequest", "decode", "encode", "error_from_response"]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    method: str
+    path: str
+    content: bytes | None = None
+    params: dict[str, str] | None = None
+
+
+def _col(name: str, rest: str = "") -> str:
+    return f"/v1/collections/{quote(name, safe='')}{rest}"
+
+
+def _body(method: str, path: str, body: dict[str, Any]) -> HttpRequest:
+    body = {k: v for k, v in body.items() if v is not None}
+    return HttpRequest(method, path, json_text(body, "request", InvalidArgumentError).encode())
+
+
+def _vector_lists(rows: Any) -> list[Any]:
+    if isinstance(rows, np.ndarray):
+        return rows.tolist()  # type: ignore[no-any-return]
+    return [None if r is None else r.tolist() for r in rows]
+
+
+def encode(call: Call) -> HttpRequest:
+    a = call.args
+    match call.op:
+        case "create_collection":
+            return _body("POST", "/v1/collections", a)
+        case "list_collections":
+            return HttpRequest("GET", "/v1/collections")
+        case "get_collection":
+            return HttpRequest("GET", _col(a["name"]))
+        case "drop_collection":
+            return HttpRequest("DELETE", _col(a["name"]))
+        case "upsert":
+            vectors = None if a["vectors"] is None else _vector_lists(a["vectors"])
+            body = {k: a[k] for k in ("ids", "texts", "metadatas", "sources")}
+            return _body("POST", _col(a["name"], "/upsert"), {**body, "vectors": vectors})
+        case "get":
+            return _body("POST", _col(a["name"], "/get"), {"ids": a["ids"], "include": a["include"]})
+        case "delete":
+            body = {k: a[k] for k in ("ids", "filter", "source")}
+            return _body("POST", _col(a["name"], "/delete"), body)
+        case "search":
+            vectors = None if a["vectors"] is None else a["vectors"].tolist()
+            body = {k: a[k] for k in ("texts", "k", "filter", "include", "params")}
+            return _body("POST", _col(a["name"], "/search"), {**body, "vectors": vectors})
+        case "count":
+            flt = a["filter"]
+            params = None if flt is None else {"filter": json_text(flt, "filter", InvalidArgumentError)}
+            return HttpRequest("GET", _col(a["name"], "/count"), params=params)
+        case "list_sources":
+            return HttpRequest("GET", _col(a["name"], "/sources"))
+        case "embed":
+            return _body("POST", "/v1/embed", a)
+    raise AssertionError(f"unknown operation {call.op}")
+
+
+def decode(call: Call, body: Any) -> Any:
+    match call.op:
+        case "create_collection" | "get_collection":
+            return info_from_dict(body)
+        case "list_collections":
+            return list(body["collections"])
+        case "drop_collection":
+            return None
+        case "upsert" | "delete" | "count":
+            return int(body["count"])
+        case "get":
+            return [Record(**_fields(r)) for r in body["records"]]
+        case "search":
+            return [[Hit(**_fields(h)) for h in hits] for hits in body["results"]]
+        case "list_sources":
+            return [SourceInfo(s["source"], int(s["count"])) for s in body["sources"]]
+        case "embed":
+            return np.asarray(body["vectors"], dtype=np.float32).reshape(-1, body["dim"]), body["model"]
+    raise AssertionError(f"unknown operation {call.op}")
+
+
+def _fields(d: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in d.items() if k != "vector"}
+    if out.get("metadata") is None:
+        out["metadata"] = {}
+    if d.get("vector") is not None:
+        out["vector"] = np.asarray(d["vector"], dtype=np.float32)
+    return out
+
+
+def info_from_dict(d: dict[str, Any]) -> CollectionInfo:
+    return CollectionInfo(
+        name=d["name"],
+        dim=int(d["dim"]),
+        metric=d["metric"],
+        index=d["index"],
+        count=int(d["count"]),
+        sources=int(d["sources"]),
+        index_state=d["index_state"],
+        seq=int(d["seq"]),
+        checkpoint_seq=int(d["checkpoint_seq"]),
+        embedding=d.get("embedding"),
+    )
+
+
+def error_from_response(status: int, body: Any, text: str) -> VecDBError:
+    """The error a non-2xx reply stands for: the class the server named, else one chosen by status."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict) and isinstance(err.get("code"), str):
+        cls = error_class_for_code(err["code"])
+        details = err.get("details") if isinstance(err.get("details"), dict) else {}
+        exc = cls(str(err.get("message", "")))
+        exc.details = dict(details)
+        return exc
+    # Not a vecdb reply (a proxy, a server still starting): keep the status and the start of the body.
+    if status == 503:
+        return UnavailableError(f"HTTP 503: {text[:200]}", http_status=status)
+    return VecDBError(f"HTTP {status}: {text[:200]}", http_status=status)

@@ -1,0 +1,245 @@
+"""The asynchronous client: ``AsyncClient`` and ``AsyncCollection``, the same methods as ``Client`` and
+``Collection`` as coroutines, over ``httpx.AsyncClient`` or ``grpc.aio`` (no threads).
+
+Connections are made on first use, inside the running event loop, and belong to that loop: use one
+``AsyncClient`` per event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Protocol
+
+import grpc
+import grpc.aio
+import httpx
+import numpy as np
+
+from vecdb_client import _grpc, _rest
+from vecdb_client._calls import Call
+from vecdb_client._generated import vecdb_pb2_grpc as pb_grpc
+from vecdb_client._transport import Endpoint, backoff_delay
+from vecdb_client.client import _json
+from vecdb_client.errors import DeadlineExceededError, UnavailableError, VecDBError
+from vecdb_client.types import CollectionInfo, Hit, Metric, Record, SourceInfo
+
+__all__ = ["AsyncClient", "AsyncCollection"]
+
+
+class _AsyncTransport(Protocol):
+    async def send(self, call: Call) -> Any: ...
+    async def close(self) -> None: ...
+
+
+class _AsyncRest:
+    def __init__(self, endpoint: Endpoint, timeout: float) -> None:
+        self.http = httpx.AsyncClient(
+            base_url=endpoint.rest_url,
+            headers={**endpoint.headers, "content-type": "application/json"},
+            timeout=timeout,
+        )
+
+    async def send(self, call: Call) -> Any:
+        req = _rest.encode(call)
+        try:
+            resp = await self.http.request(req.method, req.path, content=req.content, params=req.params)
+        except httpx.ConnectTimeout as exc:
+            raise UnavailableError(f"could not connect: {exc}") from exc
+        except httpx.TimeoutException as exc:
+            raise DeadlineExceededError(f"no reply within the timeout: {exc}") from exc
+        except httpx.TransportError as exc:
+            raise UnavailableError(f"{type(exc).__name__}: {exc}") from exc
+        body = _json(resp)
+        if resp.status_code >= 400:
+            raise _rest.error_from_response(resp.status_code, body, resp.text)
+        return _rest.decode(call, body)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+class _AsyncGrpc:
+    def __init__(self, endpoint: Endpoint, timeout: float) -> None:
+        assert endpoint.grpc_target is not None
+        options = _grpc.CHANNEL_OPTIONS
+        if endpoint.grpc_tls:
+            creds = grpc.ssl_channel_credentials()
+            self.channel = grpc.aio.secure_channel(endpoint.grpc_target, creds, options=options)
+        else:
+            self.channel = grpc.aio.insecure_channel(endpoint.grpc_target, options=options)
+        self.stub = pb_grpc.VecDBStub(self.channel)
+        self.metadata = tuple(endpoint.headers.items())
+        self.timeout = timeout
+
+    async def send(self, call: Call) -> Any:
+        name, req = _grpc.encode(call)
+        try:
+            resp = await getattr(self.stub, name)(req, timeout=self.timeout, metadata=self.metadata)
+        except grpc.aio.AioRpcError as exc:
+            raise _grpc.error_from_rpc(exc.code(), exc.details(), exc.trailing_metadata()) from None
+        return _grpc.decode(call, resp)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+class AsyncClient:
+    """``Client`` with coroutines: the same arguments, timeouts, retries and errors.
+
+    Use ``async with AsyncClient(...) as client`` or ``await client.close()``.
+    """
+
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:8080",
+        grpc_url: str | None = None,
+        prefer_grpc: bool = False,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.1,
+    ) -> None:
+        if not timeout > 0:
+            raise ValueError(f"timeout must be positive, got {timeout!r}")
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries!r}")
+        self.endpoint = Endpoint.resolve(url, grpc_url, prefer_grpc, api_key)
+        self.transport_name = "grpc" if self.endpoint.grpc_target else "rest"
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._transport: _AsyncTransport | None = None
+        self._closed = False
+
+    async def _send(self, call: Call) -> Any:
+        if self._closed:
+            raise VecDBError("the client is closed")
+        if self._transport is None:  # made here, so that it binds to the running loop
+            self._transport = (
+                _AsyncGrpc(self.endpoint, self.timeout)
+                if self.endpoint.grpc_target
+                else _AsyncRest(self.endpoint, self.timeout)
+            )
+        attempt = 0
+        while True:
+            try:
+                return await self._transport.send(call)
+            except UnavailableError:
+                if not call.idempotent or attempt >= self.retries:
+                    raise
+            await asyncio.sleep(backoff_delay(attempt, self.backoff))
+            attempt += 1
+
+    async def close(self) -> None:
+        """Close the connections. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            if self._transport is not None:
+                await self._transport.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def create_collection(
+        self,
+        name: str,
+        dim: int | None = None,
+        metric: Metric = "cosine",
+        index: Mapping[str, Any] | None = None,
+        embedding: Mapping[str, Any] | None = None,
+    ) -> AsyncCollection:
+        """See ``Client.create_collection``."""
+        await self._send(Call.create_collection(name, dim, metric, index, embedding))
+        return AsyncCollection(self, name)
+
+    async def get_collection(self, name: str) -> AsyncCollection:
+        """See ``Client.get_collection``."""
+        await self._send(Call.named("get_collection", name))
+        return AsyncCollection(self, name)
+
+    def collection(self, name: str) -> AsyncCollection:
+        """A handle without a round trip: a missing collection shows at the first call."""
+        return AsyncCollection(self, name)
+
+    async def list_collections(self) -> list[str]:
+        """Names of all collections, sorted."""
+        return await self._send(Call("list_collections", {}))  # type: ignore[no-any-return]
+
+    async def drop_collection(self, name: str) -> None:
+        """Delete a collection and all its data. Raises CollectionNotFoundError."""
+        await self._send(Call.named("drop_collection", name))
+
+    async def embed(
+        self, texts: Sequence[str] | str, model: str | None = None, collection: str | None = None
+    ) -> tuple[np.ndarray, str]:
+        """See ``Client.embed``."""
+        return await self._send(Call.embed(texts, model, collection))  # type: ignore[no-any-return]
+
+
+class AsyncCollection:
+    """``Collection`` with coroutines."""
+
+    def __init__(self, client: AsyncClient, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"AsyncCollection({self.name!r}, {self.client.transport_name})"
+
+    async def info(self) -> CollectionInfo:
+        """See ``Collection.info``."""
+        return await self.client._send(Call.named("get_collection", self.name))  # type: ignore[no-any-return]
+
+    async def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: Any = None,
+        texts: Sequence[str | None] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        sources: Sequence[str | None] | None = None,
+    ) -> int:
+        """See ``Collection.upsert``."""
+        call = Call.upsert(self.name, ids, vectors, texts, metadatas, sources)
+        return await self.client._send(call)  # type: ignore[no-any-return]
+
+    async def get(self, ids: Sequence[str], include: Sequence[str] | None = None) -> list[Record]:
+        """See ``Collection.get``."""
+        return await self.client._send(Call.get(self.name, ids, include))  # type: ignore[no-any-return]
+
+    async def delete(
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        source: str | None = None,
+    ) -> int:
+        """See ``Collection.delete``."""
+        return await self.client._send(Call.delete(self.name, ids, filter, source))  # type: ignore[no-any-return]
+
+    async def search(
+        self,
+        vectors: Any = None,
+        k: int = 10,
+        filter: Mapping[str, Any] | None = None,
+        include: Sequence[str] | None = None,
+        params: Mapping[str, int] | None = None,
+        texts: Sequence[str] | str | None = None,
+    ) -> list[list[Hit]]:
+        """See ``Collection.search``."""
+        call = Call.search(self.name, vectors, texts, k, filter, include, params)
+        return await self.client._send(call)  # type: ignore[no-any-return]
+
+    async def count(self, filter: Mapping[str, Any] | None = None) -> int:
+        """See ``Collection.count``."""
+        return await self.client._send(Call.count(self.name, filter))  # type: ignore[no-any-return]
+
+    async def list_sources(self) -> list[SourceInfo]:
+        """See ``Collection.list_sources``."""
+        return await self.client._send(Call.named("list_sources", self.name))  # type: ignore[no-any-return]

@@ -1,0 +1,274 @@
+"""The synchronous client: ``Client`` (collections, embedding) and ``Collection`` (records).
+
+The method names and arguments are the embedded engine's (``vecdb.Database`` / ``vecdb.Collection``),
+so code moves between embedded and remote use unchanged. Every call has a timeout; idempotent calls
+(reads, upserts) are retried with backoff when the server is unavailable (connection refused or reset,
+HTTP 503, gRPC UNAVAILABLE). Errors are ``vecdb_client.errors`` classes, the same whichever transport.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Protocol
+
+import grpc
+import httpx
+import numpy as np
+
+from vecdb_client import _grpc, _rest
+from vecdb_client._calls import Call
+from vecdb_client._generated import vecdb_pb2_grpc as pb_grpc
+from vecdb_client._transport import Endpoint, backoff_delay
+from vecdb_client.errors import DeadlineExceededError, UnavailableError, VecDBError
+from vecdb_client.types import CollectionInfo, Hit, Metric, Record, SourceInfo
+
+__all__ = ["Client", "Collection"]
+
+
+class _Transport(Protocol):
+    def send(self, call: Call) -> Any: ...
+    def close(self) -> None: ...
+
+
+class _Rest:
+    def __init__(self, endpoint: Endpoint, timeout: float) -> None:
+        self.http = httpx.Client(
+            base_url=endpoint.rest_url,
+            headers={**endpoint.headers, "content-type": "application/json"},
+            timeout=timeout,
+        )
+
+    def send(self, call: Call) -> Any:
+        req = _rest.encode(call)
+        try:
+            resp = self.http.request(req.method, req.path, content=req.content, params=req.params)
+        except httpx.ConnectTimeout as exc:
+            raise UnavailableError(f"could not connect: {exc}") from exc
+        except httpx.TimeoutException as exc:
+            raise DeadlineExceededError(f"no reply within the timeout: {exc}") from exc
+        except httpx.TransportError as exc:
+            raise UnavailableError(f"{type(exc).__name__}: {exc}") from exc
+        body = _json(resp)
+        if resp.status_code >= 400:
+            raise _rest.error_from_response(resp.status_code, body, resp.text)
+        return _rest.decode(call, body)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _json(resp: httpx.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        if resp.status_code < 400:
+            raise VecDBError(f"the server sent a reply that is not JSON: {resp.text[:200]}") from None
+        return None
+
+
+class _Grpc:
+    def __init__(self, endpoint: Endpoint, timeout: float) -> None:
+        assert endpoint.grpc_target is not None
+        options = _grpc.CHANNEL_OPTIONS
+        if endpoint.grpc_tls:
+            creds = grpc.ssl_channel_credentials()
+            self.channel = grpc.secure_channel(endpoint.grpc_target, creds, options=options)
+        else:
+            self.channel = grpc.insecure_channel(endpoint.grpc_target, options=options)
+        self.stub = pb_grpc.VecDBStub(self.channel)
+        self.metadata = tuple(endpoint.headers.items())
+        self.timeout = timeout
+
+    def send(self, call: Call) -> Any:
+        name, req = _grpc.encode(call)
+        try:
+            resp = getattr(self.stub, name)(req, timeout=self.timeout, metadata=self.metadata)
+        except grpc.RpcError as exc:
+            raise _grpc.error_from_rpc(exc.code(), exc.details(), exc.trailing_metadata()) from None  # type: ignore[attr-defined]
+        return _grpc.decode(call, resp)
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+class Client:
+    """A connection to a vecdb server, over REST (default) or gRPC (``prefer_grpc=True``).
+
+    ``url`` is the REST base URL; ``grpc_url`` the gRPC target (``host:port``, ``grpcs://host:port`` for
+    TLS), by default ``url``'s host on port 50051. ``api_key`` is sent as ``authorization: Bearer`` on
+    every call. ``timeout`` (seconds) bounds every call; ``retries`` is how many times an idempotent call
+    is sent again after ``UnavailableError``, waiting ``backoff`` seconds, doubling, with jitter.
+    Use it as a context manager, or call ``close()``.
+    """
+
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:8080",
+        grpc_url: str | None = None,
+        prefer_grpc: bool = False,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.1,
+    ) -> None:
+        if not timeout > 0:
+            raise ValueError(f"timeout must be positive, got {timeout!r}")
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries!r}")
+        self.endpoint = Endpoint.resolve(url, grpc_url, prefer_grpc, api_key)
+        self.transport_name = "grpc" if self.endpoint.grpc_target else "rest"
+        self._transport: _Transport = (
+            _Grpc(self.endpoint, timeout) if self.endpoint.grpc_target else _Rest(self.endpoint, timeout)
+        )
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._closed = False
+
+    def _send(self, call: Call) -> Any:
+        if self._closed:
+            raise VecDBError("the client is closed")
+        attempt = 0
+        while True:
+            try:
+                return self._transport.send(call)
+            except UnavailableError:
+                if not call.idempotent or attempt >= self.retries:
+                    raise
+            time.sleep(backoff_delay(attempt, self.backoff))
+            attempt += 1
+
+    # ---- lifecycle ----
+
+    def close(self) -> None:
+        """Close the connections. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._transport.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # ---- collections ----
+
+    def create_collection(
+        self,
+        name: str,
+        dim: int | None = None,
+        metric: Metric = "cosine",
+        index: Mapping[str, Any] | None = None,
+        embedding: Mapping[str, Any] | None = None,
+    ) -> Collection:
+        """Create an empty collection and return its handle.
+
+        ``index`` is an index spec (``{"type": "hnsw"}``...; default auto); ``embedding={"model": NAME}``
+        (``{}``: the server's default model) lets records and queries be texts alone, and ``dim`` may then
+        be omitted. Raises CollectionExistsError, InvalidNameError, InvalidConfigError.
+        """
+        self._send(Call.create_collection(name, dim, metric, index, embedding))
+        return Collection(self, name)
+
+    def get_collection(self, name: str) -> Collection:
+        """The handle of an existing collection. Raises CollectionNotFoundError."""
+        self._send(Call.named("get_collection", name))
+        return Collection(self, name)
+
+    def collection(self, name: str) -> Collection:
+        """A handle without a round trip: a missing collection shows at the first call."""
+        return Collection(self, name)
+
+    def list_collections(self) -> list[str]:
+        """Names of all collections, sorted."""
+        return self._send(Call("list_collections", {}))  # type: ignore[no-any-return]
+
+    def drop_collection(self, name: str) -> None:
+        """Delete a collection and all its data. Raises CollectionNotFoundError."""
+        self._send(Call.named("drop_collection", name))
+
+    def embed(
+        self, texts: Sequence[str] | str, model: str | None = None, collection: str | None = None
+    ) -> tuple[np.ndarray, str]:
+        """Vectors for ``texts`` ((n, dim) float32) and the model that made them: ``collection``'s model,
+        else ``model``, else the server's default model."""
+        return self._send(Call.embed(texts, model, collection))  # type: ignore[no-any-return]
+
+
+class Collection:
+    """A collection on the server. Cheap to make; holds no state but its name and client."""
+
+    def __init__(self, client: Client, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Collection({self.name!r}, {self.client.transport_name})"
+
+    def info(self) -> CollectionInfo:
+        """Configuration and state (dim, metric, index, count, sources, seq...)."""
+        return self.client._send(Call.named("get_collection", self.name))  # type: ignore[no-any-return]
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: Any = None,
+        texts: Sequence[str | None] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        sources: Sequence[str | None] | None = None,
+    ) -> int:
+        """Insert or replace records by id, atomically (all or nothing); returns how many.
+
+        ``vectors``: an (n, dim) array or list of lists; None (or None rows) where the text is to be
+        embedded by the collection's model. ``texts``, ``metadatas`` (JSON objects) and ``sources`` are
+        columns, one item (or None) per id. Acknowledged means durable.
+        """
+        return self.client._send(Call.upsert(self.name, ids, vectors, texts, metadatas, sources))  # type: ignore[no-any-return]
+
+    def get(self, ids: Sequence[str], include: Sequence[str] | None = None) -> list[Record]:
+        """The records that exist among ``ids``, in request order; missing ids are skipped.
+
+        ``include``: any of text, metadata, source, vector (default: all but vector).
+        """
+        return self.client._send(Call.get(self.name, ids, include))  # type: ignore[no-any-return]
+
+    def delete(
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        source: str | None = None,
+    ) -> int:
+        """Delete by ids, by metadata filter, or every record of a source (exactly one); returns how many."""
+        return self.client._send(Call.delete(self.name, ids, filter, source))  # type: ignore[no-any-return]
+
+    def search(
+        self,
+        vectors: Any = None,
+        k: int = 10,
+        filter: Mapping[str, Any] | None = None,
+        include: Sequence[str] | None = None,
+        params: Mapping[str, int] | None = None,
+        texts: Sequence[str] | str | None = None,
+    ) -> list[list[Hit]]:
+        """Top-k hits per query, best first; one list per query vector (a 1-d vector is one query).
+
+        Give ``texts`` instead of ``vectors`` on a collection with an embedding model. ``filter`` is the
+        server's filter language (``{"lang": "en", "year": {"$gte": 2020}}``); ``params`` overrides
+        ``ef_search`` / ``nprobe`` for this call. Fewer than k hits come back when fewer records match.
+        """
+        call = Call.search(self.name, vectors, texts, k, filter, include, params)
+        return self.client._send(call)  # type: ignore[no-any-return]
+
+    def count(self, filter: Mapping[str, Any] | None = None) -> int:
+        """How many records (matching ``filter``, when given)."""
+        return self.client._send(Call.count(self.name, filter))  # type: ignore[no-any-return]
+
+    def list_sources(self) -> list[SourceInfo]:
+        """Every source with its live record count."""
+        return self.client._send(Call.named("list_sources", self.name))  # type: ignore[no-any-return]

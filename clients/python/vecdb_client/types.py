@@ -1,0 +1,99 @@
+"""What the client returns: records, hits, sources and collection info (the engine's value types)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = ["DEFAULT_INCLUDE", "INCLUDE_FIELDS", "CollectionInfo", "Hit", "Metric", "Record", "SourceInfo"]
+
+Metric = Literal["l2", "ip", "cosine"]
+
+#: What a get or search may return besides the id (and the score, for search).
+INCLUDE_FIELDS = frozenset({"text", "metadata", "source", "vector"})
+DEFAULT_INCLUDE: tuple[str, ...] = ("text", "metadata", "source")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One stored record. Fields not asked for in ``include`` are None (``metadata``: empty)."""
+
+    id: str
+    text: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+    vector: np.ndarray | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "text": self.text, "metadata": self.metadata, "source": self.source}
+        if self.vector is not None:
+            out["vector"] = self.vector.tolist()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One search result, best first in its list.
+
+    ``score``: for ``cosine`` and ``ip`` a similarity (higher is better; cosine lies in [-1, 1]); for
+    ``l2`` the squared Euclidean distance (lower is better).
+    """
+
+    id: str
+    score: float
+    text: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+    vector: np.ndarray | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "score": self.score,
+            "text": self.text,
+            "metadata": self.metadata,
+            "source": self.source,
+        }
+        if self.vector is not None:
+            out["vector"] = self.vector.tolist()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """A source (the file or document records came from) and how many live records it has."""
+
+    source: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionInfo:
+    """A collection's configuration and state, as ``GET /v1/collections/{name}`` reports it."""
+
+    name: str
+    dim: int
+    metric: Metric
+    index: dict[str, Any]
+    count: int
+    sources: int
+    index_state: dict[str, Any]
+    seq: int
+    checkpoint_seq: int
+    embedding: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "dim": self.dim,
+            "metric": self.metric,
+            "index": self.index,
+            "count": self.count,
+            "sources": self.sources,
+            "index_state": self.index_state,
+            "seq": self.seq,
+            "checkpoint_seq": self.checkpoint_seq,
+            "embedding": self.embedding,
+        }
