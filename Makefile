@@ -10,9 +10,10 @@ PIP     := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 install: $(STAMP)
 
 # Reinstalls only when the dependency list or the constraints change.
-$(STAMP): pyproject.toml constraints.txt
+# The client (clients/python, its own package) is installed with its LangChain extra: tests/client runs it.
+$(STAMP): pyproject.toml clients/python/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(PIP) -e '.[dev]'
+	$(PIP) -e '.[dev]' -e 'clients/python[langchain]'
 	touch $(STAMP)
 
 # The server on an embedded default: data in ./data, REST 127.0.0.1:8080, gRPC 127.0.0.1:50051.
@@ -24,13 +25,13 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check vecdb tests benchmarks scripts
+	$(BIN)/ruff format --check vecdb clients tests benchmarks scripts examples
 	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python benchmarks/engine.py
 
-# Regenerate vecdb/server/_generated from proto/vecdb.proto (a test fails when it is stale).
+# Regenerate the gRPC code of the server and the client from proto/vecdb.proto (a test fails when stale).
 proto: install
 	$(BIN)/python scripts/gen_proto.py
 

@@ -2,8 +2,9 @@
 
 Two copies: ``vecdb/server/_generated`` (package ``vecdb.server._generated``) and
 ``clients/python/vecdb_client/_generated`` (``vecdb_client._generated``: the client must not import the
-server). ``python scripts/gen_proto.py`` regenerates both; protoc writes ``vecdb_pb2.py``, ``vecdb_pb2.pyi`` and
-``vecdb_pb2_grpc.py``; the gRPC module's top-level ``import vecdb_pb2`` is rewritten to the package path.
+server). ``python scripts/gen_proto.py`` regenerates both; protoc writes ``vecdb_pb2.py``,
+``vecdb_pb2.pyi`` and ``vecdb_pb2_grpc.py``; the gRPC module's top-level ``import vecdb_pb2`` is
+rewritten to the package path.
 A test runs this into a temp dir and fails when the committed files differ (stale generated code).
 """
 

@@ -1,5 +1,6 @@
-"""The committed generated code (vecdb/server/_generated) is what scripts/gen_proto.py makes from
-proto/vecdb.proto: this fails when someone edits the proto and forgets ``make proto``."""
+"""The committed generated code (vecdb/server/_generated and the client's copy in
+clients/python/vecdb_client/_generated) is what scripts/gen_proto.py makes from proto/vecdb.proto: this
+fails when someone edits the proto and forgets ``make proto``."""
 
 from __future__ import annotations
 
@@ -9,11 +10,16 @@ from importlib.metadata import version
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 import vecdb
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "gen_proto.py"
-COMMITTED = ROOT / "vecdb" / "server" / "_generated"
+COPIES = {
+    "vecdb.server._generated": ROOT / "vecdb" / "server" / "_generated",
+    "vecdb_client._generated": ROOT / "clients" / "python" / "vecdb_client" / "_generated",
+}
 #: The grpcio-tools version pyproject.toml pins: its protoc decides the exact output.
 PINNED_TOOLS = "1.85.1"
 
@@ -43,14 +49,20 @@ def test_pinned_tools() -> None:
     )
 
 
-def test_generated_code_is_fresh(tmp_path: Path) -> None:
+def test_the_script_writes_both_copies() -> None:
+    assert load_script().TARGETS == COPIES
+
+
+@pytest.mark.parametrize("package", sorted(COPIES))
+def test_generated_code_is_fresh(tmp_path: Path, package: str) -> None:
     gen_proto = load_script()
     assert gen_proto.ROOT == ROOT
     out = tmp_path / "generated"
-    gen_proto.generate(out)
-    fresh, committed = files(out), files(COMMITTED)
+    gen_proto.generate(out, package)
+    committed_dir = COPIES[package]
+    fresh, committed = files(out), files(committed_dir)
     assert set(fresh) == {"__init__.py", "vecdb_pb2.py", "vecdb_pb2.pyi", "vecdb_pb2_grpc.py"}
-    assert set(committed) == set(fresh), "vecdb/server/_generated holds other files than gen_proto.py makes"
+    assert set(committed) == set(fresh), f"{committed_dir} holds other files than gen_proto.py makes"
     for name in sorted(fresh):
         if fresh[name] != committed[name]:
             diff = "\n".join(
@@ -64,10 +76,11 @@ def test_generated_code_is_fresh(tmp_path: Path) -> None:
                     )
                 )[:40]
             )
-            raise AssertionError(f"vecdb/server/_generated/{name} is stale: run `make proto`\n{diff}")
+            raise AssertionError(f"{committed_dir}/{name} is stale: run `make proto`\n{diff}")
 
 
-def test_grpc_module_imports_the_package_path(tmp_path: Path) -> None:
-    text = (COMMITTED / "vecdb_pb2_grpc.py").read_text()
-    assert "from vecdb.server._generated import vecdb_pb2 as" in text
+@pytest.mark.parametrize("package", sorted(COPIES))
+def test_grpc_module_imports_the_package_path(package: str) -> None:
+    text = (COPIES[package] / "vecdb_pb2_grpc.py").read_text()
+    assert f"from {package} import vecdb_pb2 as" in text
     assert "\nimport vecdb_pb2" not in text

@@ -112,7 +112,9 @@ class Call:
     ) -> Call:
         given = [k for k, v in (("ids", ids), ("filter", filter), ("source", source)) if v is not None]
         if len(given) != 1:
-            raise InvalidArgumentError(f"delete takes exactly one of ids, filter, source; got {given or 'none'}")
+            raise InvalidArgumentError(
+                f"delete takes exactly one of ids, filter, source; got {given or 'none'}"
+            )
         if source is not None and not isinstance(source, str):
             raise InvalidSourceError(f"source must be a string, got {type(source).__name__}")
         return cls(
@@ -294,6 +296,7 @@ def _query_rows(vectors: Any) -> np.ndarray:
 def _upsert_rows(vectors: Any, n: int) -> Rows | None:
     if vectors is None:
         return None
+    rows: Rows
     if isinstance(vectors, np.ndarray):
         rows = _matrix(vectors, "record")
     elif isinstance(vectors, Sequence) and not isinstance(vectors, str | bytes):

@@ -86,7 +86,9 @@ def encode(call: Call) -> tuple[str, Any]:
         case "search":
             req = _search(a)
         case "count":
-            req = pb.CountRequest(collection=a["name"], filter_json=_text(a["filter"], "filter", InvalidFilterError))
+            req = pb.CountRequest(
+                collection=a["name"], filter_json=_text(a["filter"], "filter", InvalidFilterError)
+            )
         case "embed":
             req = pb.EmbedRequest(texts=a["texts"], model=a["model"] or "", collection=a["collection"] or "")
         case _:
@@ -140,7 +142,7 @@ def _search(a: dict[str, Any]) -> pb.SearchRequest:
     return req
 
 
-def decode(call: Call, msg: Any) -> Any:
+def decode(call: Call, msg: Any) -> Any:  # noqa: PLR0911 (one case per operation)
     match call.op:
         case "create_collection" | "get_collection":
             return _info(msg)

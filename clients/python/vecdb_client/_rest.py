@@ -38,7 +38,7 @@ def _vector_lists(rows: Any) -> list[Any]:
     return [None if r is None else r.tolist() for r in rows]
 
 
-def encode(call: Call) -> HttpRequest:
+def encode(call: Call) -> HttpRequest:  # noqa: PLR0911 (one case per operation)
     a = call.args
     match call.op:
         case "create_collection":
@@ -73,7 +73,7 @@ def encode(call: Call) -> HttpRequest:
     raise AssertionError(f"unknown operation {call.op}")
 
 
-def decode(call: Call, body: Any) -> Any:
+def decode(call: Call, body: Any) -> Any:  # noqa: PLR0911 (one case per operation)
     match call.op:
         case "create_collection" | "get_collection":
             return info_from_dict(body)
@@ -123,9 +123,9 @@ def error_from_response(status: int, body: Any, text: str) -> VecDBError:
     err = body.get("error") if isinstance(body, dict) else None
     if isinstance(err, dict) and isinstance(err.get("code"), str):
         cls = error_class_for_code(err["code"])
-        details = err.get("details") if isinstance(err.get("details"), dict) else {}
+        details = err.get("details")
         exc = cls(str(err.get("message", "")))
-        exc.details = dict(details)
+        exc.details = dict(details) if isinstance(details, dict) else {}
         return exc
     # Not a vecdb reply (a proxy, a server still starting): keep the status and the start of the body.
     if status == 503:

@@ -46,4 +46,4 @@ class Endpoint:
 
 def backoff_delay(attempt: int, base: float, cap: float = 2.0) -> float:
     """Seconds to wait before retry ``attempt`` (0-based): exponential, capped, with jitter."""
-    return min(cap, base * 2**attempt) * (0.5 + random.random() / 2)
+    return float(min(cap, base * 2.0**attempt) * (0.5 + random.random() / 2))

@@ -69,7 +69,7 @@ class _AsyncGrpc:
             self.channel = grpc.aio.secure_channel(endpoint.grpc_target, creds, options=options)
         else:
             self.channel = grpc.aio.insecure_channel(endpoint.grpc_target, options=options)
-        self.stub = pb_grpc.VecDBStub(self.channel)
+        self.stub = pb_grpc.VecDBStub(self.channel)  # type: ignore[no-untyped-call]
         self.metadata = tuple(endpoint.headers.items())
         self.timeout = timeout
 
@@ -82,7 +82,7 @@ class _AsyncGrpc:
         return _grpc.decode(call, resp)
 
     async def close(self) -> None:
-        await self.channel.close()
+        await self.channel.close(None)
 
 
 class AsyncClient:

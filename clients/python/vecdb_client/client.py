@@ -77,7 +77,7 @@ class _Grpc:
             self.channel = grpc.secure_channel(endpoint.grpc_target, creds, options=options)
         else:
             self.channel = grpc.insecure_channel(endpoint.grpc_target, options=options)
-        self.stub = pb_grpc.VecDBStub(self.channel)
+        self.stub = pb_grpc.VecDBStub(self.channel)  # type: ignore[no-untyped-call]
         self.metadata = tuple(endpoint.headers.items())
         self.timeout = timeout
 
@@ -86,7 +86,7 @@ class _Grpc:
         try:
             resp = getattr(self.stub, name)(req, timeout=self.timeout, metadata=self.metadata)
         except grpc.RpcError as exc:
-            raise _grpc.error_from_rpc(exc.code(), exc.details(), exc.trailing_metadata()) from None  # type: ignore[attr-defined]
+            raise _grpc.error_from_rpc(exc.code(), exc.details(), exc.trailing_metadata()) from None
         return _grpc.decode(call, resp)
 
     def close(self) -> None:

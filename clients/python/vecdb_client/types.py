@@ -27,7 +27,12 @@ class Record:
     vector: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "text": self.text, "metadata": self.metadata, "source": self.source}
+        out: dict[str, Any] = {
+            "id": self.id,
+            "text": self.text,
+            "metadata": self.metadata,
+            "source": self.source,
+        }
         if self.vector is not None:
             out["vector"] = self.vector.tolist()
         return out

@@ -1,0 +1,538 @@
+"""``VecDBVectorStore``: a LangChain ``VectorStore`` over one vecdb collection (extra ``[langchain]``).
+
+- Embeddings: give any LangChain ``Embeddings`` (vectors are computed here and sent), or none: the
+  collection's own model on the server embeds texts and queries (``embedding_model``; ``None`` means the
+  server's default model).
+- The collection is made on the first write when missing (get-or-create, like Chroma): its dim comes from
+  the first vectors (or from the server model), with ``metric`` and ``index``. Until then reads find
+  nothing.
+- ``Document.id`` is the record id (generated as a UUID4 when missing); ``Document.metadata`` is stored as
+  is; the record's source is ``metadata[source_key]`` when that is a string (LangChain loaders put the file
+  path there), so ``delete(source=path)`` removes a whole file's chunks.
+- ``filter=`` takes the server's filter language: ``{"lang": "en", "year": {"$gte": 2020}}``.
+- Scores: ``similarity_search_with_score`` returns the server's score (cosine or ip: similarity, higher is
+  better; l2: squared distance, lower is better). Relevance scores (``[0, 1]``, 1 best) are
+  ``(1 + s) / 2`` for cosine, the same clamped to [0, 1] for ip, and ``1 - d / 4`` clamped for l2: for
+  unit-length vectors the three metrics give the same relevance to the same pair.
+- Every method has a native async twin that goes through ``AsyncClient`` (no thread pool). An
+  ``AsyncClient`` belongs to one event loop: the store makes one per loop unless given one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.vectorstores import VectorStore
+from langchain_core.vectorstores.utils import maximal_marginal_relevance
+
+from vecdb_client.aio import AsyncClient, AsyncCollection
+from vecdb_client.client import Client, Collection
+from vecdb_client.errors import CollectionExistsError, CollectionNotFoundError
+from vecdb_client.types import Hit, Metric
+
+__all__ = ["VecDBVectorStore", "relevance_function"]
+
+#: Records per upsert call when adding many texts (each call is atomic on its own).
+DEFAULT_BATCH_SIZE = 1000
+_SEARCH_INCLUDE = ("text", "metadata")
+_MMR_INCLUDE = ("text", "metadata", "vector")
+
+
+def relevance_function(metric: Metric) -> Callable[[float], float]:
+    """The map from a server score to a relevance in [0, 1] (1 most similar) for ``metric``."""
+    if metric == "cosine":
+        return lambda s: (1.0 + s) / 2.0
+    if metric == "ip":
+        return lambda s: min(1.0, max(0.0, (1.0 + s) / 2.0))
+    if metric == "l2":
+        return lambda d: min(1.0, max(0.0, 1.0 - d / 4.0))
+    raise ValueError(f"unknown metric {metric!r}")
+
+
+def _document(hit: Any) -> Document:
+    return Document(id=hit.id, page_content=hit.text or "", metadata=dict(hit.metadata))
+
+
+class VecDBVectorStore(VectorStore):
+    """A LangChain vector store backed by the vecdb collection ``collection_name``.
+
+    Connect with ``client`` / ``async_client`` (their owner closes them), or with ``url``, ``grpc_url``,
+    ``prefer_grpc``, ``api_key``, ``timeout`` (the store then owns its clients: ``close()`` them, or use
+    the store as a context manager). ``metric``, ``index`` and ``embedding_model`` apply when the store
+    creates the collection. ``relevance_score_fn`` replaces the per-metric relevance function.
+    """
+
+    def __init__(
+        self,
+        collection_name: str = "langchain",
+        embedding: Embeddings | None = None,
+        *,
+        client: Client | None = None,
+        async_client: AsyncClient | None = None,
+        url: str = "http://127.0.0.1:8080",
+        grpc_url: str | None = None,
+        prefer_grpc: bool = False,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        metric: Metric = "cosine",
+        index: Mapping[str, Any] | None = None,
+        embedding_model: str | None = None,
+        source_key: str | None = "source",
+        relevance_score_fn: Callable[[float], float] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.collection_name = collection_name
+        self.embedding = embedding
+        self.metric: Metric = metric
+        self.index = dict(index) if index is not None else None
+        self.embedding_model = embedding_model
+        self.source_key = source_key
+        self.override_relevance_score_fn = relevance_score_fn
+        self.batch_size = batch_size
+        self._owns_client = client is None
+        self.client = client or Client(
+            url, grpc_url=grpc_url, prefer_grpc=prefer_grpc, api_key=api_key, timeout=timeout
+        )
+        self._given_async = async_client
+        self._async_clients: dict[asyncio.AbstractEventLoop, AsyncClient] = {}
+        self._collection_ready = False
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+
+    @property
+    def embeddings(self) -> Embeddings | None:
+        return self.embedding
+
+    def close(self) -> None:
+        """Close the clients this store made (not the ones it was given). Idempotent."""
+        if self._owns_client:
+            self.client.close()
+        for loop, aclient in list(self._async_clients.items()):
+            if not loop.is_closed() and not loop.is_running():
+                loop.run_until_complete(aclient.close())
+        self._async_clients.clear()
+
+    async def aclose(self) -> None:
+        """Close the async client this store made for the running loop, and the sync one it made."""
+        aclient = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if aclient is not None:
+            await aclient.close()
+        if self._owns_client:
+            self.client.close()
+
+    def __enter__(self) -> VecDBVectorStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def collection(self) -> Collection:
+        return self.client.collection(self.collection_name)
+
+    def _async_collection(self) -> AsyncCollection:
+        return self._aclient().collection(self.collection_name)
+
+    def _aclient(self) -> AsyncClient:
+        if self._given_async is not None:
+            return self._given_async
+        loop = asyncio.get_running_loop()
+        aclient = self._async_clients.get(loop)
+        if aclient is None:
+            for old in [lp for lp in self._async_clients if lp.is_closed()]:
+                del self._async_clients[old]  # its connections died with their loop
+            c, ep = self.client, self.client.endpoint
+            grpc_url = None
+            if ep.grpc_target is not None:
+                grpc_url = f"{'grpcs' if ep.grpc_tls else 'grpc'}://{ep.grpc_target}"
+            aclient = AsyncClient(
+                ep.rest_url,
+                grpc_url=grpc_url,
+                prefer_grpc=grpc_url is not None,
+                api_key=ep.api_key,
+                timeout=c.timeout,
+                retries=c.retries,
+                backoff=c.backoff,
+            )
+            self._async_clients[loop] = aclient
+        return aclient
+
+    # ---- writes ------------------------------------------------------------------------------------
+
+    def _prepare(
+        self,
+        texts: Iterable[str],
+        metadatas: Sequence[Mapping[str, Any] | None] | None,
+        ids: Sequence[str | None] | None,
+        sources: Sequence[str | None] | None,
+    ) -> tuple[list[str], list[str], list[dict[str, Any]], list[str | None]]:
+        text_list = list(texts)
+        n = len(text_list)
+        if metadatas is not None and len(metadatas) != n:
+            raise ValueError(f"{len(metadatas)} metadatas for {n} texts")
+        if ids is not None and len(ids) != n:
+            raise ValueError(f"{len(ids)} ids for {n} texts")
+        if sources is not None and len(sources) != n:
+            raise ValueError(f"{len(sources)} sources for {n} texts")
+        id_list = [i if i else str(uuid.uuid4()) for i in (ids or [None] * n)]
+        metas = [dict(m) if m else {} for m in (metadatas or [None] * n)]
+        if sources is None:
+            key = self.source_key
+            sources = [m[key] if key is not None and isinstance(m.get(key), str) else None for m in metas]
+        return id_list, text_list, metas, list(sources)
+
+    def _create_args(self, dim: int | None) -> dict[str, Any]:
+        if self.embedding is None:
+            return {"dim": None, "embedding": {"model": self.embedding_model} if self.embedding_model else {}}
+        return {"dim": dim, "embedding": None}
+
+    def _ensure_collection(self, dim: int | None) -> None:
+        if self._collection_ready:
+            return
+        with contextlib.suppress(CollectionExistsError):  # made meanwhile, or before this store
+            self.client.create_collection(
+                self.collection_name, metric=self.metric, index=self.index, **self._create_args(dim)
+            )
+        self._collection_ready = True
+
+    async def _aensure_collection(self, dim: int | None) -> None:
+        if self._collection_ready:
+            return
+        with contextlib.suppress(CollectionExistsError):
+            await self._aclient().create_collection(
+                self.collection_name, metric=self.metric, index=self.index, **self._create_args(dim)
+            )
+        self._collection_ready = True
+
+    def add_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: list[dict[str, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Embed (unless the server does) and upsert texts; returns their ids (generated where missing).
+
+        ``sources=[...]`` sets record sources explicitly (default: ``metadata[source_key]``). Records are
+        sent ``batch_size`` at a time; each batch is atomic. An id already stored is replaced.
+        """
+        id_list, text_list, metas, sources = self._prepare(texts, metadatas, ids, kwargs.get("sources"))
+        if not id_list:
+            return []
+        vectors = None if self.embedding is None else np.asarray(self.embedding.embed_documents(text_list))
+        self._ensure_collection(None if vectors is None else vectors.shape[1])
+        for lo in range(0, len(id_list), self.batch_size):
+            hi = lo + self.batch_size
+            self.collection.upsert(
+                id_list[lo:hi],
+                None if vectors is None else vectors[lo:hi],
+                text_list[lo:hi],
+                metas[lo:hi],
+                sources[lo:hi],
+            )
+        return id_list
+
+    async def aadd_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: list[dict[str, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Async ``add_texts``."""
+        id_list, text_list, metas, sources = self._prepare(texts, metadatas, ids, kwargs.get("sources"))
+        if not id_list:
+            return []
+        vectors = None
+        if self.embedding is not None:
+            vectors = np.asarray(await self.embedding.aembed_documents(text_list))
+        await self._aensure_collection(None if vectors is None else vectors.shape[1])
+        col = self._async_collection()
+        for lo in range(0, len(id_list), self.batch_size):
+            hi = lo + self.batch_size
+            await col.upsert(
+                id_list[lo:hi],
+                None if vectors is None else vectors[lo:hi],
+                text_list[lo:hi],
+                metas[lo:hi],
+                sources[lo:hi],
+            )
+        return id_list
+
+    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
+        """Delete by ``ids``, or by ``filter=`` or ``source=``; with none of them, empty the collection
+        (it is dropped and made again with the same configuration). Missing ids are no error."""
+        filter, source = kwargs.get("filter"), kwargs.get("source")
+        try:
+            if ids is None and filter is None and source is None:
+                info = self.collection.info()
+                self.client.drop_collection(self.collection_name)
+                self.client.create_collection(
+                    self.collection_name, info.dim, info.metric, info.index, info.embedding
+                )
+            else:
+                self.collection.delete(ids, filter=filter, source=source)
+        except CollectionNotFoundError:
+            pass
+        return True
+
+    async def adelete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
+        """Async ``delete``."""
+        filter, source = kwargs.get("filter"), kwargs.get("source")
+        aclient = self._aclient()
+        try:
+            if ids is None and filter is None and source is None:
+                info = await aclient.collection(self.collection_name).info()
+                await aclient.drop_collection(self.collection_name)
+                await aclient.create_collection(
+                    self.collection_name, info.dim, info.metric, info.index, info.embedding
+                )
+            else:
+                await aclient.collection(self.collection_name).delete(ids, filter=filter, source=source)
+        except CollectionNotFoundError:
+            pass
+        return True
+
+    # ---- reads -------------------------------------------------------------------------------------
+
+    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        """The documents among ``ids`` that exist, in the order asked."""
+        if not ids:
+            return []
+        try:
+            return [_document(r) for r in self.collection.get(list(ids))]
+        except CollectionNotFoundError:
+            return []
+
+    async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        """Async ``get_by_ids``."""
+        if not ids:
+            return []
+        try:
+            return [_document(r) for r in await self._async_collection().get(list(ids))]
+        except CollectionNotFoundError:
+            return []
+
+    def _search(
+        self, vector: Sequence[float] | None, query: str | None, k: int, filter: Any, include: Sequence[str]
+    ) -> list[Hit]:
+        try:
+            return self.collection.search(vector, k=k, filter=filter, include=include, texts=query)[0]
+        except CollectionNotFoundError:
+            return []
+
+    async def _asearch(
+        self, vector: Sequence[float] | None, query: str | None, k: int, filter: Any, include: Sequence[str]
+    ) -> list[Hit]:
+        try:
+            col = self._async_collection()
+            return (await col.search(vector, k=k, filter=filter, include=include, texts=query))[0]
+        except CollectionNotFoundError:
+            return []
+
+    def _query(self, query: str) -> tuple[list[float] | None, str | None]:
+        """The query as a vector (with an Embeddings) or as text for the server's model."""
+        return (None, query) if self.embedding is None else (self.embedding.embed_query(query), None)
+
+    async def _aquery(self, query: str) -> tuple[list[float] | None, str | None]:
+        return (None, query) if self.embedding is None else (await self.embedding.aembed_query(query), None)
+
+    def similarity_search(
+        self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+    ) -> list[Document]:
+        """The ``k`` documents most similar to ``query`` (matching ``filter``), best first."""
+        return [doc for doc, _ in self.similarity_search_with_score(query, k, filter=filter, **kwargs)]
+
+    async def asimilarity_search(
+        self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+    ) -> list[Document]:
+        """Async ``similarity_search``."""
+        pairs = await self.asimilarity_search_with_score(query, k, filter=filter, **kwargs)
+        return [doc for doc, _ in pairs]
+
+    def similarity_search_with_score(
+        self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Documents with the server's score (see the module docstring), best first."""
+        vector, text = self._query(query)
+        return [(_document(h), h.score) for h in self._search(vector, text, k, filter, _SEARCH_INCLUDE)]
+
+    async def asimilarity_search_with_score(
+        self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Async ``similarity_search_with_score``."""
+        vector, text = await self._aquery(query)
+        hits = await self._asearch(vector, text, k, filter, _SEARCH_INCLUDE)
+        return [(_document(h), h.score) for h in hits]
+
+    def similarity_search_by_vector(
+        self, embedding: list[float], k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+    ) -> list[Document]:
+        """The ``k`` documents nearest to ``embedding``, best first."""
+        return [_document(h) for h in self._search(embedding, None, k, filter, _SEARCH_INCLUDE)]
+
+    async def asimilarity_search_by_vector(
+        self, embedding: list[float], k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+    ) -> list[Document]:
+        """Async ``similarity_search_by_vector``."""
+        return [_document(h) for h in await self._asearch(embedding, None, k, filter, _SEARCH_INCLUDE)]
+
+    # ---- relevance ---------------------------------------------------------------------------------
+
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
+        if self.override_relevance_score_fn is not None:
+            return self.override_relevance_score_fn
+        return relevance_function(self.metric)
+
+    def _learn_metric(self) -> None:
+        with contextlib.suppress(CollectionNotFoundError):
+            self.metric = self.collection.info().metric
+
+    async def _alearn_metric(self) -> None:
+        with contextlib.suppress(CollectionNotFoundError):
+            self.metric = (await self._async_collection().info()).metric
+
+    def _similarity_search_with_relevance_scores(
+        self, query: str, k: int = 4, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        self._learn_metric()  # a collection made elsewhere may use another metric than the store's
+        return super()._similarity_search_with_relevance_scores(query, k, **kwargs)
+
+    async def _asimilarity_search_with_relevance_scores(
+        self, query: str, k: int = 4, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        await self._alearn_metric()
+        return await super()._asimilarity_search_with_relevance_scores(query, k, **kwargs)
+
+    # ---- maximal marginal relevance ----------------------------------------------------------------
+
+    @staticmethod
+    def _mmr(vector: Sequence[float], hits: list[Hit], k: int, lambda_mult: float) -> list[Document]:
+        if not hits:
+            return []
+        chosen = maximal_marginal_relevance(
+            np.asarray(vector, dtype=np.float32),
+            [h.vector.tolist() for h in hits if h.vector is not None],
+            lambda_mult=lambda_mult,
+            k=k,
+        )
+        return [_document(hits[i]) for i in chosen]
+
+    def _query_vector(self, query: str) -> list[float]:
+        if self.embedding is not None:
+            return self.embedding.embed_query(query)
+        vectors, _ = self.client.embed([query], collection=self.collection_name)
+        return vectors[0].tolist()  # type: ignore[no-any-return]
+
+    async def _aquery_vector(self, query: str) -> list[float]:
+        if self.embedding is not None:
+            return await self.embedding.aembed_query(query)
+        vectors, _ = await self._aclient().embed([query], collection=self.collection_name)
+        return vectors[0].tolist()  # type: ignore[no-any-return]
+
+    def max_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """``k`` documents among the ``fetch_k`` nearest, chosen for similarity to the query and diversity
+        among themselves (``lambda_mult``: 1 = similarity only, 0 = diversity only)."""
+        try:
+            vector = self._query_vector(query)
+        except CollectionNotFoundError:
+            return []
+        return self.max_marginal_relevance_search_by_vector(vector, k, fetch_k, lambda_mult, filter=filter)
+
+    async def amax_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """Async ``max_marginal_relevance_search``."""
+        try:
+            vector = await self._aquery_vector(query)
+        except CollectionNotFoundError:
+            return []
+        return await self.amax_marginal_relevance_search_by_vector(
+            vector, k, fetch_k, lambda_mult, filter=filter
+        )
+
+    def max_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """``max_marginal_relevance_search`` from a query vector."""
+        hits = self._search(embedding, None, max(k, fetch_k), filter, _MMR_INCLUDE)
+        return self._mmr(embedding, hits, k, lambda_mult)
+
+    async def amax_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """Async ``max_marginal_relevance_search_by_vector``."""
+        hits = await self._asearch(embedding, None, max(k, fetch_k), filter, _MMR_INCLUDE)
+        return self._mmr(embedding, hits, k, lambda_mult)
+
+    # ---- constructors ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings | None = None,
+        metadatas: list[dict[str, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> VecDBVectorStore:
+        """A store over ``collection_name`` (kwargs: the constructor's) holding ``texts``."""
+        store = cls(embedding=embedding, **kwargs)
+        store.add_texts(texts, metadatas, ids=ids)
+        return store
+
+    @classmethod
+    async def afrom_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings | None = None,
+        metadatas: list[dict[str, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> VecDBVectorStore:
+        """Async ``from_texts``."""
+        store = cls(embedding=embedding, **kwargs)
+        await store.aadd_texts(texts, metadatas, ids=ids)
+        return store
