@@ -8,6 +8,7 @@ opened there (an ``AsyncClient`` belongs to one loop).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -31,10 +32,8 @@ async def _store(
     try:
         yield store
     finally:
-        try:
+        with contextlib.suppress(CollectionNotFoundError):
             store.client.drop_collection(name)
-        except CollectionNotFoundError:
-            pass
         await store.aclose()  # closes the async client the async tests opened in this loop
 
 
