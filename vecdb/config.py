@@ -66,6 +66,13 @@ class StorageSettings(BaseModel):
         ge=1,
         description="...or after this many records were written or deleted since the last one.",
     )
+    expiry_purge_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=3600,
+        description="How often expired records (ttl / expires_at) are deleted in the background. They are "
+        "invisible to reads from their expiry time on, purged or not.",
+    )
 
 
 class SearchSettings(BaseModel):

@@ -56,6 +56,7 @@ async def test_create_collection_is_201_with_its_info(rest: httpx.AsyncClient) -
         "seq",
         "checkpoint_seq",
         "embedding",
+        "capacity",
     }
     assert (info["name"], info["dim"], info["metric"], info["count"], info["sources"]) == (
         "docs",

@@ -9,7 +9,9 @@ checkpoint is missing, damaged or cannot be caught up.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import threading
 import time
 import uuid
@@ -23,6 +25,7 @@ import numpy as np
 
 from vecdb.config import Settings
 from vecdb.embed import EmbedderRegistry
+from vecdb.engine.capacity import Capacity, Recency
 from vecdb.engine.locks import RWLock
 from vecdb.engine.record_index import RecordIndex, to_labels
 from vecdb.engine.validate import (
@@ -41,6 +44,7 @@ from vecdb.errors import (
     InvalidArgumentError,
     InvalidConfigError,
     InvalidFilterError,
+    LimitExceededError,
 )
 from vecdb.filters import parse_filter
 from vecdb.index import (
@@ -86,6 +90,7 @@ class Collection:
         background: Executor,
         builder: Executor,
         create: bool = False,
+        capacity: Capacity | None = None,
     ) -> None:
         self.name = name
         self.path = path
@@ -93,6 +98,9 @@ class Collection:
         self.metric: Metric = metric
         self.spec = spec
         self.embedding_model = embedding_model
+        self.capacity = capacity
+        # Use order for eviction; only collections with a capacity keep one.
+        self._recency: Recency | None = None if capacity is None else Recency()
         self._embedders = embedders
         self._settings = settings
         self._limits = settings.limits
@@ -119,7 +127,9 @@ class Collection:
         try:
             self._records = RecordIndex()
             for rec in self._store.iter_records():
-                self._records.add(rec.label, rec.id, rec.metadata, rec.source)
+                self._records.add(rec.label, rec.id, rec.metadata, rec.source, rec.expires_at)
+                if self._recency is not None:
+                    self._recency.add(rec.label)  # labels come in write order
             self._index, self._checkpoint_seq = self._recover_index()
         except BaseException:
             self._store.close()
@@ -360,16 +370,23 @@ class Collection:
         texts: Sequence[str | None] | None = None,
         metadatas: Sequence[dict[str, Any] | None] | None = None,
         sources: Sequence[str | None] | None = None,
+        *,
+        ttl: float | None = None,
+        expires_at: float | Sequence[float | None] | None = None,
     ) -> int:
         """Insert or replace records; returns how many were written.
 
-        Re-sending an id replaces its record (vector, text, metadata and source) entirely. The whole
-        batch is validated first: any bad item rejects the batch and nothing is written. In a collection
-        with an embedding model, ``vectors`` may be omitted (or hold None for some records): those records'
-        texts are embedded.
+        Re-sending an id replaces its record (vector, text, metadata, source and expiry) entirely. The
+        whole batch is validated first: any bad item rejects the batch and nothing is written. In a
+        collection with an embedding model, ``vectors`` may be omitted (or hold None for some records):
+        those records' texts are embedded. ``ttl`` (seconds from now, for every record) or ``expires_at``
+        (unix seconds, one for all or one per record, None for never) make records expire: an expired
+        record is never returned or counted, and is deleted in the background. In a collection with a
+        capacity, the write evicts the oldest records (by its policy) in the same atomic batch.
         """
         self._check_open()
         new, vecs = self._validate(ids, vectors, texts, metadatas, sources)
+        new = _with_expiry(new, ttl, expires_at)
         return self._write(new, vecs, lambda: self._existing([r.id for r in new]))
 
     def _validate(
@@ -461,6 +478,30 @@ class Collection:
             )
         return self._write([], None, lambda: self._load(to_labels(self._records.evaluate(flt)).tolist()))
 
+    def _evictions(self, n_new: int, removed: list[StoredRecord]) -> list[StoredRecord]:
+        """The records a write of ``n_new`` records must evict to stay within capacity: expired ones
+        first, then the least recently used (lru) or oldest written (fifo). Call under the write lock."""
+        assert self.capacity is not None and self._recency is not None
+        overflow = len(self._records) - len(removed) + n_new - self.capacity.max_records
+        if overflow <= 0:
+            return []
+        skip = {r.label for r in removed}
+        victims = [lb for lb in self._records.expired(time.time()) if lb not in skip][:overflow]
+        victims += self._recency.oldest(overflow - len(victims), skip | set(victims))
+        if len(victims) < overflow:
+            raise LimitExceededError(
+                f"{n_new} records do not fit in collection {self.name!r} "
+                f"(max_records {self.capacity.max_records})",
+                limit=self.capacity.max_records,
+            )
+        return self._load(victims)
+
+    def purge_expired(self) -> int:
+        """Delete the records whose time has come (the database's purger calls this); returns how many."""
+        if self._closed or not self._records.expiry:
+            return 0
+        return self._write([], None, lambda: self._load(list(self._records.expired(time.time()))))
+
     def _existing(self, ids: Sequence[str]) -> list[StoredRecord]:
         labels = [lb for lb in self._store.lookup_labels(ids) if lb is not None]
         return self._load(labels)
@@ -479,6 +520,8 @@ class Collection:
         with self._write_lock:
             self._check_open()
             removed = removed_fn()
+            if new and self.capacity is not None:
+                removed = removed + self._evictions(len(new), removed)
             if not new and not removed:
                 return 0
             with self._rw.write():
@@ -489,8 +532,12 @@ class Collection:
                     self._index.add(labels, vecs)
                 for r in removed:
                     self._records.remove(r.label, r.metadata, r.source)
+                    if self._recency is not None:
+                        self._recency.remove(r.label)
                 for label, rec in zip(labels.tolist(), new, strict=True):
-                    self._records.add(label, rec.id, rec.metadata, rec.source)
+                    self._records.add(label, rec.id, rec.metadata, rec.source, rec.expires_at)
+                    if self._recency is not None:
+                        self._recency.add(label)
                 self._applied_seq = seq
             self._maybe_maintain()
             self._ops_since_checkpoint += 1
@@ -511,7 +558,8 @@ class Collection:
         id_list = list(dict.fromkeys(validate_id_list(ids, self._limits, allow_duplicates=True)))
         fields = validate_include(include)
         with self._reading():
-            labels = [lb for lb in self._store.lookup_labels(id_list) if lb is not None]
+            dead = self._records.expired(time.time())
+            labels = [lb for lb in self._store.lookup_labels(id_list) if lb is not None and lb not in dead]
             return self._materialize(labels, fields)
 
     def search(
@@ -544,6 +592,9 @@ class Collection:
         search_params = parse_search_params(params)
         with self._reading():
             allowed = None if flt is None else self._records.evaluate(flt)
+            dead = self._records.expired(time.time())
+            if dead:
+                allowed = (self._records.all if allowed is None else allowed) - dead
             available = len(self._index) if allowed is None else len(allowed)
             if available == 0:
                 return [[] for _ in range(len(queries))]
@@ -554,6 +605,8 @@ class Collection:
             by_label = {
                 r_label: rec for r_label, rec in zip(flat, self._materialize(flat, fields), strict=True)
             }
+            if self.capacity is not None and self.capacity.eviction == "lru":
+                self._recency.touch(flat)  # type: ignore[union-attr]
         out: list[list[Hit]] = []
         for qi, row in enumerate(hits_labels):
             hits = []
@@ -602,13 +655,21 @@ class Collection:
         self._check_open()
         flt = parse_filter(filter)
         with self._reading():
-            return len(self._records) if flt is None else len(self._records.evaluate(flt))
+            dead = self._records.expired(time.time())
+            if flt is None:
+                return len(self._records) - len(dead)
+            return len(self._records.evaluate(flt) - dead)
 
     def list_sources(self) -> list[SourceInfo]:
         """Every source with its number of records, sorted by source."""
         self._check_open()
         with self._reading():
-            return [SourceInfo(s, len(bm)) for s, bm in sorted(self._records.sources.items())]
+            return self._sources()
+
+    def _sources(self) -> list[SourceInfo]:
+        dead = self._records.expired(time.time())
+        counts = ((s, len(bm - dead) if dead else len(bm)) for s, bm in sorted(self._records.sources.items()))
+        return [SourceInfo(s, n) for s, n in counts if n]
 
     def info(self) -> dict[str, Any]:
         """Name, dimension, metric, index spec and state, counts and sequence numbers."""
@@ -620,9 +681,35 @@ class Collection:
                 "metric": self.metric,
                 "index": self.spec.model_dump(),
                 "embedding": None if self.embedding_model is None else {"model": self.embedding_model},
-                "count": len(self._records),
-                "sources": len(self._records.sources),
+                "count": len(self._records) - len(self._records.expired(time.time())),
+                "sources": len(self._sources()),
+                "capacity": None if self.capacity is None else self.capacity.to_dict(),
                 "index_state": self._index.state(),
                 "seq": self._applied_seq,
                 "checkpoint_seq": self._checkpoint_seq,
             }
+
+
+def _with_expiry(new: list[NewRecord], ttl: Any, expires_at: Any) -> list[NewRecord]:
+    """The records with their expiry time: ``ttl`` seconds from now, or ``expires_at`` (one or per record)."""
+    if ttl is None and expires_at is None:
+        return new
+    if ttl is not None and expires_at is not None:
+        raise InvalidArgumentError("give ttl or expires_at, not both")
+    if ttl is not None:
+        return [dataclasses.replace(r, expires_at=time.time() + _seconds(ttl, "ttl")) for r in new]
+    if isinstance(expires_at, list | tuple):
+        if len(expires_at) != len(new):
+            raise InvalidArgumentError(
+                f"{len(expires_at)} expires_at for {len(new)} ids", expected=len(new), got=len(expires_at)
+            )
+        times = [None if t is None else _seconds(t, f"expires_at[{i}]") for i, t in enumerate(expires_at)]
+    else:
+        times = [_seconds(expires_at, "expires_at")] * len(new)
+    return [dataclasses.replace(r, expires_at=t) for r, t in zip(new, times, strict=True)]
+
+
+def _seconds(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise InvalidArgumentError(f"{what} must be a positive number of seconds, got {value!r}", field=what)
+    return float(value)

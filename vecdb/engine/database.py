@@ -32,6 +32,7 @@ from filelock import FileLock, Timeout
 
 from vecdb.config import Settings
 from vecdb.embed import EmbedderRegistry, resolve_model
+from vecdb.engine.capacity import Eviction, parse_capacity
 from vecdb.engine.collection import Collection
 from vecdb.engine.validate import validate_texts
 from vecdb.errors import (
@@ -99,6 +100,21 @@ class Database:
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecdb-checkpoint")
         self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecdb-build")
         self._closed = False
+        self._stop_purger = threading.Event()
+        self._purger = threading.Thread(target=self._purge_loop, name="vecdb-expiry", daemon=True)
+        self._purger.start()
+
+    def _purge_loop(self) -> None:
+        """Delete expired records of open collections every ``storage.expiry_purge_seconds``."""
+        interval = self.settings.storage.expiry_purge_seconds
+        while not self._stop_purger.wait(interval):
+            for col in self.open_collections():
+                try:
+                    col.purge_expired()
+                except ClosedError:
+                    pass
+                except Exception:  # keep purging the others; the next round retries
+                    log.exception("collection %s: purging expired records failed", col.name)
 
     def __enter__(self) -> Database:
         return self
@@ -110,6 +126,9 @@ class Database:
 
     def close(self) -> None:
         """Close every collection (checkpointing their indexes) and release the directory. Idempotent."""
+        self._stop_purger.set()  # before the lock: a purge round takes it
+        if self._purger is not threading.current_thread():
+            self._purger.join()
         with self._lock:
             if self._closed:
                 return
@@ -136,15 +155,20 @@ class Database:
         metric: Metric = "cosine",
         index: dict[str, Any] | None = None,
         embedding: dict[str, Any] | None = None,
+        max_records: int | None = None,
+        eviction: Eviction | None = None,
     ) -> Collection:
         """Create an empty collection. Raises CollectionExistsError, InvalidNameError, InvalidConfigError.
 
         ``index`` is an index spec (see ``vecdb.index.spec``); None means ``{"type": "auto"}``.
         ``embedding={"model": NAME}`` (``{}``: the default model) lets records and queries be sent as text
         alone; ``dim`` then comes from the model and may be omitted. The model must be available locally
-        (``ModelUnavailableError`` at once otherwise).
+        (``ModelUnavailableError`` at once otherwise). ``max_records`` caps the live records: a write that
+        would overflow evicts the oldest (``eviction="fifo"``, the default) or least recently used
+        (``"lru"``: a search that returns a record uses it) in the same atomic batch.
         """
         name = validate_name(name)
+        capacity = parse_capacity(max_records, eviction)
         model = self._embedding_model(embedding)
         if model is not None:
             model_dim = self.embedders.get(model).dim if self.embedders.enabled else None
@@ -181,6 +205,7 @@ class Database:
                 "metric": metric,
                 "index": spec.model_dump(),
                 "embedding": None if model is None else {"model": model},
+                "capacity": None if capacity is None else capacity.to_dict(),
                 "created_at": datetime.now(UTC).isoformat(),
             }
             atomic_write_json(tmp / MANIFEST, manifest)
@@ -295,6 +320,8 @@ class Database:
             dim, metric = int(manifest["dim"]), manifest["metric"]
             if metric not in METRICS:
                 raise ValueError(f"unknown metric {metric!r}")
+            cap = manifest.get("capacity")
+            capacity = None if cap is None else parse_capacity(cap["max_records"], cap["eviction"])
         except (KeyError, TypeError, ValueError, InvalidConfigError) as exc:
             raise CorruptionError(f"collection {name!r}: manifest is damaged ({exc})", name=name) from exc
         embedding = manifest.get("embedding")
@@ -311,4 +338,5 @@ class Database:
             background=self._background,
             builder=self._builder,
             create=create,
+            capacity=capacity,
         )

@@ -4,14 +4,19 @@
 - ``label -> id`` (search results carry labels);
 - per source: the labels of its records (``list_sources`` with counts);
 - per metadata field: labels having the field, and labels per scalar value (``kind_key``), with the
-  distinct values kept sorted on demand for range operators.
+  distinct values kept sorted on demand for range operators;
+- expiry times (records with a time to live), in a heap: ``expired(now)`` is the bitmap of live labels
+  whose time has come (readers subtract it; the purger deletes them).
 
 A parsed filter evaluates to a ``BitMap64`` of labels whose size is known before searching.
-Mutated only under the collection's write lock; read under its read lock.
+Mutated only under the collection's write lock; read under its read lock (``expired`` takes its own
+small lock, since readers advance the expiry heap).
 """
 
 from __future__ import annotations
 
+import heapq
+import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from typing import Any
@@ -37,13 +42,23 @@ class RecordIndex:
         self._present: dict[str, BitMap64] = {}
         self._values: dict[str, dict[tuple[str, Any], BitMap64]] = {}
         self._sorted: dict[tuple[str, str], list[Any]] = {}
+        self.expiry: dict[int, float] = {}
+        self._expiry_heap: list[tuple[float, int]] = []
+        self._expired = BitMap64()
+        self._expiry_lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.all)
 
-    def add(self, label: int, rid: str, metadata: dict[str, Any], source: str | None) -> None:
+    def add(
+        self, label: int, rid: str, metadata: dict[str, Any], source: str | None, expires_at: float | None = None
+    ) -> None:
         self.all.add(label)
         self.ids[label] = rid
+        if expires_at is not None:
+            with self._expiry_lock:
+                self.expiry[label] = expires_at
+                heapq.heappush(self._expiry_heap, (expires_at, label))
         if source is not None:
             self.sources.setdefault(source, BitMap64()).add(label)
         for field, value in metadata.items():
@@ -61,6 +76,10 @@ class RecordIndex:
     def remove(self, label: int, metadata: dict[str, Any], source: str | None) -> None:
         self.all.discard(label)
         self.ids.pop(label, None)
+        if label in self.expiry:
+            with self._expiry_lock:
+                del self.expiry[label]  # its heap entry goes when it comes up
+                self._expired.discard(label)
         if source is not None:
             _discard(self.sources, source, label)
         for field, value in metadata.items():
@@ -73,6 +92,18 @@ class RecordIndex:
                 self._sorted.pop((field, key[0]), None)
                 if not values:
                     del self._values[field]
+
+    def expired(self, now: float) -> BitMap64:
+        """Live labels whose expiry time is ``now`` or earlier (a new bitmap)."""
+        if not self.expiry:
+            return BitMap64()
+        with self._expiry_lock:
+            heap = self._expiry_heap
+            while heap and heap[0][0] <= now:
+                when, label = heapq.heappop(heap)
+                if self.expiry.get(label) == when:
+                    self._expired.add(label)
+            return self._expired.copy()
 
     def evaluate(self, flt: Filter) -> BitMap64:
         """The live labels that ``flt`` admits (a new bitmap the caller may keep)."""

@@ -18,6 +18,7 @@ from vecdb.server._generated import vecdb_pb2 as pb
 from vecdb.types import DEFAULT_INCLUDE, Hit, Record, SourceInfo
 
 __all__ = [
+    "from_proto_expiry",
     "from_proto_include",
     "from_proto_params",
     "from_proto_records",
@@ -95,6 +96,13 @@ def from_proto_records(
     ]
     sources = [r.source if r.HasField("source") else None for r in records]
     return ids, texts, metas, sources
+
+
+def from_proto_expiry(records: Sequence[pb.RecordData]) -> list[float | None] | None:
+    """Per-record expiry times; None when no record has one."""
+    if not any(r.HasField("expires_at") for r in records):
+        return None
+    return [r.expires_at if r.HasField("expires_at") else None for r in records]
 
 
 def to_proto_records(
@@ -198,6 +206,7 @@ def to_proto_collection_info(info: dict[str, Any]) -> pb.CollectionInfo:
         seq=info["seq"],
         checkpoint_seq=info["checkpoint_seq"],
         embedding_json=to_json_text(info["embedding"]),
+        capacity_json=to_json_text(info["capacity"]),
     )
 
 
@@ -213,4 +222,5 @@ def from_proto_collection_info(msg: pb.CollectionInfo) -> dict[str, Any]:
         "seq": msg.seq,
         "checkpoint_seq": msg.checkpoint_seq,
         "embedding": orjson.loads(msg.embedding_json) if msg.embedding_json else None,
+        "capacity": orjson.loads(msg.capacity_json) if msg.capacity_json else None,
     }

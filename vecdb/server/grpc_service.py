@@ -96,6 +96,8 @@ class VecDBServicer(pb_grpc.VecDBServicer):
                 request.metric or "cosine",  # type: ignore[arg-type]
                 index,
                 embedding,
+                request.max_records if request.HasField("max_records") else None,
+                request.eviction or None,  # type: ignore[arg-type]
             )
             return convert.to_proto_collection_info(col.info())
 
@@ -125,7 +127,10 @@ class VecDBServicer(pb_grpc.VecDBServicer):
     def _upsert(self, request: pb.UpsertRequest, collection: str) -> int:
         ids, texts, metas, sources = convert.from_proto_records(request.records)
         vectors = convert.from_proto_upsert_vectors(request)
-        return self._db.get_collection(collection).upsert(ids, vectors, texts, metas, sources)
+        ttl = request.ttl if request.HasField("ttl") else None
+        expires = convert.from_proto_expiry(request.records)
+        col = self._db.get_collection(collection)
+        return col.upsert(ids, vectors, texts, metas, sources, ttl=ttl, expires_at=expires)
 
     def Upsert(self, request: pb.UpsertRequest, context: Any) -> pb.WriteResponse:
         return self._call(

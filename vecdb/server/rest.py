@@ -62,6 +62,8 @@ class CreateCollectionBody(BaseModel):
         None,
         description='{"model": NAME} ({} for the default model): records and queries may be texts alone.',
     )
+    max_records: int | None = Field(None, description="Capacity: a write that overflows evicts old records.")
+    eviction: str | None = Field(None, description="fifo (default with max_records) or lru.")
 
 
 class CollectionInfo(BaseModel):
@@ -75,6 +77,7 @@ class CollectionInfo(BaseModel):
     seq: int
     checkpoint_seq: int
     embedding: dict[str, Any] | None = None
+    capacity: dict[str, Any] | None = None
 
 
 class CollectionList(BaseModel):
@@ -91,6 +94,10 @@ class UpsertBody(BaseModel):
     texts: list[Any] | None = Field(None, description="Strings or nulls, one per record.")
     metadatas: list[Any] | None = Field(None, description="JSON objects or nulls, one per record.")
     sources: list[Any] | None = Field(None, description="Strings or nulls, one per record.")
+    ttl: float | None = Field(None, description="Seconds from now after which every record expires.")
+    expires_at: float | list[float | None] | None = Field(
+        None, description="Unix time of expiry: one for all records, or one (or null) per record."
+    )
 
 
 class CountResult(BaseModel):
@@ -350,6 +357,8 @@ def create_app(
                 body.metric,  # type: ignore[arg-type]
                 body.index,
                 body.embedding,
+                body.max_records,
+                body.eviction,  # type: ignore[arg-type]
             ).info(),
         )
 
@@ -394,7 +403,13 @@ def create_app(
             request,
             "upsert",
             lambda: db.get_collection(name).upsert(
-                body.ids, body.vectors, body.texts, body.metadatas, body.sources
+                body.ids,
+                body.vectors,
+                body.texts,
+                body.metadatas,
+                body.sources,
+                ttl=body.ttl,
+                expires_at=body.expires_at,
             ),
         )
         return {"count": n}

@@ -46,6 +46,7 @@ class StoredRecord:
     text: str | None
     metadata: dict[str, Any]
     source: str | None
+    expires_at: float | None = None  # unix seconds; the record is invisible from then on
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,7 @@ class NewRecord:
     metadata: dict[str, Any]
     metadata_json: bytes
     source: str | None
+    expires_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,18 +78,22 @@ def _source_prefix(source: str) -> bytes:
 
 
 def _encode_record(rec: NewRecord) -> bytes:
-    return b'{"i":%b,"t":%b,"s":%b,"m":%b}' % (
+    expiry = b"" if rec.expires_at is None else b',"x":%b' % orjson.dumps(rec.expires_at)
+    return b'{"i":%b,"t":%b,"s":%b,"m":%b%b}' % (
         orjson.dumps(rec.id),
         orjson.dumps(rec.text),
         orjson.dumps(rec.source),
         rec.metadata_json,
+        expiry,
     )
 
 
 def _decode_record(label: int, blob: bytes) -> StoredRecord:
     try:
         d = orjson.loads(blob)
-        return StoredRecord(label=label, id=d["i"], text=d["t"], metadata=d["m"], source=d["s"])
+        return StoredRecord(
+            label=label, id=d["i"], text=d["t"], metadata=d["m"], source=d["s"], expires_at=d.get("x")
+        )
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
         raise CorruptionError(f"record with label {label} is unreadable", label=label) from exc
 

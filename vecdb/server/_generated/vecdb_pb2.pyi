@@ -15,18 +15,22 @@ class Vectors(_message.Message):
     def __init__(self, dim: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "dim", "metric", "index_json", "embedding_json")
+    __slots__ = ("name", "dim", "metric", "index_json", "embedding_json", "max_records", "eviction")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     INDEX_JSON_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_JSON_FIELD_NUMBER: _ClassVar[int]
+    MAX_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    EVICTION_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: str
     index_json: str
     embedding_json: str
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., index_json: _Optional[str] = ..., embedding_json: _Optional[str] = ...) -> None: ...
+    max_records: int
+    eviction: str
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., index_json: _Optional[str] = ..., embedding_json: _Optional[str] = ..., max_records: _Optional[int] = ..., eviction: _Optional[str] = ...) -> None: ...
 
 class CollectionRequest(_message.Message):
     __slots__ = ("name",)
@@ -35,7 +39,7 @@ class CollectionRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "dim", "metric", "index_json", "count", "sources", "index_state_json", "seq", "checkpoint_seq", "embedding_json")
+    __slots__ = ("name", "dim", "metric", "index_json", "count", "sources", "index_state_json", "seq", "checkpoint_seq", "embedding_json", "capacity_json")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +50,7 @@ class CollectionInfo(_message.Message):
     SEQ_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_SEQ_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_JSON_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_JSON_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: str
@@ -56,7 +61,8 @@ class CollectionInfo(_message.Message):
     seq: int
     checkpoint_seq: int
     embedding_json: str
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., index_json: _Optional[str] = ..., count: _Optional[int] = ..., sources: _Optional[int] = ..., index_state_json: _Optional[str] = ..., seq: _Optional[int] = ..., checkpoint_seq: _Optional[int] = ..., embedding_json: _Optional[str] = ...) -> None: ...
+    capacity_json: str
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., index_json: _Optional[str] = ..., count: _Optional[int] = ..., sources: _Optional[int] = ..., index_state_json: _Optional[str] = ..., seq: _Optional[int] = ..., checkpoint_seq: _Optional[int] = ..., embedding_json: _Optional[str] = ..., capacity_json: _Optional[str] = ...) -> None: ...
 
 class ListCollectionsRequest(_message.Message):
     __slots__ = ()
@@ -73,28 +79,32 @@ class DropCollectionResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class RecordData(_message.Message):
-    __slots__ = ("id", "text", "metadata_json", "source")
+    __slots__ = ("id", "text", "metadata_json", "source", "expires_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     text: str
     metadata_json: str
     source: str
-    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., metadata_json: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
+    expires_at: float
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., metadata_json: _Optional[str] = ..., source: _Optional[str] = ..., expires_at: _Optional[float] = ...) -> None: ...
 
 class UpsertRequest(_message.Message):
-    __slots__ = ("collection", "records", "vectors", "missing_vectors")
+    __slots__ = ("collection", "records", "vectors", "missing_vectors", "ttl")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     VECTORS_FIELD_NUMBER: _ClassVar[int]
     MISSING_VECTORS_FIELD_NUMBER: _ClassVar[int]
+    TTL_FIELD_NUMBER: _ClassVar[int]
     collection: str
     records: _containers.RepeatedCompositeFieldContainer[RecordData]
     vectors: Vectors
     missing_vectors: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, collection: _Optional[str] = ..., records: _Optional[_Iterable[_Union[RecordData, _Mapping]]] = ..., vectors: _Optional[_Union[Vectors, _Mapping]] = ..., missing_vectors: _Optional[_Iterable[int]] = ...) -> None: ...
+    ttl: float
+    def __init__(self, collection: _Optional[str] = ..., records: _Optional[_Iterable[_Union[RecordData, _Mapping]]] = ..., vectors: _Optional[_Union[Vectors, _Mapping]] = ..., missing_vectors: _Optional[_Iterable[int]] = ..., ttl: _Optional[float] = ...) -> None: ...
 
 class WriteResponse(_message.Message):
     __slots__ = ("count",)
