@@ -1,10 +1,10 @@
 """Capacity of a collection: at most ``max_records`` live records, the oldest evicted on overflow.
 
 ``fifo`` evicts in write order (a re-written id counts as new); ``lru`` in order of last use, where a
-use is a write or a search that returns the record (only ``lru`` collections track searches, so normal
-searches stay read-only). Eviction happens inside the write that overflows: the new records and the
-evicted ones are one atomic batch, so index and store never disagree. Recency lives in memory; on open it
-starts from write order.
+use is a write, or a search or get that returns the record (only ``lru`` collections track reads, in
+memory: reads never write to the store). Eviction happens inside the write that overflows: the new
+records and the evicted ones are one atomic batch, so index and store never disagree. Recency lives in
+memory; on open it starts from write order.
 """
 
 from __future__ import annotations
@@ -42,9 +42,14 @@ def parse_capacity(max_records: Any, eviction: Any) -> Capacity | None:
         if eviction is not None:
             raise InvalidConfigError("eviction needs max_records", field="eviction")
         return None
-    if isinstance(max_records, bool) or not isinstance(max_records, int) or not 1 <= max_records <= MAX_RECORDS_LIMIT:
+    if (
+        isinstance(max_records, bool)
+        or not isinstance(max_records, int)
+        or not 1 <= max_records <= MAX_RECORDS_LIMIT
+    ):
         raise InvalidConfigError(
-            f"max_records must be an integer from 1 to {MAX_RECORDS_LIMIT}, got {max_records!r}", field="max_records"
+            f"max_records must be an integer from 1 to {MAX_RECORDS_LIMIT}, got {max_records!r}",
+            field="max_records",
         )
     policy = "fifo" if eviction is None else eviction
     if policy not in EVICTION_POLICIES:

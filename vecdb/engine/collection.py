@@ -560,6 +560,7 @@ class Collection:
         with self._reading():
             dead = self._records.expired(time.time())
             labels = [lb for lb in self._store.lookup_labels(id_list) if lb is not None and lb not in dead]
+            self._touch(labels)
             return self._materialize(labels, fields)
 
     def search(
@@ -605,8 +606,7 @@ class Collection:
             by_label = {
                 r_label: rec for r_label, rec in zip(flat, self._materialize(flat, fields), strict=True)
             }
-            if self.capacity is not None and self.capacity.eviction == "lru":
-                self._recency.touch(flat)  # type: ignore[union-attr]
+            self._touch(flat)
         out: list[list[Hit]] = []
         for qi, row in enumerate(hits_labels):
             hits = []
@@ -624,6 +624,11 @@ class Collection:
                 )
             out.append(hits)
         return out
+
+    def _touch(self, labels: list[int]) -> None:
+        """Reads count as use in an ``lru`` collection (only there: other reads stay read-only)."""
+        if self._recency is not None and self.capacity is not None and self.capacity.eviction == "lru":
+            self._recency.touch(labels)
 
     def _materialize(self, labels: list[int], fields: frozenset[str]) -> list[Record]:
         """Records for live labels, with only the fields asked for. Call under the read lock."""
@@ -710,6 +715,11 @@ def _with_expiry(new: list[NewRecord], ttl: Any, expires_at: Any) -> list[NewRec
 
 
 def _seconds(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise InvalidArgumentError(f"{what} must be a positive number of seconds, got {value!r}", field=what)
     return float(value)

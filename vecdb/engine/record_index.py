@@ -51,7 +51,12 @@ class RecordIndex:
         return len(self.all)
 
     def add(
-        self, label: int, rid: str, metadata: dict[str, Any], source: str | None, expires_at: float | None = None
+        self,
+        label: int,
+        rid: str,
+        metadata: dict[str, Any],
+        source: str | None,
+        expires_at: float | None = None,
     ) -> None:
         self.all.add(label)
         self.ids[label] = rid

@@ -8,6 +8,7 @@ a bad one raises the same error class whichever transport is in use (the server 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,8 @@ class Call:
         metric: str,
         index: Mapping[str, Any] | None,
         embedding: Mapping[str, Any] | None,
+        max_records: int | None = None,
+        eviction: str | None = None,
     ) -> Call:
         if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim < 2**32):
             raise InvalidConfigError(f"dim must be a positive integer, got {dim!r}", field="dim")
@@ -70,6 +73,8 @@ class Call:
                 "metric": metric,
                 "index": _object(index, "index", InvalidArgumentError),
                 "embedding": _object(embedding, "embedding", InvalidArgumentError),
+                "max_records": _max_records(max_records),
+                "eviction": eviction,
             },
         )
 
@@ -87,6 +92,8 @@ class Call:
         texts: Sequence[str | None] | None,
         metadatas: Sequence[Mapping[str, Any] | None] | None,
         sources: Sequence[str | None] | None,
+        ttl: float | None = None,
+        expires_at: float | Sequence[float | None] | None = None,
     ) -> Call:
         id_list = _ids(ids)
         n = len(id_list)
@@ -99,6 +106,7 @@ class Call:
                 "texts": _column(texts, n, "texts", str, InvalidArgumentError),
                 "metadatas": _metadatas(metadatas, n),
                 "sources": _column(sources, n, "sources", str, InvalidSourceError),
+                **_expiry(ttl, expires_at, n),
             },
         )
 
@@ -183,6 +191,45 @@ def _object(value: Mapping[str, Any] | None, what: str, error: type[InvalidArgum
     out = dict(value)
     json_text(out, what, error)
     return out
+
+
+def _max_records(value: Any) -> int | None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**63
+    ):
+        raise InvalidConfigError(
+            f"max_records must be a positive integer, got {value!r}", field="max_records"
+        )
+    return value
+
+
+def _expiry(ttl: Any, expires_at: Any, n: int) -> dict[str, Any]:
+    """``ttl`` and ``expires_at`` checked as the server checks them (positive, finite seconds)."""
+    if ttl is not None and expires_at is not None:
+        raise InvalidArgumentError("give ttl or expires_at, not both")
+    if ttl is not None:
+        return {"ttl": _seconds(ttl, "ttl"), "expires_at": None}
+    if expires_at is None:
+        return {"ttl": None, "expires_at": None}
+    if isinstance(expires_at, Sequence) and not isinstance(expires_at, str):
+        if len(expires_at) != n:
+            raise InvalidArgumentError(
+                f"{len(expires_at)} expires_at for {n} ids", expected=n, got=len(expires_at)
+            )
+        times = [None if t is None else _seconds(t, f"expires_at[{i}]") for i, t in enumerate(expires_at)]
+        return {"ttl": None, "expires_at": times}
+    return {"ttl": None, "expires_at": [_seconds(expires_at, "expires_at")] * n}
+
+
+def _seconds(value: Any, what: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise InvalidArgumentError(f"{what} must be a positive number of seconds, got {value!r}", field=what)
+    return float(value)
 
 
 def _ids(ids: Sequence[str]) -> list[str]:

@@ -66,7 +66,10 @@ def encode(call: Call) -> tuple[str, Any]:
                 metric=a["metric"],
                 index_json=_text(a["index"], "index"),
                 embedding_json=_text(a["embedding"], "embedding"),
+                eviction=a["eviction"] or "",
             )
+            if a["max_records"] is not None:
+                req.max_records = a["max_records"]
         case "list_collections":
             req = pb.ListCollectionsRequest()
         case "get_collection" | "drop_collection" | "list_sources":
@@ -98,7 +101,7 @@ def encode(call: Call) -> tuple[str, Any]:
 
 def _upsert(a: dict[str, Any]) -> pb.UpsertRequest:
     records = []
-    texts, metas, sources = a["texts"], a["metadatas"], a["sources"]
+    texts, metas, sources, expiry = a["texts"], a["metadatas"], a["sources"], a["expires_at"]
     for i, rid in enumerate(a["ids"]):
         rec = pb.RecordData(id=rid)
         if texts is not None and texts[i] is not None:
@@ -107,8 +110,12 @@ def _upsert(a: dict[str, Any]) -> pb.UpsertRequest:
             rec.metadata_json = json_text(metas[i], f"metadata of record {i}", InvalidMetadataError)
         if sources is not None and sources[i] is not None:
             rec.source = sources[i]
+        if expiry is not None and expiry[i] is not None:
+            rec.expires_at = expiry[i]
         records.append(rec)
     req = pb.UpsertRequest(collection=a["name"], records=records)
+    if a["ttl"] is not None:
+        req.ttl = a["ttl"]
     rows = a["vectors"]
     if isinstance(rows, np.ndarray):
         req.vectors.CopyFrom(_vectors(rows))
@@ -186,6 +193,7 @@ def _info(msg: pb.CollectionInfo) -> CollectionInfo:
         seq=msg.seq,
         checkpoint_seq=msg.checkpoint_seq,
         embedding=json.loads(msg.embedding_json) if msg.embedding_json else None,
+        capacity=json.loads(msg.capacity_json) if msg.capacity_json else None,
     )
 
 

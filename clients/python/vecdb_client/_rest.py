@@ -51,7 +51,7 @@ def encode(call: Call) -> HttpRequest:  # noqa: PLR0911 (one case per operation)
             return HttpRequest("DELETE", _col(a["name"]))
         case "upsert":
             vectors = None if a["vectors"] is None else _vector_lists(a["vectors"])
-            body = {k: a[k] for k in ("ids", "texts", "metadatas", "sources")}
+            body = {k: a[k] for k in ("ids", "texts", "metadatas", "sources", "ttl", "expires_at")}
             return _body("POST", _col(a["name"], "/upsert"), {**body, "vectors": vectors})
         case "get":
             return _body("POST", _col(a["name"], "/get"), {"ids": a["ids"], "include": a["include"]})
@@ -115,6 +115,7 @@ def info_from_dict(d: dict[str, Any]) -> CollectionInfo:
         seq=int(d["seq"]),
         checkpoint_seq=int(d["checkpoint_seq"]),
         embedding=d.get("embedding"),
+        capacity=d.get("capacity"),
     )
 
 

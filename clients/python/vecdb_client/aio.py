@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import grpc
 import grpc.aio
@@ -154,9 +154,11 @@ class AsyncClient:
         metric: Metric = "cosine",
         index: Mapping[str, Any] | None = None,
         embedding: Mapping[str, Any] | None = None,
+        max_records: int | None = None,
+        eviction: Literal["fifo", "lru"] | None = None,
     ) -> AsyncCollection:
         """See ``Client.create_collection``."""
-        await self._send(Call.create_collection(name, dim, metric, index, embedding))
+        await self._send(Call.create_collection(name, dim, metric, index, embedding, max_records, eviction))
         return AsyncCollection(self, name)
 
     async def get_collection(self, name: str) -> AsyncCollection:
@@ -204,9 +206,12 @@ class AsyncCollection:
         texts: Sequence[str | None] | None = None,
         metadatas: Sequence[Mapping[str, Any] | None] | None = None,
         sources: Sequence[str | None] | None = None,
+        *,
+        ttl: float | None = None,
+        expires_at: float | Sequence[float | None] | None = None,
     ) -> int:
         """See ``Collection.upsert``."""
-        call = Call.upsert(self.name, ids, vectors, texts, metadatas, sources)
+        call = Call.upsert(self.name, ids, vectors, texts, metadatas, sources, ttl, expires_at)
         return await self.client._send(call)  # type: ignore[no-any-return]
 
     async def get(self, ids: Sequence[str], include: Sequence[str] | None = None) -> list[Record]:

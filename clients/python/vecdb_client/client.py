@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import grpc
 import httpx
@@ -165,14 +165,18 @@ class Client:
         metric: Metric = "cosine",
         index: Mapping[str, Any] | None = None,
         embedding: Mapping[str, Any] | None = None,
+        max_records: int | None = None,
+        eviction: Literal["fifo", "lru"] | None = None,
     ) -> Collection:
         """Create an empty collection and return its handle.
 
         ``index`` is an index spec (``{"type": "hnsw"}``...; default auto); ``embedding={"model": NAME}``
         (``{}``: the server's default model) lets records and queries be texts alone, and ``dim`` may then
-        be omitted. Raises CollectionExistsError, InvalidNameError, InvalidConfigError.
+        be omitted. ``max_records`` caps the live records: a write that overflows evicts the oldest
+        (``eviction="fifo"``, the default) or least recently used (``"lru"``: searches count as use) in the
+        same atomic batch. Raises CollectionExistsError, InvalidNameError, InvalidConfigError.
         """
-        self._send(Call.create_collection(name, dim, metric, index, embedding))
+        self._send(Call.create_collection(name, dim, metric, index, embedding, max_records, eviction))
         return Collection(self, name)
 
     def get_collection(self, name: str) -> Collection:
@@ -221,14 +225,20 @@ class Collection:
         texts: Sequence[str | None] | None = None,
         metadatas: Sequence[Mapping[str, Any] | None] | None = None,
         sources: Sequence[str | None] | None = None,
+        *,
+        ttl: float | None = None,
+        expires_at: float | Sequence[float | None] | None = None,
     ) -> int:
         """Insert or replace records by id, atomically (all or nothing); returns how many.
 
         ``vectors``: an (n, dim) array or list of lists; None (or None rows) where the text is to be
         embedded by the collection's model. ``texts``, ``metadatas`` (JSON objects) and ``sources`` are
-        columns, one item (or None) per id. Acknowledged means durable.
+        columns, one item (or None) per id. ``ttl`` (seconds, every record) or ``expires_at`` (unix seconds,
+        one or one per record) make records expire: never returned or counted from then on. Acknowledged
+        means durable.
         """
-        return self.client._send(Call.upsert(self.name, ids, vectors, texts, metadatas, sources))  # type: ignore[no-any-return]
+        call = Call.upsert(self.name, ids, vectors, texts, metadatas, sources, ttl, expires_at)
+        return self.client._send(call)  # type: ignore[no-any-return]
 
     def get(self, ids: Sequence[str], include: Sequence[str] | None = None) -> list[Record]:
         """The records that exist among ``ids``, in request order; missing ids are skipped.

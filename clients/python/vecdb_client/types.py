@@ -88,6 +88,7 @@ class CollectionInfo:
     seq: int
     checkpoint_seq: int
     embedding: dict[str, Any] | None = None
+    capacity: dict[str, Any] | None = None  # {"max_records": N, "eviction": "fifo" | "lru"}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,4 +102,5 @@ class CollectionInfo:
             "seq": self.seq,
             "checkpoint_seq": self.checkpoint_seq,
             "embedding": self.embedding,
+            "capacity": self.capacity,
         }
