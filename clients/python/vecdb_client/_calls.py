@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from vecdb_client.errors import (
     InvalidFilterError,
     InvalidIdError,
     InvalidMetadataError,
+    InvalidNameError,
     InvalidSourceError,
     InvalidVectorError,
 )
@@ -34,6 +36,9 @@ __all__ = ["IDEMPOTENT", "Call", "Rows", "json_text"]
 IDEMPOTENT = frozenset(
     {"list_collections", "get_collection", "upsert", "get", "search", "count", "list_sources", "embed"}
 )
+
+#: The server's rule for collection names; checked here too, since a name becomes part of a REST path.
+NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 #: Rows of an upsert: an (n, dim) array, or a list with None where a record's text is to be embedded.
 Rows = np.ndarray | list[np.ndarray | None]
@@ -68,7 +73,7 @@ class Call:
         return cls(
             "create_collection",
             {
-                "name": name,
+                "name": _name(name),
                 "dim": dim,
                 "metric": metric,
                 "index": _object(index, "index", InvalidArgumentError),
@@ -81,7 +86,7 @@ class Call:
     @classmethod
     def named(cls, op: str, name: str) -> Call:
         """get_collection, drop_collection, list_sources: one collection name."""
-        return cls(op, {"name": name})
+        return cls(op, {"name": _name(name)})
 
     @classmethod
     def upsert(
@@ -100,7 +105,7 @@ class Call:
         return cls(
             "upsert",
             {
-                "name": name,
+                "name": _name(name),
                 "ids": id_list,
                 "vectors": _upsert_rows(vectors, n),
                 "texts": _column(texts, n, "texts", str, InvalidArgumentError),
@@ -112,7 +117,7 @@ class Call:
 
     @classmethod
     def get(cls, name: str, ids: Sequence[str], include: Sequence[str] | None) -> Call:
-        return cls("get", {"name": name, "ids": _ids(ids), "include": _include(include)})
+        return cls("get", {"name": _name(name), "ids": _ids(ids), "include": _include(include)})
 
     @classmethod
     def delete(
@@ -128,7 +133,7 @@ class Call:
         return cls(
             "delete",
             {
-                "name": name,
+                "name": _name(name),
                 "ids": None if ids is None else _ids(ids),
                 "filter": _object(filter, "filter", InvalidFilterError),
                 "source": source,
@@ -148,15 +153,17 @@ class Call:
     ) -> Call:
         if (vectors is None) == (texts is None):
             raise InvalidArgumentError("search takes query vectors or query texts (exactly one)")
-        if isinstance(k, bool) or not isinstance(k, int):
-            raise InvalidArgumentError(f"k must be an integer, got {k!r}", field="k")
+        if isinstance(k, bool) or not isinstance(k, int | np.integer):
+            raise InvalidArgumentError(f"k must be an integer, got {k!r}")
+        if k < 1:
+            raise InvalidArgumentError(f"k must be at least 1, got {k}")
         return cls(
             "search",
             {
-                "name": name,
+                "name": _name(name),
                 "vectors": None if vectors is None else _query_rows(vectors),
                 "texts": None if texts is None else _texts(texts),
-                "k": k,
+                "k": int(k),
                 "filter": _object(filter, "filter", InvalidFilterError),
                 "include": _include(include),
                 "params": _params(params),
@@ -165,11 +172,18 @@ class Call:
 
     @classmethod
     def count(cls, name: str, filter: Mapping[str, Any] | None) -> Call:
-        return cls("count", {"name": name, "filter": _object(filter, "filter", InvalidFilterError)})
+        return cls("count", {"name": _name(name), "filter": _object(filter, "filter", InvalidFilterError)})
 
     @classmethod
     def embed(cls, texts: Sequence[str] | str, model: str | None, collection: str | None) -> Call:
-        return cls("embed", {"texts": _texts(texts), "model": model, "collection": collection})
+        return cls(
+            "embed",
+            {
+                "texts": _texts(texts),
+                "model": model,
+                "collection": None if collection is None else _name(collection),
+            },
+        )
 
 
 # ---- argument checks -------------------------------------------------------------------------------------
@@ -181,6 +195,14 @@ def json_text(value: Any, what: str, error: type[InvalidArgumentError]) -> str:
         return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise error(f"{what} is not JSON-serializable: {exc}") from exc
+
+
+def _name(name: Any) -> str:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise InvalidNameError(
+            f"invalid collection name {name!r}: use 1-64 letters, digits, '_' or '-'", name=str(name)[:100]
+        )
+    return name
 
 
 def _object(value: Mapping[str, Any] | None, what: str, error: type[InvalidArgumentError]) -> Any:
@@ -323,6 +345,8 @@ def _matrix(rows: Any, what: str) -> np.ndarray:
             raise InvalidVectorError(f"{what} vectors must hold only numbers: {exc}") from exc
     if arr.ndim != 2:
         raise DimensionMismatchError(f"{what} vectors must be a 2-d array, got {arr.ndim}-d")
+    if arr.shape[0] and not arr.shape[1]:
+        raise DimensionMismatchError(f"{what} vector 0 is empty", index=0, got=0)
     with np.errstate(over="ignore"):
         out = np.ascontiguousarray(arr, dtype=np.float32)
     bad = ~np.isfinite(out).all(axis=1)

@@ -130,13 +130,10 @@ def _upsert(a: dict[str, Any]) -> pb.UpsertRequest:
 
 
 def _search(a: dict[str, Any]) -> pb.SearchRequest:
-    k = a["k"]
-    if not 0 <= k < 2**32:
-        # uint32 on the wire: anything else cannot be sent; the server's own check names the range.
-        raise InvalidArgumentError(f"k must be a positive integer, got {k}", field="k")
     req = pb.SearchRequest(
         collection=a["name"],
-        k=k,
+        # uint32 on the wire: a larger k is sent as the largest, which is past every server's max_k.
+        k=min(a["k"], 2**32 - 1),
         filter_json=_text(a["filter"], "filter", InvalidFilterError),
         **_include(a["include"]),
     )

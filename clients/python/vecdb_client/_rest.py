@@ -94,8 +94,12 @@ def decode(call: Call, body: Any) -> Any:  # noqa: PLR0911 (one case per operati
     raise AssertionError(f"unknown operation {call.op}")
 
 
+_RECORD_FIELDS = ("id", "text", "metadata", "source", "score")
+
+
 def _fields(d: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in d.items() if k != "vector"}
+    # Known fields only: a newer server may add some.
+    out = {k: d[k] for k in _RECORD_FIELDS if k in d}
     if out.get("metadata") is None:
         out["metadata"] = {}
     if d.get("vector") is not None:

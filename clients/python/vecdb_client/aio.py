@@ -22,7 +22,7 @@ from vecdb_client._calls import Call
 from vecdb_client._generated import vecdb_pb2_grpc as pb_grpc
 from vecdb_client._transport import Endpoint, backoff_delay
 from vecdb_client.client import _json
-from vecdb_client.errors import DeadlineExceededError, UnavailableError, VecDBError
+from vecdb_client.errors import ClosedError, DeadlineExceededError, UnavailableError
 from vecdb_client.types import CollectionInfo, Hit, Metric, Record, SourceInfo
 
 __all__ = ["AsyncClient", "AsyncCollection"]
@@ -115,7 +115,7 @@ class AsyncClient:
 
     async def _send(self, call: Call) -> Any:
         if self._closed:
-            raise VecDBError("the client is closed")
+            raise ClosedError("the client is closed")
         if self._transport is None:  # made here, so that it binds to the running loop
             self._transport = (
                 _AsyncGrpc(self.endpoint, self.timeout)

@@ -21,7 +21,7 @@ from vecdb_client import _grpc, _rest
 from vecdb_client._calls import Call
 from vecdb_client._generated import vecdb_pb2_grpc as pb_grpc
 from vecdb_client._transport import Endpoint, backoff_delay
-from vecdb_client.errors import DeadlineExceededError, UnavailableError, VecDBError
+from vecdb_client.errors import ClosedError, DeadlineExceededError, UnavailableError, VecDBError
 from vecdb_client.types import CollectionInfo, Hit, Metric, Record, SourceInfo
 
 __all__ = ["Client", "Collection"]
@@ -129,7 +129,7 @@ class Client:
 
     def _send(self, call: Call) -> Any:
         if self._closed:
-            raise VecDBError("the client is closed")
+            raise ClosedError("the client is closed")
         attempt = 0
         while True:
             try:

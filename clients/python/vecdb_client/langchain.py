@@ -12,8 +12,8 @@
 - ``filter=`` takes the server's filter language: ``{"lang": "en", "year": {"$gte": 2020}}``.
 - Scores: ``similarity_search_with_score`` returns the server's score (cosine or ip: similarity, higher is
   better; l2: squared distance, lower is better). Relevance scores (``[0, 1]``, 1 best) are
-  ``(1 + s) / 2`` for cosine, the same clamped to [0, 1] for ip, and ``1 - d / 4`` clamped for l2: for
-  unit-length vectors the three metrics give the same relevance to the same pair.
+  ``(1 + s) / 2`` for cosine and ip and ``1 - d / 4`` for l2, clamped to [0, 1]: for unit-length vectors
+  the three metrics give the same relevance to the same pair.
 - Every method has a native async twin that goes through ``AsyncClient`` (no thread pool). An
   ``AsyncClient`` belongs to one event loop: the store makes one per loop unless given one.
 """
@@ -48,9 +48,8 @@ _MMR_INCLUDE = ("text", "metadata", "vector")
 
 def relevance_function(metric: Metric) -> Callable[[float], float]:
     """The map from a server score to a relevance in [0, 1] (1 most similar) for ``metric``."""
-    if metric == "cosine":
-        return lambda s: (1.0 + s) / 2.0
-    if metric == "ip":
+    if metric in ("cosine", "ip"):
+        # clamped for cosine too: float32 scores of unit vectors stray past +-1 by an ulp or two
         return lambda s: min(1.0, max(0.0, (1.0 + s) / 2.0))
     if metric == "l2":
         return lambda d: min(1.0, max(0.0, 1.0 - d / 4.0))
@@ -106,6 +105,7 @@ class VecDBVectorStore(VectorStore):
         self._given_async = async_client
         self._async_clients: dict[asyncio.AbstractEventLoop, AsyncClient] = {}
         self._collection_ready = False
+        self._collection_metric: Metric | None = None  # an existing collection's, learned when needed
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -118,9 +118,12 @@ class VecDBVectorStore(VectorStore):
         if self._owns_client:
             self.client.close()
         for loop, aclient in list(self._async_clients.items()):
-            if not loop.is_closed() and not loop.is_running():
+            if loop.is_closed():
+                del self._async_clients[loop]  # its connections went with the loop
+            elif not loop.is_running():
                 loop.run_until_complete(aclient.close())
-        self._async_clients.clear()
+                del self._async_clients[loop]
+            # a running loop's client stays for aclose() (or async with) to close in that loop
 
     async def aclose(self) -> None:
         """Close the async client this store made for the running loop, and the sync one it made."""
@@ -132,6 +135,14 @@ class VecDBVectorStore(VectorStore):
 
     def __enter__(self) -> VecDBVectorStore:
         return self
+
+    async def __aenter__(self) -> VecDBVectorStore:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -233,16 +244,23 @@ class VecDBVectorStore(VectorStore):
         if not id_list:
             return []
         vectors = None if self.embedding is None else np.asarray(self.embedding.embed_documents(text_list))
-        self._ensure_collection(None if vectors is None else vectors.shape[1])
+        dim = None if vectors is None else vectors.shape[1]
+        self._ensure_collection(dim)
         for lo in range(0, len(id_list), self.batch_size):
             hi = lo + self.batch_size
-            self.collection.upsert(
+            args = (
                 id_list[lo:hi],
                 None if vectors is None else vectors[lo:hi],
                 text_list[lo:hi],
                 metas[lo:hi],
                 sources[lo:hi],
             )
+            try:
+                self.collection.upsert(*args)
+            except CollectionNotFoundError:  # dropped by someone else since: make it again
+                self._collection_ready = False
+                self._ensure_collection(dim)
+                self.collection.upsert(*args)
         return id_list
 
     async def aadd_texts(
@@ -260,23 +278,32 @@ class VecDBVectorStore(VectorStore):
         vectors = None
         if self.embedding is not None:
             vectors = np.asarray(await self.embedding.aembed_documents(text_list))
-        await self._aensure_collection(None if vectors is None else vectors.shape[1])
+        dim = None if vectors is None else vectors.shape[1]
+        await self._aensure_collection(dim)
         col = self._async_collection()
         for lo in range(0, len(id_list), self.batch_size):
             hi = lo + self.batch_size
-            await col.upsert(
+            args = (
                 id_list[lo:hi],
                 None if vectors is None else vectors[lo:hi],
                 text_list[lo:hi],
                 metas[lo:hi],
                 sources[lo:hi],
             )
+            try:
+                await col.upsert(*args)
+            except CollectionNotFoundError:
+                self._collection_ready = False
+                await self._aensure_collection(dim)
+                await col.upsert(*args)
         return id_list
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Delete by ``ids``, or by ``filter=`` or ``source=``; with none of them, empty the collection
         (it is dropped and made again with the same configuration). Missing ids are no error."""
         filter, source = kwargs.get("filter"), kwargs.get("source")
+        if ids is not None and not ids and filter is None and source is None:
+            return True  # nothing to delete (an empty list never means "everything")
         try:
             if ids is None and filter is None and source is None:
                 info = self.collection.info()
@@ -293,6 +320,8 @@ class VecDBVectorStore(VectorStore):
     async def adelete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Async ``delete``."""
         filter, source = kwargs.get("filter"), kwargs.get("source")
+        if ids is not None and not ids and filter is None and source is None:
+            return True
         aclient = self._aclient()
         try:
             if ids is None and filter is None and source is None:
@@ -396,15 +425,15 @@ class VecDBVectorStore(VectorStore):
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         if self.override_relevance_score_fn is not None:
             return self.override_relevance_score_fn
-        return relevance_function(self.metric)
+        return relevance_function(self._collection_metric or self.metric)
 
     def _learn_metric(self) -> None:
         with contextlib.suppress(CollectionNotFoundError):
-            self.metric = self.collection.info().metric
+            self._collection_metric = self.collection.info().metric
 
     async def _alearn_metric(self) -> None:
         with contextlib.suppress(CollectionNotFoundError):
-            self.metric = (await self._async_collection().info()).metric
+            self._collection_metric = (await self._async_collection().info()).metric
 
     def _similarity_search_with_relevance_scores(
         self, query: str, k: int = 4, **kwargs: Any
@@ -517,9 +546,10 @@ class VecDBVectorStore(VectorStore):
         ids: list[str] | None = None,
         **kwargs: Any,
     ) -> VecDBVectorStore:
-        """A store over ``collection_name`` (kwargs: the constructor's) holding ``texts``."""
+        """A store over ``collection_name`` (kwargs: the constructor's, and ``sources=``) with ``texts``."""
+        sources = kwargs.pop("sources", None)
         store = cls(embedding=embedding, **kwargs)
-        store.add_texts(texts, metadatas, ids=ids)
+        store.add_texts(texts, metadatas, ids=ids, sources=sources)
         return store
 
     @classmethod
@@ -533,6 +563,7 @@ class VecDBVectorStore(VectorStore):
         **kwargs: Any,
     ) -> VecDBVectorStore:
         """Async ``from_texts``."""
+        sources = kwargs.pop("sources", None)
         store = cls(embedding=embedding, **kwargs)
-        await store.aadd_texts(texts, metadatas, ids=ids)
+        await store.aadd_texts(texts, metadatas, ids=ids, sources=sources)
         return store
