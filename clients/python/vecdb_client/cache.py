@@ -6,8 +6,11 @@ normalized prompt: one point read, no embedding), then the nearest cached prompt
 is a hit when its cosine similarity is at least ``threshold``.
 
 - ``scope`` isolates entries (per model, tenant, conversation): a lookup never crosses scopes.
+- ``text=`` embeds another text than the key prompt (e.g. the readable part of a serialized chat prompt);
+  ``vector=`` passes the embedding when the caller already has it (no embedding on the server).
 - ``ttl`` (seconds) makes entries expire; ``max_entries`` caps the collection, evicting the least
-  recently used entry (a hit counts as use).
+  recently used entry. Use is a hit, or being the nearest entry to a lookup (the server counts what a
+  search returns), so a near miss also keeps its neighbour alive.
 - The default threshold, 0.92, is the lowest at which hits on MRPC were paraphrases at least 90% of the
   time (``benchmarks/results/cache_threshold.md``): a cached answer to another question is worse than a
   miss, so it errs toward missing.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import statistics
 import threading
 import time
@@ -28,6 +32,8 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import numpy as np
 
 from vecdb_client.aio import AsyncClient, AsyncCollection
 from vecdb_client.client import Client, Collection
@@ -38,7 +44,6 @@ __all__ = ["DEFAULT_THRESHOLD", "AsyncSemanticCache", "CacheHit", "CacheStats", 
 
 #: Chosen on MRPC (benchmarks/cache_threshold.py): hit precision 0.9 at the lowest such threshold.
 DEFAULT_THRESHOLD = 0.92
-_INCLUDE = ("metadata",)
 
 
 def normalize(prompt: str) -> str:
@@ -64,7 +69,7 @@ class CacheHit:
 
 @dataclass
 class CacheStats:
-    """Counters since the cache object was made (or ``reset``). Thread-safe to update."""
+    """Counters since the cache object was made (or ``reset()``). Thread-safe to update."""
 
     hits: int = 0
     misses: int = 0
@@ -72,6 +77,12 @@ class CacheStats:
     similarity_sum: float = 0.0
     lookup_ms: list[float] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.hits = self.misses = self.exact_hits = 0
+            self.similarity_sum = 0.0
+            self.lookup_ms = []
 
     def record(self, hit: CacheHit | None, ms: float) -> None:
         with self._lock:
@@ -113,8 +124,12 @@ class CacheStats:
         }
 
 
-def _query(prompt: str, vector: Sequence[float] | None) -> dict[str, Any]:
-    return {"texts": prompt} if vector is None else {"vectors": vector}
+Vector = Sequence[float] | np.ndarray
+_INCLUDE_HIT = ("text", "metadata")
+
+
+def _query(text: str, vector: Vector | None) -> dict[str, Any]:
+    return {"texts": text} if vector is None else {"vectors": vector}
 
 
 class _Base:
@@ -128,10 +143,12 @@ class _Base:
     ) -> None:
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-        if ttl is not None and not ttl > 0:
-            raise ValueError(f"ttl must be a positive number of seconds, got {ttl}")
-        if max_entries is not None and max_entries < 1:
-            raise ValueError(f"max_entries must be >= 1, got {max_entries}")
+        if ttl is not None and not (isinstance(ttl, int | float) and math.isfinite(ttl) and ttl > 0):
+            raise ValueError(f"ttl must be a positive, finite number of seconds, got {ttl!r}")
+        if max_entries is not None and (
+            isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1
+        ):
+            raise ValueError(f"max_entries must be an integer >= 1, got {max_entries!r}")
         self.collection_name = collection
         self.threshold = threshold
         self.ttl = ttl
@@ -150,13 +167,15 @@ class _Base:
         }
 
     def _entry(
-        self, prompt: str, response: str, scope: str | None, vector: Sequence[float] | None
+        self, prompt: str, response: str, scope: str | None, vector: Vector | None, text: str | None
     ) -> dict[str, Any]:
         if not isinstance(prompt, str) or not isinstance(response, str):
             raise TypeError("prompt and response must be strings")
+        if not prompt.strip() or (text is not None and not text.strip()):
+            raise ValueError("an empty prompt cannot be cached")
         return {
             "ids": [entry_id(prompt, scope)],
-            "texts": [prompt],
+            "texts": [prompt if text is None else text],
             "metadatas": [{"scope": scope or "", "response": response}],
             "ttl": self.ttl,
             "vectors": None if vector is None else [vector],
@@ -174,6 +193,15 @@ class _Base:
             best = hits[0]
             return CacheHit(str(best.metadata["response"]), best.score, False, best.text)
         return None
+
+
+#: What ``clear()`` deletes: every cache entry (they all have a scope), not the collection itself, so
+#: other cache objects on it keep working and its configuration stays.
+_ALL_ENTRIES = {"scope": {"$exists": True}}
+
+
+def _clear_filter(scope: str | None) -> dict[str, Any]:
+    return _ALL_ENTRIES if scope is None else {"scope": scope}
 
 
 class SemanticCache(_Base):
@@ -207,23 +235,25 @@ class SemanticCache(_Base):
             self._ready = True
 
     def lookup(
-        self, prompt: str, scope: str | None = None, vector: Sequence[float] | None = None
+        self, prompt: str, scope: str | None = None, vector: Vector | None = None, text: str | None = None
     ) -> CacheHit | None:
         """The cached entry for ``prompt`` (exact, else most similar at or above ``threshold``), or None.
 
-        ``vector``: the prompt's embedding when the caller has it (by the collection's model), so that
-        the server does not embed the prompt again.
+        ``text``: embed this instead of the prompt; ``vector``: the embedding, when the caller has it (by
+        the collection's model). An empty prompt is a miss.
         """
         started = time.perf_counter()
-        try:
-            col = self.collection
-            hit = self._exact(col.get([entry_id(prompt, scope)], include=("text", "metadata")), scope)
-            if hit is None:
-                flt = {"scope": scope or ""}
-                hits = col.search(**_query(prompt, vector), k=1, filter=flt, include=("text", "metadata"))[0]
-                hit = self._semantic(hits)
-        except CollectionNotFoundError:
-            hit = None
+        hit = None
+        if prompt.strip():
+            try:
+                col = self.collection
+                hit = self._exact(col.get([entry_id(prompt, scope)], include=_INCLUDE_HIT), scope)
+                if hit is None:
+                    query = _query(prompt if text is None else text, vector)
+                    hits = col.search(**query, k=1, filter={"scope": scope or ""}, include=_INCLUDE_HIT)
+                    hit = self._semantic(hits[0])
+            except CollectionNotFoundError:
+                hit = None
         self.stats.record(hit, (time.perf_counter() - started) * 1000)
         return hit
 
@@ -233,25 +263,30 @@ class SemanticCache(_Base):
         return None if hit is None else hit.response
 
     def put(
-        self, prompt: str, response: str, scope: str | None = None, vector: Sequence[float] | None = None
+        self,
+        prompt: str,
+        response: str,
+        scope: str | None = None,
+        vector: Vector | None = None,
+        text: str | None = None,
     ) -> None:
         """Cache ``response`` for ``prompt`` in ``scope`` (replacing the same prompt's entry); ``vector``
-        as in ``lookup``."""
-        entry = self._entry(prompt, response, scope, vector)
+        and ``text`` as in ``lookup``. An empty prompt is a ValueError."""
+        entry = self._entry(prompt, response, scope, vector, text)
         self._ensure()
-        self.collection.upsert(**entry)
+        try:
+            self.collection.upsert(**entry)
+        except CollectionNotFoundError:  # dropped since this object made it: make it again
+            self._ready = False
+            self._ensure()
+            self.collection.upsert(**entry)
 
     def clear(self, scope: str | None = None) -> int:
         """Delete the entries of ``scope``, or every entry when None; returns how many."""
         try:
-            if scope is not None:
-                return self.collection.delete(filter={"scope": scope})
-            n = self.collection.count()
-            self.client.drop_collection(self.collection_name)
+            return self.collection.delete(filter=_clear_filter(scope))
         except CollectionNotFoundError:
             return 0
-        self._ready = False
-        return n
 
     def wrap(self, llm: Callable[[str], str], scope: str | None = None) -> Callable[[str], str]:
         """``llm`` behind the cache: a hit returns the cached response, a miss calls ``llm`` and caches."""
@@ -261,7 +296,8 @@ class SemanticCache(_Base):
             if found is not None:
                 return found
             response = llm(prompt)
-            self.put(prompt, response, scope)
+            if prompt.strip():
+                self.put(prompt, response, scope)
             return response
 
         return cached
@@ -293,21 +329,23 @@ class AsyncSemanticCache(_Base):
             self._ready = True
 
     async def lookup(
-        self, prompt: str, scope: str | None = None, vector: Sequence[float] | None = None
+        self, prompt: str, scope: str | None = None, vector: Vector | None = None, text: str | None = None
     ) -> CacheHit | None:
         """See ``SemanticCache.lookup``."""
         started = time.perf_counter()
-        try:
-            col = self.collection
-            records = await col.get([entry_id(prompt, scope)], include=("text", "metadata"))
-            hit = self._exact(records, scope)
-            if hit is None:
-                flt = {"scope": scope or ""}
-                query = _query(prompt, vector)
-                hits = (await col.search(**query, k=1, filter=flt, include=("text", "metadata")))[0]
-                hit = self._semantic(hits)
-        except CollectionNotFoundError:
-            hit = None
+        hit = None
+        if prompt.strip():
+            try:
+                col = self.collection
+                records = await col.get([entry_id(prompt, scope)], include=_INCLUDE_HIT)
+                hit = self._exact(records, scope)
+                if hit is None:
+                    query = _query(prompt if text is None else text, vector)
+                    flt = {"scope": scope or ""}
+                    hits = await col.search(**query, k=1, filter=flt, include=_INCLUDE_HIT)
+                    hit = self._semantic(hits[0])
+            except CollectionNotFoundError:
+                hit = None
         self.stats.record(hit, (time.perf_counter() - started) * 1000)
         return hit
 
@@ -317,24 +355,29 @@ class AsyncSemanticCache(_Base):
         return None if hit is None else hit.response
 
     async def put(
-        self, prompt: str, response: str, scope: str | None = None, vector: Sequence[float] | None = None
+        self,
+        prompt: str,
+        response: str,
+        scope: str | None = None,
+        vector: Vector | None = None,
+        text: str | None = None,
     ) -> None:
         """See ``SemanticCache.put``."""
-        entry = self._entry(prompt, response, scope, vector)
+        entry = self._entry(prompt, response, scope, vector, text)
         await self._ensure()
-        await self.collection.upsert(**entry)
+        try:
+            await self.collection.upsert(**entry)
+        except CollectionNotFoundError:
+            self._ready = False
+            await self._ensure()
+            await self.collection.upsert(**entry)
 
     async def clear(self, scope: str | None = None) -> int:
         """See ``SemanticCache.clear``."""
         try:
-            if scope is not None:
-                return await self.collection.delete(filter={"scope": scope})
-            n = await self.collection.count()
-            await self.client.drop_collection(self.collection_name)
+            return await self.collection.delete(filter=_clear_filter(scope))
         except CollectionNotFoundError:
             return 0
-        self._ready = False
-        return n
 
     def wrap(
         self, llm: Callable[[str], Awaitable[str]], scope: str | None = None
@@ -346,7 +389,8 @@ class AsyncSemanticCache(_Base):
             if found is not None:
                 return found
             response = await llm(prompt)
-            await self.put(prompt, response, scope)
+            if prompt.strip():
+                await self.put(prompt, response, scope)
             return response
 
         return cached

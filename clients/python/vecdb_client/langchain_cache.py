@@ -2,9 +2,11 @@
 
 Keyed by (prompt, llm_string): the llm_string (model and parameters) is the cache scope, so a hit needs the
 same llm_string and a prompt whose similarity to a cached one is at least ``threshold`` (see
-``vecdb_client.cache``). Generations are stored as JSON (text, generation_info and, for chat models, the
-message as ``message_to_dict`` writes it), never pickled. Works with ``set_llm_cache`` for LLMs and chat
-models. The async methods are native (``AsyncClient``); an ``AsyncClient`` belongs to one event loop, so
+``vecdb_client.cache``). For chat models the similarity is that of the messages' text, not of the JSON
+LangChain serializes them to (``readable_prompt``); the exact path still compares the whole prompt.
+Generations are stored as JSON (text, generation_info and, for chat models, the message as
+``message_to_dict`` writes it), never pickled. Works with ``set_llm_cache`` for LLMs and chat models. The
+async methods are native (``AsyncClient``); an ``AsyncClient`` belongs to one event loop, so
 the cache makes one per loop unless given one.
 
     from langchain_core.globals import set_llm_cache
@@ -27,7 +29,7 @@ from vecdb_client.aio import AsyncClient
 from vecdb_client.cache import DEFAULT_THRESHOLD, AsyncSemanticCache, SemanticCache
 from vecdb_client.client import Client
 
-__all__ = ["VecDBSemanticCache", "dump_generations", "load_generations"]
+__all__ = ["VecDBSemanticCache", "dump_generations", "load_generations", "readable_prompt", "scope_of"]
 
 
 def dump_generations(generations: Sequence[Generation]) -> str:
@@ -50,6 +52,37 @@ def load_generations(text: str) -> list[Generation]:
         else:
             out.append(Generation(text=d["text"], generation_info=d["info"]))
     return out
+
+
+def readable_prompt(prompt: str) -> str:
+    """What to embed for a prompt: chat models hand the cache their messages serialized as LangChain JSON,
+    whose boilerplate would make any two chat prompts look alike; their text is what carries the meaning.
+    One message gives its content; several give ``type: content`` lines. Other prompts are left as they are.
+    """
+    if not prompt.startswith("["):
+        return prompt
+    try:
+        items = json.loads(prompt)
+    except ValueError:
+        return prompt
+    parts = []
+    for item in items if isinstance(items, list) else ():
+        kwargs = item.get("kwargs") if isinstance(item, dict) else None
+        if not isinstance(kwargs, dict) or "content" not in kwargs:
+            return prompt
+        content = kwargs["content"]
+        if isinstance(content, list):  # content blocks: keep the text ones
+            content = " ".join(
+                b if isinstance(b, str) else str(b.get("text", ""))
+                for b in content
+                if isinstance(b, str | dict)
+            )
+        parts.append((str(kwargs.get("type", "")), str(content)))
+    if not parts:
+        return prompt
+    if len(parts) == 1:
+        return parts[0][1]
+    return "\n".join(f"{kind}: {content}" for kind, content in parts)
 
 
 def scope_of(llm_string: str) -> str:
@@ -121,12 +154,13 @@ class VecDBSemanticCache(BaseCache):
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """The cached generations for a prompt like ``prompt`` and the same ``llm_string``, or None."""
-        found = self.cache.get(prompt, scope_of(llm_string))
-        return None if found is None else load_generations(found)
+        hit = self.cache.lookup(prompt, scope_of(llm_string), text=readable_prompt(prompt))
+        return None if hit is None else load_generations(hit.response)
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Cache ``return_val`` for (``prompt``, ``llm_string``)."""
-        self.cache.put(prompt, dump_generations(return_val), scope_of(llm_string))
+        text = readable_prompt(prompt)
+        self.cache.put(prompt, dump_generations(return_val), scope_of(llm_string), text=text)
 
     def clear(self, **kwargs: Any) -> None:
         """Delete every entry (``llm_string=...``: only that model's)."""
@@ -134,11 +168,12 @@ class VecDBSemanticCache(BaseCache):
         self.cache.clear(None if llm_string is None else scope_of(llm_string))
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
-        found = await self._acache().get(prompt, scope_of(llm_string))
-        return None if found is None else load_generations(found)
+        hit = await self._acache().lookup(prompt, scope_of(llm_string), text=readable_prompt(prompt))
+        return None if hit is None else load_generations(hit.response)
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
-        await self._acache().put(prompt, dump_generations(return_val), scope_of(llm_string))
+        text = readable_prompt(prompt)
+        await self._acache().put(prompt, dump_generations(return_val), scope_of(llm_string), text=text)
 
     async def aclear(self, **kwargs: Any) -> None:
         llm_string = kwargs.get("llm_string")
