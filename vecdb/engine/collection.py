@@ -571,6 +571,7 @@ class Collection:
         include: Sequence[str] = DEFAULT_INCLUDE,
         params: dict[str, Any] | None = None,
         texts: Sequence[str] | str | None = None,
+        score_threshold: float | None = None,
     ) -> list[list[Hit]]:
         """Top-k records per query vector, best first; only records matching ``filter`` when given.
 
@@ -579,9 +580,11 @@ class Collection:
         searched exactly on every index. ``params`` overrides ``ef_search`` / ``nprobe`` for this call.
         A single 1-d vector counts as one query. Fewer than k hits come back when fewer records match.
         Give ``texts`` instead of ``vectors`` to search with query texts (collections with an embedding
-        model).
+        model). ``score_threshold`` keeps only hits scoring at least that (cosine, ip) or at most that
+        (l2's distance); hits it drops are not returned, so they do not count as use in an lru collection.
         """
         self._check_open()
+        keep = _score_filter(score_threshold, self.metric)
         if (vectors is None) == (texts is None):
             raise InvalidArgumentError("search takes exactly one of vectors and texts")
         if texts is not None:
@@ -601,21 +604,24 @@ class Collection:
                 return [[] for _ in range(len(queries))]
             set_search_threads(len(queries), self._settings.search.single_thread_max_queries)
             scores, labels = self._index.search(queries, min(k, available), allowed, search_params)
-            hits_labels = [[int(lb) for lb in row if lb >= 0] for row in labels]
-            flat = list(dict.fromkeys(lb for row in hits_labels for lb in row))
+            rows = [
+                [(int(lb), float(sc)) for lb, sc in zip(lrow, srow, strict=True) if lb >= 0 and keep(sc)]
+                for lrow, srow in zip(labels, scores, strict=True)
+            ]
+            flat = list(dict.fromkeys(lb for row in rows for lb, _ in row))
             by_label = {
                 r_label: rec for r_label, rec in zip(flat, self._materialize(flat, fields), strict=True)
             }
             self._touch(flat)
         out: list[list[Hit]] = []
-        for qi, row in enumerate(hits_labels):
+        for row in rows:
             hits = []
-            for j, lb in enumerate(row):
+            for lb, score in row:
                 rec = by_label[lb]
                 hits.append(
                     Hit(
                         id=rec.id,
-                        score=float(scores[qi, j]),
+                        score=score,
                         text=rec.text,
                         metadata=rec.metadata,
                         source=rec.source,
@@ -693,6 +699,19 @@ class Collection:
                 "seq": self._applied_seq,
                 "checkpoint_seq": self._checkpoint_seq,
             }
+
+
+def _score_filter(threshold: Any, metric: Metric) -> Callable[[float], bool]:
+    """Which scores pass ``score_threshold``: similarity at least it, or l2 distance at most it."""
+    if threshold is None:
+        return lambda _: True
+    number = isinstance(threshold, int | float) and not isinstance(threshold, bool)
+    if not number or not math.isfinite(threshold):
+        raise InvalidArgumentError(
+            f"score_threshold must be a finite number, got {threshold!r}", field="score_threshold"
+        )
+    t = float(threshold)
+    return (lambda d: d <= t) if metric == "l2" else (lambda s: s >= t)
 
 
 def _with_expiry(new: list[NewRecord], ttl: Any, expires_at: Any) -> list[NewRecord]:

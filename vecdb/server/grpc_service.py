@@ -195,6 +195,7 @@ class VecDBServicer(pb_grpc.VecDBServicer):
                 filter=convert.json_or_none(request.filter_json, "filter_json", InvalidFilterError),
                 include=convert.from_proto_include(request.include, request.HasField("include")),
                 params=convert.from_proto_params(request.params),
+                score_threshold=request.score_threshold if request.HasField("score_threshold") else None,
             )
             return pb.SearchResponse(
                 results=[pb.QueryResult(hits=[convert.to_proto_hit(h) for h in hits]) for hits in results]

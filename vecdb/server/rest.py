@@ -139,6 +139,9 @@ class SearchBody(BaseModel):
     filter: dict[str, Any] | None = None
     include: list[str] | None = None
     params: dict[str, int] | None = Field(None, description="ef_search, nprobe.")
+    score_threshold: float | None = Field(
+        None, description="Only hits scoring at least this (cosine, ip), or at most this (l2 distance)."
+    )
 
 
 class HitOut(RecordOut):
@@ -457,6 +460,7 @@ def create_app(
                 include=include,
                 params=body.params,
                 texts=body.texts,
+                score_threshold=body.score_threshold,
             ),
         )
         return {"results": [[h.to_dict() for h in hits] for hits in results]}

@@ -150,6 +150,7 @@ class Call:
         filter: Mapping[str, Any] | None,
         include: Sequence[str] | None,
         params: Mapping[str, int] | None,
+        score_threshold: float | None = None,
     ) -> Call:
         if (vectors is None) == (texts is None):
             raise InvalidArgumentError("search takes query vectors or query texts (exactly one)")
@@ -167,6 +168,7 @@ class Call:
                 "filter": _object(filter, "filter", InvalidFilterError),
                 "include": _include(include),
                 "params": _params(params),
+                "score_threshold": _threshold(score_threshold),
             },
         )
 
@@ -241,6 +243,16 @@ def _expiry(ttl: Any, expires_at: Any, n: int) -> dict[str, Any]:
         times = [None if t is None else _seconds(t, f"expires_at[{i}]") for i, t in enumerate(expires_at)]
         return {"ttl": None, "expires_at": times}
     return {"ttl": None, "expires_at": [_seconds(expires_at, "expires_at")] * n}
+
+
+def _threshold(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidArgumentError(
+            f"score_threshold must be a finite number, got {value!r}", field="score_threshold"
+        )
+    return float(value)
 
 
 def _seconds(value: Any, what: str) -> float:

@@ -143,6 +143,8 @@ def _search(a: dict[str, Any]) -> pb.SearchRequest:
         req.texts.extend(a["texts"])
     for key, value in (a["params"] or {}).items():
         setattr(req.params, key, value)
+    if a["score_threshold"] is not None:
+        req.score_threshold = a["score_threshold"]
     return req
 
 

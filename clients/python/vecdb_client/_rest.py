@@ -60,7 +60,7 @@ def encode(call: Call) -> HttpRequest:  # noqa: PLR0911 (one case per operation)
             return _body("POST", _col(a["name"], "/delete"), body)
         case "search":
             vectors = None if a["vectors"] is None else a["vectors"].tolist()
-            body = {k: a[k] for k in ("texts", "k", "filter", "include", "params")}
+            body = {k: a[k] for k in ("texts", "k", "filter", "include", "params", "score_threshold")}
             return _body("POST", _col(a["name"], "/search"), {**body, "vectors": vectors})
         case "count":
             flt = a["filter"]

@@ -236,9 +236,10 @@ class AsyncCollection:
         include: Sequence[str] | None = None,
         params: Mapping[str, int] | None = None,
         texts: Sequence[str] | str | None = None,
+        score_threshold: float | None = None,
     ) -> list[list[Hit]]:
         """See ``Collection.search``."""
-        call = Call.search(self.name, vectors, texts, k, filter, include, params)
+        call = Call.search(self.name, vectors, texts, k, filter, include, params, score_threshold)
         return await self.client._send(call)  # type: ignore[no-any-return]
 
     async def count(self, filter: Mapping[str, Any] | None = None) -> int:

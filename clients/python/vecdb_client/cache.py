@@ -9,8 +9,8 @@ is a hit when its cosine similarity is at least ``threshold``.
 - ``text=`` embeds another text than the key prompt (e.g. the readable part of a serialized chat prompt);
   ``vector=`` passes the embedding when the caller already has it (no embedding on the server).
 - ``ttl`` (seconds) makes entries expire; ``max_entries`` caps the collection, evicting the least
-  recently used entry. Use is a hit, or being the nearest entry to a lookup (the server counts what a
-  search returns), so a near miss also keeps its neighbour alive.
+  recently used entry; a hit counts as use (the search asks the server for hits at or above the
+  threshold only, so a miss touches nothing).
 - The default threshold, 0.92, is the lowest at which hits on MRPC were paraphrases at least 90% of the
   time (``benchmarks/results/cache_threshold.md``): a cached answer to another question is worse than a
   miss, so it errs toward missing.
@@ -250,7 +250,13 @@ class SemanticCache(_Base):
                 hit = self._exact(col.get([entry_id(prompt, scope)], include=_INCLUDE_HIT), scope)
                 if hit is None:
                     query = _query(prompt if text is None else text, vector)
-                    hits = col.search(**query, k=1, filter={"scope": scope or ""}, include=_INCLUDE_HIT)
+                    hits = col.search(
+                        **query,
+                        k=1,
+                        filter={"scope": scope or ""},
+                        include=_INCLUDE_HIT,
+                        score_threshold=self.threshold,
+                    )
                     hit = self._semantic(hits[0])
             except CollectionNotFoundError:
                 hit = None
@@ -342,7 +348,9 @@ class AsyncSemanticCache(_Base):
                 if hit is None:
                     query = _query(prompt if text is None else text, vector)
                     flt = {"scope": scope or ""}
-                    hits = await col.search(**query, k=1, filter=flt, include=_INCLUDE_HIT)
+                    hits = await col.search(
+                        **query, k=1, filter=flt, include=_INCLUDE_HIT, score_threshold=self.threshold
+                    )
                     hit = self._semantic(hits[0])
             except CollectionNotFoundError:
                 hit = None

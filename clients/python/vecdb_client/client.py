@@ -265,14 +265,16 @@ class Collection:
         include: Sequence[str] | None = None,
         params: Mapping[str, int] | None = None,
         texts: Sequence[str] | str | None = None,
+        score_threshold: float | None = None,
     ) -> list[list[Hit]]:
         """Top-k hits per query, best first; one list per query vector (a 1-d vector is one query).
 
         Give ``texts`` instead of ``vectors`` on a collection with an embedding model. ``filter`` is the
         server's filter language (``{"lang": "en", "year": {"$gte": 2020}}``); ``params`` overrides
-        ``ef_search`` / ``nprobe`` for this call. Fewer than k hits come back when fewer records match.
+        ``ef_search`` / ``nprobe`` for this call. ``score_threshold`` keeps hits scoring at least that
+        (cosine, ip) or at most that (l2 distance). Fewer than k hits come back when fewer records match.
         """
-        call = Call.search(self.name, vectors, texts, k, filter, include, params)
+        call = Call.search(self.name, vectors, texts, k, filter, include, params, score_threshold)
         return self.client._send(call)  # type: ignore[no-any-return]
 
     def count(self, filter: Mapping[str, Any] | None = None) -> int:

@@ -175,7 +175,7 @@ class SearchParams(_message.Message):
     def __init__(self, ef_search: _Optional[int] = ..., nprobe: _Optional[int] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("collection", "queries", "k", "filter_json", "include", "params", "texts")
+    __slots__ = ("collection", "queries", "k", "filter_json", "include", "params", "texts", "score_threshold")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
@@ -183,6 +183,7 @@ class SearchRequest(_message.Message):
     INCLUDE_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     TEXTS_FIELD_NUMBER: _ClassVar[int]
+    SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     collection: str
     queries: Vectors
     k: int
@@ -190,7 +191,8 @@ class SearchRequest(_message.Message):
     include: Include
     params: SearchParams
     texts: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Union[Vectors, _Mapping]] = ..., k: _Optional[int] = ..., filter_json: _Optional[str] = ..., include: _Optional[_Union[Include, _Mapping]] = ..., params: _Optional[_Union[SearchParams, _Mapping]] = ..., texts: _Optional[_Iterable[str]] = ...) -> None: ...
+    score_threshold: float
+    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Union[Vectors, _Mapping]] = ..., k: _Optional[int] = ..., filter_json: _Optional[str] = ..., include: _Optional[_Union[Include, _Mapping]] = ..., params: _Optional[_Union[SearchParams, _Mapping]] = ..., texts: _Optional[_Iterable[str]] = ..., score_threshold: _Optional[float] = ...) -> None: ...
 
 class Hit(_message.Message):
     __slots__ = ("id", "score", "text", "metadata_json", "source", "vector")
