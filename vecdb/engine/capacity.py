@@ -42,14 +42,11 @@ def parse_capacity(max_records: Any, eviction: Any) -> Capacity | None:
         if eviction is not None:
             raise InvalidConfigError("eviction needs max_records", field="eviction")
         return None
-    if (
-        isinstance(max_records, bool)
-        or not isinstance(max_records, int)
-        or not 1 <= max_records <= MAX_RECORDS_LIMIT
-    ):
+    valid_int = isinstance(max_records, int) and not isinstance(max_records, bool)
+    if not valid_int or not 1 <= max_records <= MAX_RECORDS_LIMIT:
+        shown = "a larger integer" if valid_int and max_records > MAX_RECORDS_LIMIT else repr(max_records)
         raise InvalidConfigError(
-            f"max_records must be an integer from 1 to {MAX_RECORDS_LIMIT}, got {max_records!r}",
-            field="max_records",
+            f"max_records must be an integer from 1 to {MAX_RECORDS_LIMIT}, got {shown}", field="max_records"
         )
     policy = "fifo" if eviction is None else eviction
     if policy not in EVICTION_POLICIES:

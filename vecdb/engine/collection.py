@@ -500,7 +500,9 @@ class Collection:
         """Delete the records whose time has come (the database's purger calls this); returns how many."""
         if self._closed or not self._records.expiry:
             return 0
-        return self._write([], None, lambda: self._load(list(self._records.expired(time.time()))))
+        return self._write(
+            [], None, lambda: self._load(list(self._records.expired(time.time()))), count_expired=True
+        )
 
     def _existing(self, ids: Sequence[str]) -> list[StoredRecord]:
         labels = [lb for lb in self._store.lookup_labels(ids) if lb is not None]
@@ -515,8 +517,16 @@ class Collection:
         return records  # type: ignore[return-value]
 
     def _write(
-        self, new: list[NewRecord], vecs: np.ndarray | None, removed_fn: Callable[[], list[StoredRecord]]
+        self,
+        new: list[NewRecord],
+        vecs: np.ndarray | None,
+        removed_fn: Callable[[], list[StoredRecord]],
+        *,
+        count_expired: bool = False,
     ) -> int:
+        """Commit ``new`` and the records ``removed_fn`` names (plus evictions); returns how many were
+        written, or for a pure delete how many visible records went (expired ones are already gone to
+        readers, so they count only when ``count_expired``)."""
         with self._write_lock:
             self._check_open()
             removed = removed_fn()
@@ -524,6 +534,10 @@ class Collection:
                 removed = removed + self._evictions(len(new), removed)
             if not new and not removed:
                 return 0
+            hidden = 0
+            if not new and self._records.expiry:
+                dead = self._records.expired(time.time())
+                hidden = sum(r.label in dead for r in removed) if dead else 0
             with self._rw.write():
                 seq, labels = self._store.commit(new, vecs, removed)
                 self._index.remove(np.fromiter((r.label for r in removed), np.int64, len(removed)))
@@ -548,7 +562,7 @@ class Collection:
                 or self._changes_since_checkpoint >= storage.checkpoint_every_records
             ):
                 self._schedule_checkpoint()
-        return len(new) if new else len(removed)
+        return len(new) if new else len(removed) - (0 if count_expired else hidden)
 
     # ---- reads -------------------------------------------------------------------------------------
 
@@ -722,23 +736,34 @@ def _with_expiry(new: list[NewRecord], ttl: Any, expires_at: Any) -> list[NewRec
         raise InvalidArgumentError("give ttl or expires_at, not both")
     if ttl is not None:
         return [dataclasses.replace(r, expires_at=time.time() + _seconds(ttl, "ttl")) for r in new]
-    if isinstance(expires_at, list | tuple):
+    if isinstance(expires_at, list | tuple | np.ndarray):
         if len(expires_at) != len(new):
             raise InvalidArgumentError(
-                f"{len(expires_at)} expires_at for {len(new)} ids", expected=len(new), got=len(expires_at)
+                f"{len(expires_at)} expires_at for {len(new)} ids",
+                field="expires_at",
+                expected=len(new),
+                got=len(expires_at),
             )
-        times = [None if t is None else _seconds(t, f"expires_at[{i}]") for i, t in enumerate(expires_at)]
+        times = [
+            None if t is None else _seconds(t, f"expires_at[{i}]", "a unix time")
+            for i, t in enumerate(expires_at)
+        ]
     else:
-        times = [_seconds(expires_at, "expires_at")] * len(new)
+        times = [_seconds(expires_at, "expires_at", "a unix time")] * len(new)
     return [dataclasses.replace(r, expires_at=t) for r, t in zip(new, times, strict=True)]
 
 
-def _seconds(value: Any, what: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise InvalidArgumentError(f"{what} must be a positive number of seconds, got {value!r}", field=what)
-    return float(value)
+def _seconds(value: Any, what: str, kind: str = "a number of seconds") -> float:
+    """A positive, finite float from an int or float (numpy's included); InvalidArgumentError otherwise."""
+    number = isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
+    shown = None
+    try:
+        seconds = float(value) if number else math.nan
+    except OverflowError:
+        seconds, shown = math.inf, "an integer beyond float range"
+    if not math.isfinite(seconds) or seconds <= 0:
+        shown = shown or repr(value)[:100]
+        raise InvalidArgumentError(f"{what} must be {kind}, positive and finite, got {shown}", field=what)
+    return seconds

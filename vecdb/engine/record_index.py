@@ -83,8 +83,11 @@ class RecordIndex:
         self.ids.pop(label, None)
         if label in self.expiry:
             with self._expiry_lock:
-                del self.expiry[label]  # its heap entry goes when it comes up
+                del self.expiry[label]  # its heap entry goes when it comes up...
                 self._expired.discard(label)
+                if len(self._expiry_heap) > 2 * len(self.expiry) + 1024:  # ...or here, if they pile up
+                    self._expiry_heap = [(t, lb) for lb, t in self.expiry.items()]
+                    heapq.heapify(self._expiry_heap)
         if source is not None:
             _discard(self.sources, source, label)
         for field, value in metadata.items():
