@@ -383,12 +383,8 @@ def test_expires_at_list_of_wrong_length_is_rejected(
 def test_integer_expiry_beyond_float_range_is_invalid_argument(
     full: Collection, kwargs: dict[str, Any], field: str
 ) -> None:
-    """An int too large for a float is a bad number like inf, not a crash.
-
-    BUG (open): ``_seconds`` calls ``math.isfinite`` on it, which raises OverflowError, so the caller gets
-    a bare OverflowError (not a VecDBError). Over REST the JSON layer rejects such numbers first (400); the
-    Python API sees the OverflowError.
-    """
+    """An int too large for a float is a bad number like inf (InvalidArgumentError), not an OverflowError.
+    Over REST the JSON layer rejects such numbers first (400)."""
     seq = full.info()["seq"]
     try:
         full.upsert(["x", "keep"], vecs(2, 9), texts=["new x", "new keep"], **kwargs)
@@ -396,7 +392,7 @@ def test_integer_expiry_beyond_float_range_is_invalid_argument(
         assert exc.details == {"field": field}
     except Exception as exc:  # the point is which class comes out
         pytest.fail(
-            f"BUG: upsert with {field}=10**400 raised {type(exc).__name__}: {exc} instead of "
+            f"upsert with {field}=10**400 raised {type(exc).__name__}: {exc} instead of "
             "InvalidArgumentError (math.isfinite overflows on an int beyond float range)"
         )
     else:
@@ -432,15 +428,15 @@ def test_invalid_capacity_is_rejected(db: Database, max_records: Any, eviction: 
 
 
 def test_max_records_with_more_digits_than_python_prints_is_invalid_config(db: Database) -> None:
-    """BUG (open): the error message formats the value with ``!r``; an int past Python's 4300-digit
-    str() limit makes that raise ValueError, so create_collection fails with a bare ValueError."""
+    """An int past Python's 4300-digit str() limit is InvalidConfigError too (the message must not print
+    it)."""
     try:
         db.create_collection("c", dim=DIM, max_records=10**5000)
     except InvalidConfigError as exc:
         assert exc.details == {"field": "max_records"}
     except Exception as exc:  # the point is which class comes out
         pytest.fail(
-            f"BUG: create_collection(max_records=10**5000) raised {type(exc).__name__}: {str(exc)[:80]} "
+            f"create_collection(max_records=10**5000) raised {type(exc).__name__}: {str(exc)[:80]} "
             "instead of InvalidConfigError (parse_capacity formats the int with !r)"
         )
     else:
