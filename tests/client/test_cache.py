@@ -403,13 +403,15 @@ def test_lookup_and_put_with_vector(client: Client, name: str, sims: dict[str, f
     hit_list = cache.lookup(PARAPHRASE, vector=paraphrase_vec.tolist())
     assert hit_list is not None and hit_list.similarity == pytest.approx(hit.similarity, abs=1e-6)
 
-    # The vector, not the prompt text, drives the semantic path; the prompt still keys the exact path.
+    # With a vector the lookup is one search: the vector, not the prompt text, decides; an exact repeat is
+    # found by that search (same vector) and reported as exact by its id.
     by_vector = cache.lookup("Completely unrelated words about gardening.", vector=vector_of(client, PROMPT))
     assert by_vector is not None and not by_vector.exact
     assert by_vector.similarity == pytest.approx(1.0, abs=1e-4)
     assert cache.lookup(UNRELATED, vector=vector_of(client, UNRELATED)) is None
-    exact = cache.lookup(PROMPT, vector=vector_of(client, UNRELATED))
+    exact = cache.lookup(PROMPT, vector=vector_of(client, PROMPT))
     assert exact is not None and exact.exact
+    assert cache.lookup(PROMPT, vector=vector_of(client, UNRELATED)) is None, "the vector decides"
 
     # put with a vector stores that vector (and the prompt text), and text lookups find it.
     france_vec = vector_of(client, UNRELATED)

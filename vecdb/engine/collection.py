@@ -613,6 +613,8 @@ class Collection:
             dead = self._records.expired(time.time())
             if dead:
                 allowed = (self._records.all if allowed is None else allowed) - dead
+            elif allowed is not None and len(allowed) == len(self._records):
+                allowed = None  # a filter that admits everything: search as unfiltered (no selector)
             available = len(self._index) if allowed is None else len(allowed)
             if available == 0:
                 return [[] for _ in range(len(queries))]

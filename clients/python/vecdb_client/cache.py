@@ -29,6 +29,7 @@ import statistics
 import threading
 import time
 import unicodedata
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -41,6 +42,8 @@ from vecdb_client.errors import CollectionExistsError, CollectionNotFoundError
 from vecdb_client.types import Hit, Record
 
 __all__ = ["DEFAULT_THRESHOLD", "AsyncSemanticCache", "CacheHit", "CacheStats", "SemanticCache", "entry_id"]
+
+LATENCY_WINDOW = 10_000
 
 #: Chosen on MRPC (benchmarks/cache_threshold.py): hit precision 0.9 at the lowest such threshold.
 DEFAULT_THRESHOLD = 0.92
@@ -75,18 +78,22 @@ class CacheStats:
     misses: int = 0
     exact_hits: int = 0
     similarity_sum: float = 0.0
-    lookup_ms: list[float] = field(default_factory=list)
+    #: Latencies of the most recent lookups (the last ``LATENCY_WINDOW``), for the percentiles.
+    lookup_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    lookup_ms_total: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def reset(self) -> None:
         with self._lock:
             self.hits = self.misses = self.exact_hits = 0
             self.similarity_sum = 0.0
-            self.lookup_ms = []
+            self.lookup_ms.clear()
+            self.lookup_ms_total = 0.0
 
     def record(self, hit: CacheHit | None, ms: float) -> None:
         with self._lock:
             self.lookup_ms.append(ms)
+            self.lookup_ms_total += ms
             if hit is None:
                 self.misses += 1
                 return
@@ -120,7 +127,7 @@ class CacheStats:
             "hit_rate": self.hit_rate,
             "mean_similarity": self.mean_similarity,
             "lookup_p50_ms": self.lookup_p50_ms,
-            "lookup_mean_ms": statistics.fmean(self.lookup_ms) if self.lookup_ms else 0.0,
+            "lookup_mean_ms": self.lookup_ms_total / self.lookups if self.lookups else 0.0,
         }
 
 
@@ -188,10 +195,10 @@ class _Base:
                 return CacheHit(str(rec.metadata["response"]), 1.0, True, rec.text)
         return None
 
-    def _semantic(self, hits: list[Hit]) -> CacheHit | None:
+    def _semantic(self, hits: list[Hit], key: str) -> CacheHit | None:
         if hits and hits[0].score >= self.threshold:
             best = hits[0]
-            return CacheHit(str(best.metadata["response"]), best.score, False, best.text)
+            return CacheHit(str(best.metadata["response"]), best.score, best.id == key, best.text)
         return None
 
 
@@ -240,14 +247,16 @@ class SemanticCache(_Base):
         """The cached entry for ``prompt`` (exact, else most similar at or above ``threshold``), or None.
 
         ``text``: embed this instead of the prompt; ``vector``: the embedding, when the caller has it (by
-        the collection's model). An empty prompt is a miss.
+        the collection's model): then the lookup is one search, which finds an exact repeat too (its
+        vector is the same). An empty prompt is a miss.
         """
         started = time.perf_counter()
         hit = None
         if prompt.strip():
             try:
-                col = self.collection
-                hit = self._exact(col.get([entry_id(prompt, scope)], include=_INCLUDE_HIT), scope)
+                col, key = self.collection, entry_id(prompt, scope)
+                if vector is None:  # an exact repeat costs one point read and no embedding
+                    hit = self._exact(col.get([key], include=_INCLUDE_HIT), scope)
                 if hit is None:
                     query = _query(prompt if text is None else text, vector)
                     hits = col.search(
@@ -257,7 +266,7 @@ class SemanticCache(_Base):
                         include=_INCLUDE_HIT,
                         score_threshold=self.threshold,
                     )
-                    hit = self._semantic(hits[0])
+                    hit = self._semantic(hits[0], key)
             except CollectionNotFoundError:
                 hit = None
         self.stats.record(hit, (time.perf_counter() - started) * 1000)
@@ -342,16 +351,16 @@ class AsyncSemanticCache(_Base):
         hit = None
         if prompt.strip():
             try:
-                col = self.collection
-                records = await col.get([entry_id(prompt, scope)], include=_INCLUDE_HIT)
-                hit = self._exact(records, scope)
+                col, key = self.collection, entry_id(prompt, scope)
+                if vector is None:
+                    hit = self._exact(await col.get([key], include=_INCLUDE_HIT), scope)
                 if hit is None:
                     query = _query(prompt if text is None else text, vector)
                     flt = {"scope": scope or ""}
                     hits = await col.search(
                         **query, k=1, filter=flt, include=_INCLUDE_HIT, score_threshold=self.threshold
                     )
-                    hit = self._semantic(hits[0])
+                    hit = self._semantic(hits[0], key)
             except CollectionNotFoundError:
                 hit = None
         self.stats.record(hit, (time.perf_counter() - started) * 1000)
