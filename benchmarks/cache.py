@@ -88,8 +88,8 @@ TARGET_EMBED_MS = 15.0
 # case -> (expected outcome, embedding included, description)
 CASES: dict[str, tuple[str, bool, str]] = {
     "exact_hit": ("exact", False, "exact hit (prompt cached verbatim: point read only)"),
-    "semantic_hit": ("semantic", False, "semantic hit, vector given (get + search)"),
-    "miss": ("miss", False, "miss, vector given (get + search)"),
+    "semantic_hit": ("semantic", False, "semantic hit, vector given (one search)"),
+    "miss": ("miss", False, "miss, vector given (one search)"),
     "semantic_hit_embed": ("semantic", True, "semantic hit, text only (get + embed + search)"),
     "miss_embed": ("miss", True, "miss, text only (get + embed + search)"),
 }
@@ -671,8 +671,9 @@ def analysis(res: dict[str, Any]) -> list[str]:
         "",
         "(ms, p50 wall time from the client; handler = the server's mean time inside the operation.)",
         "",
-        "- A miss, and a semantic hit, is two sequential round trips: the exact path's point read (the "
-        "entry id), then the k=1 search. The server's work in both is small (point read < 0.1 ms, search "
+        "- Without a vector, a miss and a semantic hit are two sequential round trips (with a vector, "
+        "one search): the exact path's point read (the entry id), then the k=1 search. The server's "
+        "work in both is small (point read < 0.1 ms, search "
         "~1 ms); most of the wall time is transport and client: a point read costs "
         f"~{statistics.median(floors['grpc']):.2f} ms more than its handler over gRPC (grpcio's Python "
         f"floor) and ~{statistics.median(floors['rest']):.2f} ms over REST (httpx + uvicorn/FastAPI + "
