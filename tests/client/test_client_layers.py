@@ -7,7 +7,7 @@ Pinned (by reading files; nothing is imported):
   the generated gRPC code imports its messages from ``vecdb_client._generated``, not the server's copy;
 - every other import is the standard library, ``vecdb_client`` itself, or a declared dependency:
   ``httpx``, ``grpc`` (grpcio), ``google.protobuf`` (protobuf), ``numpy``, and ``langchain_core`` (the
-  ``langchain`` extra) in ``langchain.py`` only;
+  ``langchain`` extra) in ``langchain.py`` and ``langchain_cache.py`` only;
 - ``clients/python/pyproject.toml`` declares exactly httpx, grpcio, protobuf and numpy, and a
   ``langchain`` extra with langchain-core;
 - ``py.typed`` exists and is package data.
@@ -77,10 +77,14 @@ def test_generated_code_is_the_clients_own() -> None:
     assert "vecdb_client._generated" in names  # vecdb_pb2_grpc imports vecdb_pb2 from here
 
 
+#: The modules of the ``[langchain]`` extra: the only ones that may import langchain_core.
+LANGCHAIN_MODULES = {"langchain.py", "langchain_cache.py"}
+
+
 def test_imports_are_stdlib_own_or_declared() -> None:
     undeclared: dict[str, list[str]] = {}
     for module in [*modules(generated=False), *modules(generated=True)]:
-        allowed = DECLARED.keys() | (EXTRA.keys() if module.name == "langchain.py" else set())
+        allowed = DECLARED.keys() | (EXTRA.keys() if module.name in LANGCHAIN_MODULES else set())
         for name in imported_names(module):
             top = name.split(".")[0]
             if top in sys.stdlib_module_names or top in {"vecdb_client", "__future__"} or top in allowed:
