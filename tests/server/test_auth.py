@@ -59,6 +59,9 @@ REST_OPS: dict[str, list[tuple[str, str, Any]]] = {
         ("POST", "/v1/collections/docs/delete", {"ids": ["del-rest"]}),
         ("DELETE", "/v1/collections/docs/sources/src-rest", None),
     ],
+    "replace_source": [
+        ("PUT", "/v1/collections/docs/sources/rep-rest", {"ids": ["rep-rest-1"], "vectors": [[0, 0, 0, 1]]})
+    ],
     "search": [("POST", "/v1/collections/docs/search", {"vectors": [[1, 0, 0, 0]]})],
     "count": [("GET", "/v1/collections/docs/count?filter=%7B%22x%22%3A1%7D", None)],
     "list_sources": [("GET", "/v1/collections/docs/sources", None)],
@@ -186,6 +189,17 @@ GRPC_OPS: dict[str, list[tuple[str, Callable[[], Any]]]] = {
     "delete": [
         ("Delete", lambda: pb.DeleteRequest(collection="docs", ids=pb.IdList(ids=["del-grpc"]))),
         ("Delete", lambda: pb.DeleteRequest(collection="docs", source="src-grpc")),
+    ],
+    "replace_source": [
+        (
+            "ReplaceSource",
+            lambda: pb.ReplaceSourceRequest(
+                collection="docs",
+                source="rep-grpc",
+                records=[pb.RecordData(id="rep-grpc-1")],
+                vectors=_vec([0, 0, 0, 1]),
+            ),
+        )
     ],
     "search": [("Search", lambda: pb.SearchRequest(collection="docs", queries=_vec([1, 0, 0, 0])))],
     "count": [("Count", lambda: pb.CountRequest(collection="docs", filter_json='{"x": 1}'))],

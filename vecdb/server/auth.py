@@ -26,12 +26,13 @@ OPERATIONS = (
     "upsert",
     "get",
     "delete",
+    "replace_source",
     "search",
     "count",
     "list_sources",
     "embed",
 )
-WRITE_OPERATIONS = frozenset({"create_collection", "drop_collection", "upsert", "delete"})
+WRITE_OPERATIONS = frozenset({"create_collection", "drop_collection", "upsert", "delete", "replace_source"})
 
 
 class Authenticator:

@@ -181,6 +181,15 @@ class VecDBServicer(pb_grpc.VecDBServicer):
 
         return self._call(context, "delete", run)
 
+    def ReplaceSource(self, request: pb.ReplaceSourceRequest, context: Any) -> pb.WriteResponse:
+        def run() -> pb.WriteResponse:
+            ids, texts, metas, _ = convert.from_proto_records(request.records)
+            vectors = convert.from_proto_upsert_vectors(request)  # type: ignore[arg-type]
+            col = self._db.get_collection(request.collection)
+            return pb.WriteResponse(count=col.replace_source(request.source, ids, vectors, texts, metas))
+
+        return self._call(context, "replace_source", run)
+
     def Search(self, request: pb.SearchRequest, context: Any) -> pb.SearchResponse:
         def run() -> pb.SearchResponse:
             texts = list(request.texts) or None

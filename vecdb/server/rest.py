@@ -165,6 +165,16 @@ class EmbedResult(BaseModel):
     vectors: list[list[float]]
 
 
+class ReplaceSourceBody(BaseModel):
+    model_config = _STRICT
+    ids: list[str]
+    vectors: list[list[float] | None] | None = Field(
+        None, description="One per record; null (or omitted) where the text is to be embedded."
+    )
+    texts: list[Any] | None = Field(None, description="Strings or nulls, one per record.")
+    metadatas: list[Any] | None = Field(None, description="JSON objects or nulls, one per record.")
+
+
 class SourceOut(BaseModel):
     source: str
     count: int
@@ -501,6 +511,22 @@ def create_app(
     )
     def delete_source(name: str, source: str, request: Request) -> Any:
         return {"count": call(request, "delete", lambda: db.get_collection(name).delete(source=source))}
+
+    @app.put(
+        "/v1/collections/{name}/sources/{source:path}",
+        response_model=CountResult,
+        tags=["sources"],
+        dependencies=[authorized("replace_source")],
+    )
+    def replace_source(name: str, source: str, body: ReplaceSourceBody, request: Request) -> Any:
+        n = call(
+            request,
+            "replace_source",
+            lambda: db.get_collection(name).replace_source(
+                source, body.ids, body.vectors, body.texts, body.metadatas
+            ),
+        )
+        return {"count": n}
 
     @app.post("/v1/embed", response_model=EmbedResult, tags=["embedding"], dependencies=[authorized("embed")])
     def embed(body: EmbedBody, request: Request) -> Any:

@@ -34,7 +34,17 @@ __all__ = ["IDEMPOTENT", "Call", "Rows", "json_text"]
 #: by id twice leaves the same state). create/drop/delete are not retried: a retry could report a
 #: different outcome than the first attempt had.
 IDEMPOTENT = frozenset(
-    {"list_collections", "get_collection", "upsert", "get", "search", "count", "list_sources", "embed"}
+    {
+        "list_collections",
+        "get_collection",
+        "upsert",
+        "replace_source",
+        "get",
+        "search",
+        "count",
+        "list_sources",
+        "embed",
+    }
 )
 
 #: The server's rule for collection names; checked here too, since a name becomes part of a REST path.
@@ -112,6 +122,32 @@ class Call:
                 "metadatas": _metadatas(metadatas, n),
                 "sources": _column(sources, n, "sources", str, InvalidSourceError),
                 **_expiry(ttl, expires_at, n),
+            },
+        )
+
+    @classmethod
+    def replace_source(
+        cls,
+        name: str,
+        source: str,
+        ids: Sequence[str],
+        vectors: Any,
+        texts: Sequence[str | None] | None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None,
+    ) -> Call:
+        if not isinstance(source, str):
+            raise InvalidSourceError(f"source must be a string, got {type(source).__name__}")
+        id_list = _ids(ids)
+        n = len(id_list)
+        return cls(
+            "replace_source",
+            {
+                "name": _name(name),
+                "source": source,
+                "ids": id_list,
+                "vectors": _upsert_rows(vectors, n),
+                "texts": _column(texts, n, "texts", str, InvalidArgumentError),
+                "metadatas": _metadatas(metadatas, n),
             },
         )
 

@@ -35,6 +35,7 @@ _RPC = {
     "upsert": "Upsert",
     "get": "Get",
     "delete": "Delete",
+    "replace_source": "ReplaceSource",
     "search": "Search",
     "count": "Count",
     "list_sources": "ListSources",
@@ -76,6 +77,15 @@ def encode(call: Call) -> tuple[str, Any]:
             req = pb.CollectionRequest(name=a["name"])
         case "upsert":
             req = _upsert(a)
+        case "replace_source":
+            up = _upsert({**a, "sources": None, "ttl": None, "expires_at": None})
+            req = pb.ReplaceSourceRequest(
+                collection=a["name"],
+                source=a["source"],
+                records=up.records,
+                vectors=up.vectors,
+                missing_vectors=up.missing_vectors,
+            )
         case "get":
             req = pb.GetRequest(collection=a["name"], ids=a["ids"], **_include(a["include"]))
         case "delete":
@@ -156,7 +166,7 @@ def decode(call: Call, msg: Any) -> Any:  # noqa: PLR0911 (one case per operatio
             return list(msg.names)
         case "drop_collection":
             return None
-        case "upsert" | "delete" | "count":
+        case "upsert" | "delete" | "count" | "replace_source":
             return int(msg.count)
         case "get":
             return [Record(**_fields(r)) for r in msg.records]

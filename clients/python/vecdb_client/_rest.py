@@ -53,6 +53,11 @@ def encode(call: Call) -> HttpRequest:  # noqa: PLR0911 (one case per operation)
             vectors = None if a["vectors"] is None else _vector_lists(a["vectors"])
             body = {k: a[k] for k in ("ids", "texts", "metadatas", "sources", "ttl", "expires_at")}
             return _body("POST", _col(a["name"], "/upsert"), {**body, "vectors": vectors})
+        case "replace_source":
+            vectors = None if a["vectors"] is None else _vector_lists(a["vectors"])
+            body = {k: a[k] for k in ("ids", "texts", "metadatas")}
+            path = _col(a["name"], f"/sources/{quote(a['source'], safe='')}")
+            return _body("PUT", path, {**body, "vectors": vectors})
         case "get":
             return _body("POST", _col(a["name"], "/get"), {"ids": a["ids"], "include": a["include"]})
         case "delete":
@@ -81,7 +86,7 @@ def decode(call: Call, body: Any) -> Any:  # noqa: PLR0911 (one case per operati
             return list(body["collections"])
         case "drop_collection":
             return None
-        case "upsert" | "delete" | "count":
+        case "upsert" | "delete" | "count" | "replace_source":
             return int(body["count"])
         case "get":
             return [Record(**_fields(r)) for r in body["records"]]

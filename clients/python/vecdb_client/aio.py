@@ -214,6 +214,18 @@ class AsyncCollection:
         call = Call.upsert(self.name, ids, vectors, texts, metadatas, sources, ttl, expires_at)
         return await self.client._send(call)  # type: ignore[no-any-return]
 
+    async def replace_source(
+        self,
+        source: str,
+        ids: Sequence[str],
+        vectors: Any = None,
+        texts: Sequence[str | None] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> int:
+        """See ``Collection.replace_source``."""
+        call = Call.replace_source(self.name, source, ids, vectors, texts, metadatas)
+        return await self.client._send(call)  # type: ignore[no-any-return]
+
     async def get(self, ids: Sequence[str], include: Sequence[str] | None = None) -> list[Record]:
         """See ``Collection.get``."""
         return await self.client._send(Call.get(self.name, ids, include))  # type: ignore[no-any-return]

@@ -240,6 +240,20 @@ class Collection:
         call = Call.upsert(self.name, ids, vectors, texts, metadatas, sources, ttl, expires_at)
         return self.client._send(call)  # type: ignore[no-any-return]
 
+    def replace_source(
+        self,
+        source: str,
+        ids: Sequence[str],
+        vectors: Any = None,
+        texts: Sequence[str | None] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> int:
+        """Replace every record of ``source`` with the given ones, atomically: a reader sees all old or
+        all new records. Ids that lived in another source move here; no ids deletes the source. Returns
+        how many were written."""
+        call = Call.replace_source(self.name, source, ids, vectors, texts, metadatas)
+        return self.client._send(call)  # type: ignore[no-any-return]
+
     def get(self, ids: Sequence[str], include: Sequence[str] | None = None) -> list[Record]:
         """The records that exist among ``ids``, in request order; missing ids are skipped.
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0bvecdb.proto\x12\x08vecdb.v1\"$\n\x07Vectors\x12\x0b\n\x03\x64im\x18\x01 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\xac\x01\n\x17\x43reateCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\r\x12\x0e\n\x06metric\x18\x03 \x01(\t\x12\x12\n\nindex_json\x18\x04 \x01(\t\x12\x16\n\x0e\x65mbedding_json\x18\x05 \x01(\t\x12\x18\n\x0bmax_records\x18\x06 \x01(\x04H\x00\x88\x01\x01\x12\x10\n\x08\x65viction\x18\x07 \x01(\tB\x0e\n\x0c_max_records\"!\n\x11\x43ollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xdd\x01\n\x0e\x43ollectionInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\r\x12\x0e\n\x06metric\x18\x03 \x01(\t\x12\x12\n\nindex_json\x18\x04 \x01(\t\x12\r\n\x05\x63ount\x18\x05 \x01(\x04\x12\x0f\n\x07sources\x18\x06 \x01(\x04\x12\x18\n\x10index_state_json\x18\x07 \x01(\t\x12\x0b\n\x03seq\x18\x08 \x01(\x04\x12\x16\n\x0e\x63heckpoint_seq\x18\t \x01(\x04\x12\x16\n\x0e\x65mbedding_json\x18\n \x01(\t\x12\x15\n\rcapacity_json\x18\x0b \x01(\t\"\x18\n\x16ListCollectionsRequest\"(\n\x17ListCollectionsResponse\x12\r\n\x05names\x18\x01 \x03(\t\"\x18\n\x16\x44ropCollectionResponse\"\x93\x01\n\nRecordData\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\x04text\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x15\n\rmetadata_json\x18\x03 \x01(\t\x12\x13\n\x06source\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x17\n\nexpires_at\x18\x05 \x01(\x01H\x02\x88\x01\x01\x42\x07\n\x05_textB\t\n\x07_sourceB\r\n\x0b_expires_at\"\xa1\x01\n\rUpsertRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12%\n\x07records\x18\x02 \x03(\x0b\x32\x14.vecdb.v1.RecordData\x12\"\n\x07vectors\x18\x03 \x01(\x0b\x32\x11.vecdb.v1.Vectors\x12\x17\n\x0fmissing_vectors\x18\x04 \x03(\r\x12\x10\n\x03ttl\x18\x05 \x01(\x01H\x00\x88\x01\x01\x42\x06\n\x04_ttl\"\x1e\n\rWriteResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\"\x19\n\x07Include\x12\x0e\n\x06\x66ields\x18\x01 \x03(\t\"Q\n\nGetRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\"\n\x07include\x18\x03 \x01(\x0b\x32\x11.vecdb.v1.Include\"{\n\x06Record\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\x04text\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x15\n\rmetadata_json\x18\x03 \x01(\t\x12\x13\n\x06source\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x12\n\x06vector\x18\x05 \x03(\x02\x42\x02\x10\x01\x42\x07\n\x05_textB\t\n\x07_source\"0\n\x0bGetResponse\x12!\n\x07records\x18\x01 \x03(\x0b\x32\x10.vecdb.v1.Record\"y\n\rDeleteRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x1f\n\x03ids\x18\x02 \x01(\x0b\x32\x10.vecdb.v1.IdListH\x00\x12\x15\n\x0b\x66ilter_json\x18\x03 \x01(\tH\x00\x12\x10\n\x06source\x18\x04 \x01(\tH\x00\x42\n\n\x08selector\"\x15\n\x06IdList\x12\x0b\n\x03ids\x18\x01 \x03(\t\"T\n\x0cSearchParams\x12\x16\n\tef_search\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x13\n\x06nprobe\x18\x02 \x01(\rH\x01\x88\x01\x01\x42\x0c\n\n_ef_searchB\t\n\x07_nprobe\"\xff\x01\n\rSearchRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\"\n\x07queries\x18\x02 \x01(\x0b\x32\x11.vecdb.v1.Vectors\x12\x0e\n\x01k\x18\x03 \x01(\rH\x00\x88\x01\x01\x12\x13\n\x0b\x66ilter_json\x18\x04 \x01(\t\x12\"\n\x07include\x18\x05 \x01(\x0b\x32\x11.vecdb.v1.Include\x12&\n\x06params\x18\x06 \x01(\x0b\x32\x16.vecdb.v1.SearchParams\x12\r\n\x05texts\x18\x07 \x03(\t\x12\x1c\n\x0fscore_threshold\x18\x08 \x01(\x01H\x01\x88\x01\x01\x42\x04\n\x02_kB\x12\n\x10_score_threshold\"\x87\x01\n\x03Hit\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\x04text\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x15\n\rmetadata_json\x18\x04 \x01(\t\x12\x13\n\x06source\x18\x05 \x01(\tH\x01\x88\x01\x01\x12\x12\n\x06vector\x18\x06 \x03(\x02\x42\x02\x10\x01\x42\x07\n\x05_textB\t\n\x07_source\"*\n\x0bQueryResult\x12\x1b\n\x04hits\x18\x01 \x03(\x0b\x32\r.vecdb.v1.Hit\"8\n\x0eSearchResponse\x12&\n\x07results\x18\x01 \x03(\x0b\x32\x15.vecdb.v1.QueryResult\"7\n\x0c\x43ountRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x13\n\x0b\x66ilter_json\x18\x02 \x01(\t\"\x1e\n\rCountResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\",\n\x0bSourceCount\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"=\n\x13ListSourcesResponse\x12&\n\x07sources\x18\x01 \x03(\x0b\x32\x15.vecdb.v1.SourceCount\"@\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\ncollection\x18\x03 \x01(\t\"B\n\rEmbedResponse\x12\"\n\x07vectors\x18\x01 \x01(\x0b\x32\x11.vecdb.v1.Vectors\x12\r\n\x05model\x18\x02 \x01(\t2\xb5\x06\n\x05VecDB\x12O\n\x10\x43reateCollection\x12!.vecdb.v1.CreateCollectionRequest\x1a\x18.vecdb.v1.CollectionInfo\x12V\n\x0fListCollections\x12 .vecdb.v1.ListCollectionsRequest\x1a!.vecdb.v1.ListCollectionsResponse\x12\x46\n\rGetCollection\x12\x1b.vecdb.v1.CollectionRequest\x1a\x18.vecdb.v1.CollectionInfo\x12O\n\x0e\x44ropCollection\x12\x1b.vecdb.v1.CollectionRequest\x1a .vecdb.v1.DropCollectionResponse\x12:\n\x06Upsert\x12\x17.vecdb.v1.UpsertRequest\x1a\x17.vecdb.v1.WriteResponse\x12\x42\n\x0cUpsertStream\x12\x17.vecdb.v1.UpsertRequest\x1a\x17.vecdb.v1.WriteResponse(\x01\x12\x32\n\x03Get\x12\x14.vecdb.v1.GetRequest\x1a\x15.vecdb.v1.GetResponse\x12:\n\x06\x44\x65lete\x12\x17.vecdb.v1.DeleteRequest\x1a\x17.vecdb.v1.WriteResponse\x12;\n\x06Search\x12\x17.vecdb.v1.SearchRequest\x1a\x18.vecdb.v1.SearchResponse\x12\x38\n\x05\x43ount\x12\x16.vecdb.v1.CountRequest\x1a\x17.vecdb.v1.CountResponse\x12I\n\x0bListSources\x12\x1b.vecdb.v1.CollectionRequest\x1a\x1d.vecdb.v1.ListSourcesResponse\x12\x38\n\x05\x45mbed\x12\x16.vecdb.v1.EmbedRequest\x1a\x17.vecdb.v1.EmbedResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0bvecdb.proto\x12\x08vecdb.v1\"$\n\x07Vectors\x12\x0b\n\x03\x64im\x18\x01 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\xac\x01\n\x17\x43reateCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\r\x12\x0e\n\x06metric\x18\x03 \x01(\t\x12\x12\n\nindex_json\x18\x04 \x01(\t\x12\x16\n\x0e\x65mbedding_json\x18\x05 \x01(\t\x12\x18\n\x0bmax_records\x18\x06 \x01(\x04H\x00\x88\x01\x01\x12\x10\n\x08\x65viction\x18\x07 \x01(\tB\x0e\n\x0c_max_records\"!\n\x11\x43ollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xdd\x01\n\x0e\x43ollectionInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\r\x12\x0e\n\x06metric\x18\x03 \x01(\t\x12\x12\n\nindex_json\x18\x04 \x01(\t\x12\r\n\x05\x63ount\x18\x05 \x01(\x04\x12\x0f\n\x07sources\x18\x06 \x01(\x04\x12\x18\n\x10index_state_json\x18\x07 \x01(\t\x12\x0b\n\x03seq\x18\x08 \x01(\x04\x12\x16\n\x0e\x63heckpoint_seq\x18\t \x01(\x04\x12\x16\n\x0e\x65mbedding_json\x18\n \x01(\t\x12\x15\n\rcapacity_json\x18\x0b \x01(\t\"\x18\n\x16ListCollectionsRequest\"(\n\x17ListCollectionsResponse\x12\r\n\x05names\x18\x01 \x03(\t\"\x18\n\x16\x44ropCollectionResponse\"\x93\x01\n\nRecordData\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\x04text\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x15\n\rmetadata_json\x18\x03 \x01(\t\x12\x13\n\x06source\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x17\n\nexpires_at\x18\x05 \x01(\x01H\x02\x88\x01\x01\x42\x07\n\x05_textB\t\n\x07_sourceB\r\n\x0b_expires_at\"\xa1\x01\n\rUpsertRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12%\n\x07records\x18\x02 \x03(\x0b\x32\x14.vecdb.v1.RecordData\x12\"\n\x07vectors\x18\x03 \x01(\x0b\x32\x11.vecdb.v1.Vectors\x12\x17\n\x0fmissing_vectors\x18\x04 \x03(\r\x12\x10\n\x03ttl\x18\x05 \x01(\x01H\x00\x88\x01\x01\x42\x06\n\x04_ttl\"\x9e\x01\n\x14ReplaceSourceRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12%\n\x07records\x18\x03 \x03(\x0b\x32\x14.vecdb.v1.RecordData\x12\"\n\x07vectors\x18\x04 \x01(\x0b\x32\x11.vecdb.v1.Vectors\x12\x17\n\x0fmissing_vectors\x18\x05 \x03(\r\"\x1e\n\rWriteResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\"\x19\n\x07Include\x12\x0e\n\x06\x66ields\x18\x01 \x03(\t\"Q\n\nGetRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\"\n\x07include\x18\x03 \x01(\x0b\x32\x11.vecdb.v1.Include\"{\n\x06Record\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\x04text\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x15\n\rmetadata_json\x18\x03 \x01(\t\x12\x13\n\x06source\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x12\n\x06vector\x18\x05 \x03(\x02\x42\x02\x10\x01\x42\x07\n\x05_textB\t\n\x07_source\"0\n\x0bGetResponse\x12!\n\x07records\x18\x01 \x03(\x0b\x32\x10.vecdb.v1.Record\"y\n\rDeleteRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x1f\n\x03ids\x18\x02 \x01(\x0b\x32\x10.vecdb.v1.IdListH\x00\x12\x15\n\x0b\x66ilter_json\x18\x03 \x01(\tH\x00\x12\x10\n\x06source\x18\x04 \x01(\tH\x00\x42\n\n\x08selector\"\x15\n\x06IdList\x12\x0b\n\x03ids\x18\x01 \x03(\t\"T\n\x0cSearchParams\x12\x16\n\tef_search\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x13\n\x06nprobe\x18\x02 \x01(\rH\x01\x88\x01\x01\x42\x0c\n\n_ef_searchB\t\n\x07_nprobe\"\xff\x01\n\rSearchRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\"\n\x07queries\x18\x02 \x01(\x0b\x32\x11.vecdb.v1.Vectors\x12\x0e\n\x01k\x18\x03 \x01(\rH\x00\x88\x01\x01\x12\x13\n\x0b\x66ilter_json\x18\x04 \x01(\t\x12\"\n\x07include\x18\x05 \x01(\x0b\x32\x11.vecdb.v1.Include\x12&\n\x06params\x18\x06 \x01(\x0b\x32\x16.vecdb.v1.SearchParams\x12\r\n\x05texts\x18\x07 \x03(\t\x12\x1c\n\x0fscore_threshold\x18\x08 \x01(\x01H\x01\x88\x01\x01\x42\x04\n\x02_kB\x12\n\x10_score_threshold\"\x87\x01\n\x03Hit\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\x04text\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x15\n\rmetadata_json\x18\x04 \x01(\t\x12\x13\n\x06source\x18\x05 \x01(\tH\x01\x88\x01\x01\x12\x12\n\x06vector\x18\x06 \x03(\x02\x42\x02\x10\x01\x42\x07\n\x05_textB\t\n\x07_source\"*\n\x0bQueryResult\x12\x1b\n\x04hits\x18\x01 \x03(\x0b\x32\r.vecdb.v1.Hit\"8\n\x0eSearchResponse\x12&\n\x07results\x18\x01 \x03(\x0b\x32\x15.vecdb.v1.QueryResult\"7\n\x0c\x43ountRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x13\n\x0b\x66ilter_json\x18\x02 \x01(\t\"\x1e\n\rCountResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\",\n\x0bSourceCount\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"=\n\x13ListSourcesResponse\x12&\n\x07sources\x18\x01 \x03(\x0b\x32\x15.vecdb.v1.SourceCount\"@\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\ncollection\x18\x03 \x01(\t\"B\n\rEmbedResponse\x12\"\n\x07vectors\x18\x01 \x01(\x0b\x32\x11.vecdb.v1.Vectors\x12\r\n\x05model\x18\x02 \x01(\t2\xff\x06\n\x05VecDB\x12O\n\x10\x43reateCollection\x12!.vecdb.v1.CreateCollectionRequest\x1a\x18.vecdb.v1.CollectionInfo\x12V\n\x0fListCollections\x12 .vecdb.v1.ListCollectionsRequest\x1a!.vecdb.v1.ListCollectionsResponse\x12\x46\n\rGetCollection\x12\x1b.vecdb.v1.CollectionRequest\x1a\x18.vecdb.v1.CollectionInfo\x12O\n\x0e\x44ropCollection\x12\x1b.vecdb.v1.CollectionRequest\x1a .vecdb.v1.DropCollectionResponse\x12:\n\x06Upsert\x12\x17.vecdb.v1.UpsertRequest\x1a\x17.vecdb.v1.WriteResponse\x12\x42\n\x0cUpsertStream\x12\x17.vecdb.v1.UpsertRequest\x1a\x17.vecdb.v1.WriteResponse(\x01\x12\x32\n\x03Get\x12\x14.vecdb.v1.GetRequest\x1a\x15.vecdb.v1.GetResponse\x12:\n\x06\x44\x65lete\x12\x17.vecdb.v1.DeleteRequest\x1a\x17.vecdb.v1.WriteResponse\x12H\n\rReplaceSource\x12\x1e.vecdb.v1.ReplaceSourceRequest\x1a\x17.vecdb.v1.WriteResponse\x12;\n\x06Search\x12\x17.vecdb.v1.SearchRequest\x1a\x18.vecdb.v1.SearchResponse\x12\x38\n\x05\x43ount\x12\x16.vecdb.v1.CountRequest\x1a\x17.vecdb.v1.CountResponse\x12I\n\x0bListSources\x12\x1b.vecdb.v1.CollectionRequest\x1a\x1d.vecdb.v1.ListSourcesResponse\x12\x38\n\x05\x45mbed\x12\x16.vecdb.v1.EmbedRequest\x1a\x17.vecdb.v1.EmbedResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -53,42 +53,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECORDDATA']._serialized_end=739
   _globals['_UPSERTREQUEST']._serialized_start=742
   _globals['_UPSERTREQUEST']._serialized_end=903
-  _globals['_WRITERESPONSE']._serialized_start=905
-  _globals['_WRITERESPONSE']._serialized_end=935
-  _globals['_INCLUDE']._serialized_start=937
-  _globals['_INCLUDE']._serialized_end=962
-  _globals['_GETREQUEST']._serialized_start=964
-  _globals['_GETREQUEST']._serialized_end=1045
-  _globals['_RECORD']._serialized_start=1047
-  _globals['_RECORD']._serialized_end=1170
-  _globals['_GETRESPONSE']._serialized_start=1172
-  _globals['_GETRESPONSE']._serialized_end=1220
-  _globals['_DELETEREQUEST']._serialized_start=1222
-  _globals['_DELETEREQUEST']._serialized_end=1343
-  _globals['_IDLIST']._serialized_start=1345
-  _globals['_IDLIST']._serialized_end=1366
-  _globals['_SEARCHPARAMS']._serialized_start=1368
-  _globals['_SEARCHPARAMS']._serialized_end=1452
-  _globals['_SEARCHREQUEST']._serialized_start=1455
-  _globals['_SEARCHREQUEST']._serialized_end=1710
-  _globals['_HIT']._serialized_start=1713
-  _globals['_HIT']._serialized_end=1848
-  _globals['_QUERYRESULT']._serialized_start=1850
-  _globals['_QUERYRESULT']._serialized_end=1892
-  _globals['_SEARCHRESPONSE']._serialized_start=1894
-  _globals['_SEARCHRESPONSE']._serialized_end=1950
-  _globals['_COUNTREQUEST']._serialized_start=1952
-  _globals['_COUNTREQUEST']._serialized_end=2007
-  _globals['_COUNTRESPONSE']._serialized_start=2009
-  _globals['_COUNTRESPONSE']._serialized_end=2039
-  _globals['_SOURCECOUNT']._serialized_start=2041
-  _globals['_SOURCECOUNT']._serialized_end=2085
-  _globals['_LISTSOURCESRESPONSE']._serialized_start=2087
-  _globals['_LISTSOURCESRESPONSE']._serialized_end=2148
-  _globals['_EMBEDREQUEST']._serialized_start=2150
-  _globals['_EMBEDREQUEST']._serialized_end=2214
-  _globals['_EMBEDRESPONSE']._serialized_start=2216
-  _globals['_EMBEDRESPONSE']._serialized_end=2282
-  _globals['_VECDB']._serialized_start=2285
-  _globals['_VECDB']._serialized_end=3106
+  _globals['_REPLACESOURCEREQUEST']._serialized_start=906
+  _globals['_REPLACESOURCEREQUEST']._serialized_end=1064
+  _globals['_WRITERESPONSE']._serialized_start=1066
+  _globals['_WRITERESPONSE']._serialized_end=1096
+  _globals['_INCLUDE']._serialized_start=1098
+  _globals['_INCLUDE']._serialized_end=1123
+  _globals['_GETREQUEST']._serialized_start=1125
+  _globals['_GETREQUEST']._serialized_end=1206
+  _globals['_RECORD']._serialized_start=1208
+  _globals['_RECORD']._serialized_end=1331
+  _globals['_GETRESPONSE']._serialized_start=1333
+  _globals['_GETRESPONSE']._serialized_end=1381
+  _globals['_DELETEREQUEST']._serialized_start=1383
+  _globals['_DELETEREQUEST']._serialized_end=1504
+  _globals['_IDLIST']._serialized_start=1506
+  _globals['_IDLIST']._serialized_end=1527
+  _globals['_SEARCHPARAMS']._serialized_start=1529
+  _globals['_SEARCHPARAMS']._serialized_end=1613
+  _globals['_SEARCHREQUEST']._serialized_start=1616
+  _globals['_SEARCHREQUEST']._serialized_end=1871
+  _globals['_HIT']._serialized_start=1874
+  _globals['_HIT']._serialized_end=2009
+  _globals['_QUERYRESULT']._serialized_start=2011
+  _globals['_QUERYRESULT']._serialized_end=2053
+  _globals['_SEARCHRESPONSE']._serialized_start=2055
+  _globals['_SEARCHRESPONSE']._serialized_end=2111
+  _globals['_COUNTREQUEST']._serialized_start=2113
+  _globals['_COUNTREQUEST']._serialized_end=2168
+  _globals['_COUNTRESPONSE']._serialized_start=2170
+  _globals['_COUNTRESPONSE']._serialized_end=2200
+  _globals['_SOURCECOUNT']._serialized_start=2202
+  _globals['_SOURCECOUNT']._serialized_end=2246
+  _globals['_LISTSOURCESRESPONSE']._serialized_start=2248
+  _globals['_LISTSOURCESRESPONSE']._serialized_end=2309
+  _globals['_EMBEDREQUEST']._serialized_start=2311
+  _globals['_EMBEDREQUEST']._serialized_end=2375
+  _globals['_EMBEDRESPONSE']._serialized_start=2377
+  _globals['_EMBEDRESPONSE']._serialized_end=2443
+  _globals['_VECDB']._serialized_start=2446
+  _globals['_VECDB']._serialized_end=3341
 # @@protoc_insertion_point(module_scope)

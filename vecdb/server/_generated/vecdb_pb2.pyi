@@ -106,6 +106,20 @@ class UpsertRequest(_message.Message):
     ttl: float
     def __init__(self, collection: _Optional[str] = ..., records: _Optional[_Iterable[_Union[RecordData, _Mapping]]] = ..., vectors: _Optional[_Union[Vectors, _Mapping]] = ..., missing_vectors: _Optional[_Iterable[int]] = ..., ttl: _Optional[float] = ...) -> None: ...
 
+class ReplaceSourceRequest(_message.Message):
+    __slots__ = ("collection", "source", "records", "vectors", "missing_vectors")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_VECTORS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    source: str
+    records: _containers.RepeatedCompositeFieldContainer[RecordData]
+    vectors: Vectors
+    missing_vectors: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, collection: _Optional[str] = ..., source: _Optional[str] = ..., records: _Optional[_Iterable[_Union[RecordData, _Mapping]]] = ..., vectors: _Optional[_Union[Vectors, _Mapping]] = ..., missing_vectors: _Optional[_Iterable[int]] = ...) -> None: ...
+
 class WriteResponse(_message.Message):
     __slots__ = ("count",)
     COUNT_FIELD_NUMBER: _ClassVar[int]

@@ -74,6 +74,11 @@ class VecDBStub:
                 request_serializer=vecdb__pb2.DeleteRequest.SerializeToString,
                 response_deserializer=vecdb__pb2.WriteResponse.FromString,
                 _registered_method=True)
+        self.ReplaceSource = channel.unary_unary(
+                '/vecdb.v1.VecDB/ReplaceSource',
+                request_serializer=vecdb__pb2.ReplaceSourceRequest.SerializeToString,
+                response_deserializer=vecdb__pb2.WriteResponse.FromString,
+                _registered_method=True)
         self.Search = channel.unary_unary(
                 '/vecdb.v1.VecDB/Search',
                 request_serializer=vecdb__pb2.SearchRequest.SerializeToString,
@@ -149,6 +154,13 @@ class VecDBServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReplaceSource(self, request, context):
+        """Every record of a source replaced by the given ones, atomically (a reader sees all old or all new).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Search(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -215,6 +227,11 @@ def add_VecDBServicer_to_server(servicer, server):
             'Delete': grpc.unary_unary_rpc_method_handler(
                     servicer.Delete,
                     request_deserializer=vecdb__pb2.DeleteRequest.FromString,
+                    response_serializer=vecdb__pb2.WriteResponse.SerializeToString,
+            ),
+            'ReplaceSource': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplaceSource,
+                    request_deserializer=vecdb__pb2.ReplaceSourceRequest.FromString,
                     response_serializer=vecdb__pb2.WriteResponse.SerializeToString,
             ),
             'Search': grpc.unary_unary_rpc_method_handler(
@@ -453,6 +470,33 @@ class VecDB:
             target,
             '/vecdb.v1.VecDB/Delete',
             vecdb__pb2.DeleteRequest.SerializeToString,
+            vecdb__pb2.WriteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplaceSource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vecdb.v1.VecDB/ReplaceSource',
+            vecdb__pb2.ReplaceSourceRequest.SerializeToString,
             vecdb__pb2.WriteResponse.FromString,
             options,
             channel_credentials,
