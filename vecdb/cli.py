@@ -1,4 +1,6 @@
-"""The ``vecdb`` command. ``vecdb serve --help`` lists every setting (generated from vecdb.config)."""
+"""The ``vecdb`` command: ``serve`` (``vecdb serve --help`` lists every setting, generated from
+vecdb.config) and the data commands ``ingest``, ``sources``, ``search``, ``collections``
+(``vecdb.commands``)."""
 
 from __future__ import annotations
 
@@ -39,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"vecdb {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _, cli_source = _serve_parser(sub)
+    from vecdb.commands import add_commands, run_command
+
+    add_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "serve":
         try:
@@ -54,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         except (VecDBError, OSError) as exc:
             sys.stderr.write(f"vecdb serve: {exc}\n")
             return 1
-    return 2
+    return run_command(args)
 
 
 if __name__ == "__main__":

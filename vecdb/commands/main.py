@@ -1,0 +1,226 @@
+"""Argument parsing and output of ``vecdb ingest | sources | search | collections``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from vecdb.commands.connect import CommandError, Connection, connect
+from vecdb.ingest import FileReport, discover, ingest
+
+__all__ = ["add_commands", "run_command"]
+
+COMMANDS = ("ingest", "sources", "search", "collections")
+
+
+def _connection_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("where (a server by default)")
+    group.add_argument("--url", help="the server's REST URL (default: $VECDB_URL or http://127.0.0.1:8080)")
+    group.add_argument("--api-key", help="API key for the server (default: $VECDB_API_KEY)")
+    group.add_argument(
+        "--data-dir", type=Path, help="work on this data directory in-process instead (no server may hold it)"
+    )
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "ingest",
+        help="keep a collection in step with folders of documents",
+        description="Ingest .txt, .md, .rst, .html (and .pdf with the pdf extra) files: each file is one "
+        "source (its path relative to the given folder), split into chunks embedded by the collection's "
+        "model. Unchanged files (same content hash) are skipped; a changed file's chunks are replaced in "
+        "one atomic write; unreadable files are reported and skipped. Exit status 1 if any file failed.",
+    )
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="folders or files")
+    p.add_argument("--collection", required=True, help="created (with an embedding model) when missing")
+    p.add_argument("--glob", help="only sources matching this pattern, e.g. '**/*.md' or 'docs/*'")
+    p.add_argument("--chunk-size", type=int, default=800, help="characters per chunk (default 800)")
+    p.add_argument("--chunk-overlap", type=int, default=100, help="characters of overlap (default 100)")
+    p.add_argument(
+        "--delete-missing",
+        action="store_true",
+        help="delete the sources of files that are not there any more",
+    )
+    p.add_argument("--model", help="embedding model when the collection is created (default: the server's)")
+    p.add_argument("--quiet", action="store_true", help="only the summary line (and failures)")
+    _connection_args(p)
+
+    p = sub.add_parser("sources", help="list or delete a collection's sources")
+    p.add_argument("action", choices=("list", "delete"))
+    p.add_argument("source", nargs="*", help="sources to delete")
+    p.add_argument("--collection", required=True)
+    _connection_args(p)
+
+    p = sub.add_parser("search", help="search a collection by text and print a table")
+    p.add_argument("query")
+    p.add_argument("--collection", required=True)
+    p.add_argument("-k", type=int, default=5, help="how many hits (default 5)")
+    p.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"path": "docs/a.md"}\'')
+    _connection_args(p)
+
+    p = sub.add_parser("collections", help="list, create or drop collections")
+    p.add_argument("action", choices=("list", "create", "drop"))
+    p.add_argument("name", nargs="?")
+    p.add_argument("--dim", type=int, help="vector dimension (omit with an embedding model)")
+    p.add_argument("--metric", default="cosine", choices=("cosine", "ip", "l2"))
+    p.add_argument("--model", help="embedding model (default: the server's default model)")
+    p.add_argument("--no-model", action="store_true", help="no embedding model: vectors only (needs --dim)")
+    p.add_argument("--index", help='index spec as JSON, e.g. \'{"type": "hnsw"}\' (default auto)')
+    _connection_args(p)
+
+
+def run_command(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Run a data command; returns the exit status (errors are one line on ``err``, status 1)."""
+    try:
+        with connect(args.url, args.api_key, args.data_dir) as conn:
+            handler = {"ingest": _ingest, "sources": _sources, "search": _search, "collections": _collections}
+            return handler[args.command](conn, args, out, err)
+    except CommandError as exc:
+        err.write(f"vecdb {args.command}: {exc}\n")
+        return 1
+
+
+# ---- ingest -------------------------------------------------------------------------------------------
+
+
+def _ensure_text_collection(conn: Connection, name: str, model: str | None) -> None:
+    if name not in conn.list_collections():
+        conn.create_collection(name, embedding={"model": model} if model else {})
+        return
+    info = conn.info(name)
+    if not info.get("embedding"):
+        raise CommandError(f"collection {name!r} has no embedding model: ingest needs one to embed the text")
+
+
+def _ingest(conn: Connection, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    try:
+        documents = discover(args.paths, args.glob)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CommandError(str(exc)) from exc
+    _ensure_text_collection(conn, args.collection, args.model)
+    progress = _Progress(len(documents), out, quiet=args.quiet)
+    try:
+        summary = ingest(
+            conn.collection(args.collection),
+            documents,
+            chunk_size=args.chunk_size,
+            chunk_overlap=args.chunk_overlap,
+            delete_missing=args.delete_missing,
+            on_file=progress.update,
+        )
+    except ValueError as exc:  # chunk sizes
+        raise CommandError(str(exc)) from exc
+    finally:
+        progress.close()
+    for failed in summary.failed:
+        err.write(f"failed: {failed.source}: {failed.error}\n")
+    out.write(f"{args.collection}: {summary.line()}\n")
+    return 1 if summary.failed else 0
+
+
+class _Progress:
+    """A bar (files, with chunks written) on a terminal; a line per changed file otherwise."""
+
+    def __init__(self, total: int, out: TextIO, *, quiet: bool) -> None:
+        self.out = out
+        self.quiet = quiet
+        self.chunks = 0
+        self.bar: Any = None
+        if not quiet and out.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="file", file=out, dynamic_ncols=True)
+
+    def update(self, rep: FileReport) -> None:
+        self.chunks += rep.chunks if rep.status in ("added", "changed") else 0
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{self.chunks} chunks written", refresh=False)
+            self.bar.update(1 if rep.status != "removed" else 0)
+        elif (
+            not self.quiet
+            and rep.status not in ("unchanged", "failed")
+            and (rep.chunks or rep.removed_chunks)
+        ):
+            detail = (
+                f"{rep.chunks} chunks" if rep.status in ("added", "changed") else f"-{rep.removed_chunks}"
+            )
+            self.out.write(f"{rep.status} {rep.source} ({detail})\n")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ---- sources, search, collections ----------------------------------------------------------------------
+
+
+def _table(rows: list[list[str]], header: list[str], out: TextIO) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    for row in [header, ["-" * w for w in widths], *rows]:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+def _sources(conn: Connection, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    col = conn.collection(args.collection)
+    if args.action == "list":
+        if args.source:
+            raise CommandError("sources list takes no source names")
+        infos = col.list_sources()
+        _table([[s.source, str(s.count)] for s in infos], ["source", "records"], out)
+        return 0
+    if not args.source:
+        raise CommandError("sources delete needs the sources to delete")
+    for source in args.source:
+        out.write(f"deleted {source}: {col.delete(source=source)} records\n")
+    return 0
+
+
+def _snippet(text: str | None, width: int = 70) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _search(conn: Connection, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    flt = None
+    if args.filter:
+        try:
+            flt = json.loads(args.filter)
+        except ValueError as exc:
+            raise CommandError(f"--filter is not JSON: {exc}") from exc
+    hits = conn.collection(args.collection).search(texts=[args.query], k=args.k, filter=flt)[0]
+    rows = [
+        [str(i + 1), h.id, f"{h.score:.3f}", h.source or "", _snippet(h.text)] for i, h in enumerate(hits)
+    ]
+    _table(rows, ["#", "id", "score", "source", "text"], out)
+    return 0
+
+
+def _collections(conn: Connection, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.action == "list":
+        rows = []
+        for name in conn.list_collections():
+            info = conn.info(name)
+            model = (info.get("embedding") or {}).get("model", "")
+            rows.append([name, str(info["count"]), str(info["dim"]), info["metric"], model])
+        _table(rows, ["name", "records", "dim", "metric", "model"], out)
+        return 0
+    if not args.name:
+        raise CommandError(f"collections {args.action} needs a name")
+    if args.action == "drop":
+        conn.drop_collection(args.name)
+        out.write(f"dropped {args.name}\n")
+        return 0
+    index = None
+    if args.index:
+        try:
+            index = json.loads(args.index)
+        except ValueError as exc:
+            raise CommandError(f"--index is not JSON: {exc}") from exc
+    embedding = None if args.no_model else ({"model": args.model} if args.model else {})
+    conn.create_collection(args.name, dim=args.dim, metric=args.metric, index=index, embedding=embedding)
+    info = conn.info(args.name)
+    out.write(f"created {args.name}: dim {info['dim']}, {info['metric']}, index {info['index']['type']}\n")
+    return 0
