@@ -79,8 +79,6 @@ def connect(url: str | None, api_key: str | None, data_dir: Path | None) -> Iter
     """The server at ``url`` (default ``$VECDB_URL`` or http://127.0.0.1:8080), or the data directory
     ``data_dir`` opened in this process (exclusive: not while a server has it open)."""
     from vecdb.errors import VecDBError
-    from vecdb_client.errors import UnavailableError
-    from vecdb_client.errors import VecDBError as ClientError
 
     if data_dir is not None:
         if url is not None:
@@ -98,7 +96,14 @@ def connect(url: str | None, api_key: str | None, data_dir: Path | None) -> Iter
         finally:
             db.close()
         return
-    from vecdb_client import Client
+    try:
+        from vecdb_client import Client
+        from vecdb_client.errors import UnavailableError
+        from vecdb_client.errors import VecDBError as ClientError
+    except ImportError as exc:
+        raise CommandError(
+            "talking to a server needs vecdb-client (pip install -e clients/python); or use --data-dir"
+        ) from exc
 
     target = url or os.environ.get("VECDB_URL") or DEFAULT_URL
     try:
