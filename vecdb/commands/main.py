@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import sys
 from pathlib import Path
@@ -42,7 +43,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument(
         "--delete-missing",
         action="store_true",
-        help="delete the sources of files that are not there any more",
+        help="delete the sources of files that are not there any more (with --glob: those matching it)",
     )
     p.add_argument("--model", help="embedding model when the collection is created (default: the server's)")
     p.add_argument("--quiet", action="store_true", help="only the summary line (and failures)")
@@ -109,6 +110,7 @@ def _ingest(conn: Connection, args: argparse.Namespace, out: TextIO, err: TextIO
             chunk_size=args.chunk_size,
             chunk_overlap=args.chunk_overlap,
             delete_missing=args.delete_missing,
+            in_scope=None if args.glob is None else (lambda source: fnmatch.fnmatch(source, args.glob)),
             on_file=progress.update,
         )
     except ValueError as exc:  # chunk sizes

@@ -10,10 +10,11 @@ For each document (source = its path relative to its root):
 - it cannot be read as text: **failed**, reported, its stored chunks (if any) left alone;
 - it has no text: **empty**, its stored chunks (if any) deleted.
 
-With ``delete_missing``, every source of the collection that is not among the documents is deleted
-(**removed**). Chunk ids are ``<first 16 hex of sha256(source)>:<chunk number>``; each chunk's metadata:
-``path``, ``chunk``, ``chunks``, ``start`` / ``end`` (character span), ``lines`` ([first, last], 1-based),
-``mtime`` (ISO 8601, UTC) and ``content_hash``. Texts are embedded by the collection's model.
+With ``delete_missing``, every source of the collection that is not among the documents (and is in scope,
+e.g. matches the run's glob) is deleted (**removed**). Chunk ids are
+``<first 16 hex of sha256(source)>:<chunk number>``; each chunk's metadata: ``path``, ``chunk``,
+``chunks``, ``start`` / ``end`` (character span), ``lines`` ([first, last], 1-based), ``mtime`` (ISO 8601,
+UTC) and ``content_hash``. Texts are embedded by the collection's model.
 """
 
 from __future__ import annotations
@@ -118,11 +119,14 @@ def ingest(
     chunk_size: int = 800,
     chunk_overlap: int = 100,
     delete_missing: bool = False,
+    in_scope: Callable[[str], bool] | None = None,
     on_file: Callable[[FileReport], None] | None = None,
 ) -> IngestSummary:
     """Bring ``target`` in step with ``documents`` (see the module docstring); returns what was done.
 
-    ``on_file`` is called after each file (for progress). Errors of one file (unreadable, rejected by the
+    ``delete_missing`` deletes the stored sources that are not among ``documents`` (only those for which
+    ``in_scope(source)`` holds, when given: e.g. the ones matching the run's glob). ``on_file`` is called
+    after each file (for progress). Errors of one file (unreadable, rejected by the
     collection) are reported in its ``FileReport`` and never stop the run; errors reaching the
     collection at all (listing its sources) propagate.
     """
@@ -143,7 +147,7 @@ def ingest(
     if delete_missing:
         present = {d.source for d in documents}
         for source in sorted(existing):
-            if source not in present:
+            if source not in present and (in_scope is None or in_scope(source)):
                 try:
                     removed = target.delete(source=source)
                     report(FileReport(source, "removed", removed_chunks=removed))
