@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 from vecdb.commands.connect import CommandError, Connection, connect
-from vecdb.ingest import FileReport, discover, ingest
+from vecdb.ingest import FileReport, discover, glob_regex, ingest, split_text
 
 __all__ = ["add_commands", "run_command"]
 
@@ -91,16 +90,20 @@ def _ensure_text_collection(conn: Connection, name: str, model: str | None) -> N
     if name not in conn.list_collections():
         conn.create_collection(name, embedding={"model": model} if model else {})
         return
-    info = conn.info(name)
-    if not info.get("embedding"):
+    own = (conn.info(name).get("embedding") or {}).get("model")
+    if not own:
         raise CommandError(f"collection {name!r} has no embedding model: ingest needs one to embed the text")
+    if model and model != own:
+        raise CommandError(f"collection {name!r} uses model {own!r}, not {model!r}")
 
 
 def _ingest(conn: Connection, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
+        split_text("", args.chunk_size, args.chunk_overlap)  # bad sizes: before anything is created
         documents = discover(args.paths, args.glob)
     except (FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
+    pattern = None if args.glob is None else glob_regex(args.glob)
     _ensure_text_collection(conn, args.collection, args.model)
     progress = _Progress(len(documents), out, quiet=args.quiet)
     try:
@@ -110,7 +113,7 @@ def _ingest(conn: Connection, args: argparse.Namespace, out: TextIO, err: TextIO
             chunk_size=args.chunk_size,
             chunk_overlap=args.chunk_overlap,
             delete_missing=args.delete_missing,
-            in_scope=None if args.glob is None else (lambda source: fnmatch.fnmatch(source, args.glob)),
+            in_scope=None if pattern is None else (lambda source: pattern.fullmatch(source) is not None),
             on_file=progress.update,
         )
     except ValueError as exc:  # chunk sizes

@@ -6,7 +6,7 @@ embedded engine's or a remote one through ``vecdb_client`` (both have the same m
 """
 
 from vecdb.ingest.chunks import Chunk, split_text
-from vecdb.ingest.documents import SUPPORTED_SUFFIXES, UnreadableFileError, discover, read_text
+from vecdb.ingest.documents import SUPPORTED_SUFFIXES, UnreadableFileError, discover, glob_regex, read_text
 from vecdb.ingest.sync import FileReport, IngestSummary, chunk_id, ingest
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "UnreadableFileError",
     "chunk_id",
     "discover",
+    "glob_regex",
     "ingest",
     "read_text",
     "split_text",

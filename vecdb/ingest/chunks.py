@@ -27,14 +27,21 @@ def split_text(text: str, chunk_size: int, chunk_overlap: int) -> list[Chunk]:
             f"need chunk_size >= 1 and 0 <= chunk_overlap < chunk_size, got {chunk_size}, {chunk_overlap}"
         )
     splitter = RecursiveCharacterTextSplitter(
-        chunk_size=chunk_size, chunk_overlap=chunk_overlap, add_start_index=True, strip_whitespace=True
+        chunk_size=chunk_size, chunk_overlap=chunk_overlap, strip_whitespace=True
     )
-    out = []
-    for doc in splitter.create_documents([text]):
-        start = int(doc.metadata["start_index"])
-        if start < 0 or text[start : start + len(doc.page_content)] != doc.page_content:
-            start = text.find(doc.page_content)  # the splitter could not place it: search
-        end = start + len(doc.page_content)
+    out: list[Chunk] = []
+    prev_start, prev_end = -1, 0
+    for piece in splitter.split_text(text):
+        # Chunks come in order, each reaches past the previous one and overlaps it by at most
+        # chunk_overlap: the first copy of its text that does so is where it came from (an earlier copy
+        # inside the previous chunk is not).
+        start = text.find(piece, max(prev_start + 1, prev_end - chunk_overlap, prev_end - len(piece) + 1))
+        if start < 0:
+            start = text.find(piece, prev_start + 1)
+        if start < 0:
+            raise AssertionError(f"splitter returned text not in the document: {piece[:40]!r}")
+        end = start + len(piece)
         first = text.count("\n", 0, start) + 1
-        out.append(Chunk(doc.page_content, start, end, first, first + doc.page_content.count("\n")))
+        out.append(Chunk(piece, start, end, first, first + piece.count("\n")))
+        prev_start, prev_end = start, end
     return out

@@ -7,7 +7,7 @@ that cannot be read as text raises ``UnreadableFileError`` with the reason: the 
 
 from __future__ import annotations
 
-import fnmatch
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,15 +32,22 @@ class Document:
 def discover(paths: list[Path], glob: str | None = None) -> list[Document]:
     """The supported files under ``paths`` (files or folders), sorted by source, each once.
 
-    ``glob`` (e.g. ``**/*.md``) filters by the source name. A file given directly is its own root (its
-    source is its name). Hidden files and folders (a name starting with ``.``) are skipped.
-    Raises FileNotFoundError for a path that does not exist, ValueError when two files get one source.
+    ``glob`` filters by the source name, as shells do: ``*`` and ``?`` stay within one folder, ``**/``
+    spans any number of folders (``**/*.md`` matches ``a.md`` and ``x/y/a.md``). A file given directly is
+    its own root (its source is its name). Hidden files and folders (a name starting with ``.``) are
+    skipped. Raises FileNotFoundError for a path that does not exist, ValueError for a file given directly
+    whose type is not supported, and when two files get one source.
     """
+    pattern = None if glob is None else glob_regex(glob)
     found: dict[str, Path] = {}
     for root in paths:
         if not root.exists():
             raise FileNotFoundError(f"{root} does not exist")
         if root.is_file():
+            if root.suffix.lower() not in SUPPORTED_SUFFIXES:
+                raise ValueError(
+                    f"{root} is not a supported document ({', '.join(sorted(SUPPORTED_SUFFIXES))})"
+                )
             candidates = [(root, root.name)]
         else:
             candidates = [
@@ -51,13 +58,42 @@ def discover(paths: list[Path], glob: str | None = None) -> list[Document]:
         for path, source in candidates:
             if path.suffix.lower() not in SUPPORTED_SUFFIXES:
                 continue
-            if glob is not None and not fnmatch.fnmatch(source, glob):
+            if pattern is not None and not pattern.fullmatch(source):
                 continue
             other = found.get(source)
             if other is not None and other.resolve() != path.resolve():
                 raise ValueError(f"{path} and {other} would both be source {source!r}")
             found[source] = path
     return [Document(path, source) for source, path in sorted(found.items())]
+
+
+def glob_regex(glob: str) -> re.Pattern[str]:
+    """A shell-style glob over ``/``-separated names as a regex: ``**/`` any folders (or none), ``**`` any
+    text, ``*`` any text within a name, ``?`` one character within a name, ``[...]`` a character class."""
+    out, i = [], 0
+    while i < len(glob):
+        if glob.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif glob[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif glob[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif glob[i] == "[" and (end := glob.find("]", i + 2)) != -1:
+            body = glob[i + 1 : end]
+            out.append(
+                "[^" + re.escape(body[1:]) + "]" if body.startswith("!") else "[" + re.escape(body) + "]"
+            )
+            i = end + 1
+        else:
+            out.append(re.escape(glob[i]))
+            i += 1
+    return re.compile("".join(out))
 
 
 def read_text(path: Path, data: bytes) -> str:
@@ -89,7 +125,6 @@ def _html_text(html: str) -> str:
 def _pdf_text(data: bytes) -> str:
     try:
         from pypdf import PdfReader
-        from pypdf.errors import PdfReadError
     except ImportError as exc:
         raise UnreadableFileError("PDF needs the pdf extra: pip install 'vecdb[pdf]'") from exc
     import io
@@ -97,5 +132,5 @@ def _pdf_text(data: bytes) -> str:
     try:
         reader = PdfReader(io.BytesIO(data))
         return "\n\n".join(page.extract_text() or "" for page in reader.pages)
-    except (PdfReadError, ValueError, KeyError, OSError) as exc:
-        raise UnreadableFileError(f"unreadable PDF: {exc}") from exc
+    except Exception as exc:  # pypdf raises many kinds on damaged files (AttributeError, TypeError...)
+        raise UnreadableFileError(f"unreadable PDF: {type(exc).__name__}: {exc}") from exc

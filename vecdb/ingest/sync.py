@@ -2,8 +2,8 @@
 
 For each document (source = its path relative to its root):
 
-- its SHA-256 equals the ``content_hash`` stored with its first chunk, and the chunk count matches:
-  **unchanged**, nothing sent;
+- its SHA-256 equals the ``content_hash`` stored with its first chunk, and the chunk count and the
+  chunking (size, overlap) match: **unchanged**, nothing sent;
 - otherwise its text is split and ``replace_source`` swaps the source's old chunks for the new ones in
   ONE atomic write (**added** or **changed**); a reader never sees a mix, and a failure leaves the old
   chunks in place;
@@ -14,7 +14,7 @@ With ``delete_missing``, every source of the collection that is not among the do
 e.g. matches the run's glob) is deleted (**removed**). Chunk ids are
 ``<first 16 hex of sha256(source)>:<chunk number>``; each chunk's metadata: ``path``, ``chunk``,
 ``chunks``, ``start`` / ``end`` (character span), ``lines`` ([first, last], 1-based), ``mtime`` (ISO 8601,
-UTC) and ``content_hash``. Texts are embedded by the collection's model.
+UTC), ``content_hash`` and ``chunking`` ([size, overlap]). Texts are embedded by the collection's model.
 """
 
 from __future__ import annotations
@@ -100,15 +100,15 @@ def chunk_id(source: str, number: int) -> str:
     return f"{hashlib.sha256(source.encode()).hexdigest()[:16]}:{number}"
 
 
-def _stored_hashes(target: Target, sources: list[str]) -> dict[str, tuple[str | None, int | None]]:
-    """source -> (content_hash, chunks) from each source's first chunk."""
-    out: dict[str, tuple[str | None, int | None]] = {}
+def _stored_hashes(target: Target, sources: list[str]) -> dict[str, tuple[Any, Any, Any]]:
+    """source -> (content_hash, chunks, chunking) from each source's first chunk."""
+    out: dict[str, tuple[Any, Any, Any]] = {}
     by_id = {chunk_id(s, 0): s for s in sources}
     ids = list(by_id)
     for lo in range(0, len(ids), _GET_BATCH):
         for rec in target.get(ids[lo : lo + _GET_BATCH], include=["metadata"]):
             meta = rec.metadata or {}
-            out[by_id[rec.id]] = (meta.get("content_hash"), meta.get("chunks"))
+            out[by_id[rec.id]] = (meta.get("content_hash"), meta.get("chunks"), meta.get("chunking"))
     return out
 
 
@@ -160,7 +160,7 @@ def _one(
     target: Target,
     doc: Document,
     old_count: int,
-    stored: tuple[str | None, int | None] | None,
+    stored: tuple[Any, Any, Any] | None,
     chunk_size: int,
     chunk_overlap: int,
 ) -> FileReport:
@@ -170,12 +170,13 @@ def _one(
     except OSError as exc:
         return FileReport(doc.source, "failed", error=f"cannot read: {exc.strerror or exc}")
     digest = hashlib.sha256(data).hexdigest()
-    if old_count and stored is not None and stored == (digest, old_count):
+    if old_count and stored == (digest, old_count, [chunk_size, chunk_overlap]):
         return FileReport(doc.source, "unchanged", chunks=old_count)
     try:
         chunks = split_text(read_text(doc.path, data), chunk_size, chunk_overlap)
-    except UnreadableFileError as exc:
-        return FileReport(doc.source, "failed", error=str(exc))
+    except Exception as exc:  # unreadable, or an extractor's surprise: never the end of the run
+        error = str(exc) if isinstance(exc, UnreadableFileError) else f"{type(exc).__name__}: {exc}"
+        return FileReport(doc.source, "failed", error=error)
     ids = [chunk_id(doc.source, i) for i in range(len(chunks))]
     metadatas: list[dict[str, Any] | None] = [
         {
@@ -187,6 +188,7 @@ def _one(
             "lines": [c.first_line, c.last_line],
             "mtime": mtime,
             "content_hash": digest,
+            "chunking": [chunk_size, chunk_overlap],
         }
         for i, c in enumerate(chunks)
     ]
