@@ -75,7 +75,10 @@ class Database:
     def __init__(self, path: str | Path | None = None, *, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self.path = Path(path) if path is not None else self.settings.data_dir
-        self.path.mkdir(parents=True, exist_ok=True)
+        # Owner-only: records are the user's data. A directory that exists already keeps its mode.
+        if not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.mkdir(mode=0o700, exist_ok=True)
         self._lock_file = FileLock(self.path / "LOCK", timeout=0)
         try:
             self._lock_file.acquire()
@@ -85,7 +88,7 @@ class Database:
                 path=str(self.path),
             ) from exc
         self._dir = self.path / "collections"
-        self._dir.mkdir(exist_ok=True)
+        self._dir.mkdir(mode=0o700, exist_ok=True)
         for leftover in self._dir.glob(".*"):
             shutil.rmtree(leftover, ignore_errors=True)
         self._lock = threading.RLock()
