@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PIP     := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: install run test lint bench proto clean
+.PHONY: install run test lint bench proto reliability clean
 
 install: $(STAMP)
 
@@ -27,6 +27,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check vecdb clients tests benchmarks scripts examples
 	$(BIN)/mypy
+
+# The long reliability run (docs/guarantees.md): crash rounds, minutes of concurrent load, many fuzz examples;
+# writes benchmarks/results/reliability.{json,md}.
+reliability: install
+	VECDB_RELIABILITY=long $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/reliability
 
 bench: install
 	$(BIN)/python benchmarks/engine.py
