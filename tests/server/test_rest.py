@@ -343,6 +343,7 @@ ROUTES = {
     ("/v1/collections/{name}/count", "get"),
     ("/v1/collections/{name}/sources", "get"),
     ("/v1/collections/{name}/sources/{source}", "delete"),
+    ("/v1/collections/{name}/sources/{source}", "put"),
     ("/v1/embed", "post"),
 }
 
