@@ -67,6 +67,8 @@ def json_or_none(text: str, what: str, error: type[VecDBError] = InvalidArgument
         return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except ValueError as exc:
         raise error(f"{what} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # nesting deeper than the parser's stack: no JSON we keep is that deep
+        raise error(f"{what} is nested too deeply to parse") from exc
 
 
 def _no_constant(name: str) -> Any:
