@@ -21,7 +21,7 @@ from vecdb_client import _grpc, _rest
 from vecdb_client._calls import Call
 from vecdb_client._generated import vecdb_pb2_grpc as pb_grpc
 from vecdb_client._transport import Endpoint, backoff_delay
-from vecdb_client.client import _json
+from vecdb_client.client import Client, _json
 from vecdb_client.errors import ClosedError, DeadlineExceededError, UnavailableError
 from vecdb_client.types import CollectionInfo, Hit, Metric, Record, SourceInfo
 
@@ -112,6 +112,23 @@ class AsyncClient:
         self.backoff = backoff
         self._transport: _AsyncTransport | None = None
         self._closed = False
+
+    @classmethod
+    def like(cls, client: Client) -> AsyncClient:
+        """An AsyncClient with a sync ``Client``'s endpoint, key, timeout and retries."""
+        ep = client.endpoint
+        grpc_url = (
+            None if ep.grpc_target is None else f"{'grpcs' if ep.grpc_tls else 'grpc'}://{ep.grpc_target}"
+        )
+        return cls(
+            ep.rest_url,
+            grpc_url=grpc_url,
+            prefer_grpc=grpc_url is not None,
+            api_key=ep.api_key,
+            timeout=client.timeout,
+            retries=client.retries,
+            backoff=client.backoff,
+        )
 
     async def _send(self, call: Call) -> Any:
         if self._closed:

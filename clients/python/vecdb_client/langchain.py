@@ -164,20 +164,7 @@ class VecDBVectorStore(VectorStore):
         if aclient is None:
             for old in [lp for lp in self._async_clients if lp.is_closed()]:
                 del self._async_clients[old]  # its connections died with their loop
-            c, ep = self.client, self.client.endpoint
-            grpc_url = None
-            if ep.grpc_target is not None:
-                grpc_url = f"{'grpcs' if ep.grpc_tls else 'grpc'}://{ep.grpc_target}"
-            aclient = AsyncClient(
-                ep.rest_url,
-                grpc_url=grpc_url,
-                prefer_grpc=grpc_url is not None,
-                api_key=ep.api_key,
-                timeout=c.timeout,
-                retries=c.retries,
-                backoff=c.backoff,
-            )
-            self._async_clients[loop] = aclient
+            aclient = self._async_clients[loop] = AsyncClient.like(self.client)
         return aclient
 
     # ---- writes ------------------------------------------------------------------------------------

@@ -134,21 +134,7 @@ class VecDBSemanticCache(BaseCache):
         if cache is None:
             for old in [lp for lp in self._async if lp.is_closed()]:
                 del self._async[old]
-            ep, c = self.client.endpoint, self.client
-            aclient = self._given_async
-            if aclient is None:
-                grpc_url = None
-                if ep.grpc_target is not None:
-                    grpc_url = f"{'grpcs' if ep.grpc_tls else 'grpc'}://{ep.grpc_target}"
-                aclient = AsyncClient(
-                    ep.rest_url,
-                    grpc_url=grpc_url,
-                    prefer_grpc=grpc_url is not None,
-                    api_key=ep.api_key,
-                    timeout=c.timeout,
-                    retries=c.retries,
-                    backoff=c.backoff,
-                )
+            aclient = self._given_async or AsyncClient.like(self.client)
             cache = self._async[loop] = AsyncSemanticCache(aclient, **self._options)
         return cache
 
