@@ -21,10 +21,9 @@ Pinned here:
   appears outside the data directory;
 - a lone surrogate (the JSON escape "\\ud800") that ends up quoted in an error is still a 4xx;
 - valid unicode in ids, texts, metadata and sources (NUL, RTL marks, path-like strings) round-trips;
-
-Open bugs, not pinned here yet (see the issue 9 note): on paths served by two routes a 405's ``Allow`` names
-one route's method only; vectors near the float32 limit (finite, accepted) give null scores or lost hits
-under ip and l2.
+- a 405 names every method of the path (``Allow``), also where two routes serve one path;
+- under ip and l2, vectors whose norm would overflow FAISS's float32 scores are ``invalid_vector``; those
+  at the limit give numeric scores and every hit.
 """
 
 from __future__ import annotations
@@ -49,6 +48,7 @@ from tests.server.conftest import MAX_REQUEST_BYTES, make_app, make_client
 from vecdb import Database
 from vecdb.config import EmbeddingSettings, Limits, Settings, StorageSettings
 from vecdb.engine.database import NAME_RE
+from vecdb.engine.validate import MAX_VECTOR_NORM
 from vecdb.server.auth import Authenticator
 from vecdb.server.metrics import Metrics
 from vecdb.server.rest import create_app
@@ -164,11 +164,6 @@ CONFIG = schemathesis.Config.from_dict(
             # engine checks (a vector's length is the collection's dim, a name is [A-Za-z0-9_-]{1,64},
             # ids are non-empty...), so schema-valid input is often rightly a 400 or 413.
             "positive_data_acceptance": {"enabled": False},
-            # Off: an open bug (issue 9 note): on the three paths served
-            # by two routes, Allow names one route's method only (OPTIONS /v1/collections -> "Allow: GET"
-            # or "POST"), and schemathesis stops an operation at its first failure, so this one finding
-            # would hide whatever else the run finds on those operations.
-            "allow_header_conformance": {"enabled": False},
             # Invalid input must be a documented 4xx. 413 is how limits (k, batch, body size) answer; 5xx
             # stays out (schemathesis' default lets it through here, not_a_server_error catches it).
             "negative_data_rejection": {"expected-statuses": ["400", "404", "405", "409", "413"]},
@@ -632,3 +627,88 @@ async def test_lone_surrogate_in_error_details_is_not_500(
     assert_error_shape(r, (400, 404, 409), code)
     if code == "invalid_name":
         assert r.json()["error"]["details"] == {"name": "\ud800"}
+
+
+# ---- 405 ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PATCH", "/v1/collections/docs", {"GET", "DELETE"}),
+        ("PUT", "/v1/collections", {"GET", "POST"}),
+        ("GET", "/v1/collections/docs/sources/s", {"DELETE", "PUT"}),
+        ("GET", "/v1/collections/docs/search", {"POST"}),
+    ],
+)
+async def test_405_names_the_allowed_methods(
+    client: httpx.AsyncClient, method: str, path: str, allowed: set[str]
+) -> None:
+    """RFC 9110 15.5.6: a 405 MUST carry ``Allow``, listing the resource's methods (schemathesis'
+    unsupported_method and allow_header_conformance checks).
+
+    Regressions: the StarletteHTTPException handler dropped ``exc.headers`` (fixed in 5cf8fb2); where two
+    routes serve one path, Starlette fills Allow from the first route matching the path only
+    (PATCH /v1/collections/docs -> "Allow: GET", DELETE missing): the handler now gathers every route's."""
+    r = await client.request(method, path)
+    assert_error_shape(r, 405, "method_not_allowed")
+    got = {m.strip() for m in r.headers.get("allow", "").split(",") if m.strip()}
+    assert got == allowed, f"{method} {path}: Allow: {r.headers.get('allow')!r}, expected {sorted(allowed)}"
+
+
+# ---- finite inputs, overflowing scores ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+async def test_vectors_whose_scores_overflow_are_invalid(client: httpx.AsyncClient, metric: str) -> None:
+    """Regression: vectors near the float32 limit were accepted under ip and l2, and FAISS's float32
+    scores overflowed: "score": null in the reply (a schema breach) and l2 hits silently dropped. Norms
+    above MAX_VECTOR_NORM are now ``invalid_vector`` (records and queries); at the limit, every hit has a
+    numeric score. cosine normalizes in float64 and takes any finite vector."""
+    name = f"huge_{metric}"
+    r = await client.post("/v1/collections", json={"name": name, "dim": 2, "metric": metric})
+    assert r.status_code in (201, 409), r.text
+    huge = [[3e38, 3e38], [-3e38, -3e38]]
+    r = await client.post(f"/v1/collections/{name}/upsert", json={"ids": ["a", "b"], "vectors": huge})
+    assert_error_shape(r, 400, "invalid_vector")
+    r = await client.post(f"/v1/collections/{name}/search", json={"vectors": [huge[0]], "k": 2})
+    assert_error_shape(r, 400, "invalid_vector")
+    edge = MAX_VECTOR_NORM / 2**0.5 * 0.999
+    r = await client.post(
+        f"/v1/collections/{name}/upsert", json={"ids": ["a", "b"], "vectors": [[edge, edge], [-edge, -edge]]}
+    )
+    assert r.status_code == 200, r.text
+    for query in ([edge, edge], [1e-3, 1e-3]):
+        r = await client.post(f"/v1/collections/{name}/search", json={"vectors": [query], "k": 2})
+        assert r.status_code == 200, r.text
+        hits = r.json()["results"][0]
+        assert all(isinstance(h["score"], float) and abs(h["score"]) < 3e38 for h in hits), hits
+        assert sorted(h["id"] for h in hits) == ["a", "b"], f"{metric} {query}: hits {hits}"
+
+
+async def test_cosine_takes_any_finite_vector(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/collections", json={"name": "huge_cos", "dim": 2, "metric": "cosine"})
+    assert r.status_code in (201, 409), r.text
+    r = await client.post(
+        "/v1/collections/huge_cos/upsert", json={"ids": ["a", "b"], "vectors": [[3e38, 3e38], [-3e38, 1e-30]]}
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post("/v1/collections/huge_cos/search", json={"vectors": [[1e-30, 1e-30]], "k": 2})
+    assert r.status_code == 200, r.text
+    assert [h["id"] for h in r.json()["results"][0]] == ["a", "b"]
+    assert r.json()["results"][0][0]["score"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_schema_documents_no_unsent_422() -> None:
+    """FastAPI documents a 422 on every route; the server answers validation failures with 400
+    ``invalid_argument``, so the schema must not promise a 422 (nor keep its unused models)."""
+    schema = _SPEC_APP.openapi()
+    documented = {
+        (path, method, status)
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        for status in operation["responses"]
+    }
+    assert not [d for d in documented if d[2] == "422"]
+    assert all(("400" in op["responses"]) for item in schema["paths"].values() for op in item.values())
+    assert "HTTPValidationError" not in schema["components"]["schemas"]

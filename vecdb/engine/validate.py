@@ -28,6 +28,7 @@ from vecdb.storage import NewRecord
 from vecdb.types import INCLUDE_FIELDS, Metric
 
 __all__ = [
+    "MAX_VECTOR_NORM",
     "split_missing_vectors",
     "validate_id_list",
     "validate_include",
@@ -73,6 +74,11 @@ def split_missing_vectors(ids: Any, vectors: Any, texts: Any, dim: int) -> tuple
 
 
 _F32_MAX = float(np.finfo(np.float32).max)
+#: The largest L2 norm a vector may have under the l2 and ip metrics. FAISS scores in float32: two
+#: vectors of norm up to 1e18 have an inner product within 1e36 and a squared distance within 4e36, far
+#: from float32's 3.4e38; beyond it, scores overflow to inf or NaN (and l2 hits are lost). Cosine
+#: normalizes in float64 first and needs no bound.
+MAX_VECTOR_NORM = 1e18
 
 
 def _utf8_len(value: str) -> int | None:
@@ -147,7 +153,9 @@ def _as_matrix(vectors: Any, dim: int, what: str) -> np.ndarray:
             raise DimensionMismatchError(f"{what} vectors must be a 2-d array, got {vectors.ndim}-d")
         if vectors.dtype.kind not in "fiu":
             raise InvalidVectorError(f"{what} vectors must be numbers, got dtype {vectors.dtype}")
-        arr = vectors.astype(np.float64, copy=False)
+        # A signaling NaN makes the cast warn ("invalid value"); the check below rejects it anyway.
+        with np.errstate(invalid="ignore"):
+            arr = vectors.astype(np.float64, copy=False)
     else:
         if isinstance(vectors, str | bytes) or not isinstance(vectors, Iterable):
             raise InvalidVectorError(f"{what} vectors must be a list of lists of floats")
@@ -183,14 +191,31 @@ def _as_matrix(vectors: Any, dim: int, what: str) -> np.ndarray:
 
 
 def _check_norms(arr: np.ndarray, metric: Metric, what: str, ids: Sequence[str] | None = None) -> None:
-    if metric != "cosine" or not len(arr):
+    if not len(arr):
         return
-    zero = np.linalg.norm(arr.astype(np.float64), axis=1) == 0
-    if zero.any():
-        i = int(np.argmax(zero))
-        name = f" (id {ids[i]!r})" if ids is not None else ""
+    norms = np.linalg.norm(arr.astype(np.float64), axis=1)
+
+    def name(i: int) -> str:
+        return f" (id {ids[i]!r:.80})" if ids is not None else ""
+
+    if metric == "cosine":
+        zero = norms == 0
+        if zero.any():
+            i = int(np.argmax(zero))
+            raise InvalidVectorError(
+                f"{what} vector {i}{name(i)} is all zeros: it has no direction under the cosine metric",
+                index=i,
+            )
+        return
+    huge = norms > MAX_VECTOR_NORM
+    if huge.any():
+        i = int(np.argmax(huge))
         raise InvalidVectorError(
-            f"{what} vector {i}{name} is all zeros: it has no direction under the cosine metric", index=i
+            f"{what} vector {i}{name(i)} has L2 norm {norms[i]:.3g}; under the {metric} metric the limit "
+            f"is {MAX_VECTOR_NORM:g} (scores would overflow float32)",
+            index=i,
+            norm=float(norms[i]),
+            limit=MAX_VECTOR_NORM,
         )
 
 

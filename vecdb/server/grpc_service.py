@@ -3,6 +3,9 @@
 Every method goes through ``_call``: authentication, metrics, and the one mapping from ``VecDBError`` to
 a status code (the class's ``grpc_code``), with ``vecdb-error-code`` / ``vecdb-error-details`` trailing
 metadata so clients rebuild the same exception class. Anything else is INTERNAL (and logged).
+Requests reach the servicer as bytes and are decoded here (``_handlers``), so that bytes that are not a
+request message are vecdb's INVALID_ARGUMENT like any other bad input (grpcio would answer INTERNAL, and
+a client stream that failed to decode in grpcio kept the server from ever finishing ``stop``).
 The standard health service and server reflection are registered next to it.
 """
 
@@ -10,12 +13,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -42,6 +48,12 @@ MAX_DETAILS_CHARS = 2000
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 15] + "... (truncated)"
+
+
+def _status_message(message: str) -> str:
+    """The message clipped and UTF-8-encodable: errors may quote a lone surrogate from the request (JSON
+    escapes allow them), and grpcio would replace a message it cannot encode with its own."""
+    return _clip(message, MAX_MESSAGE_CHARS).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _details_text(details: dict[str, Any]) -> str:
@@ -73,7 +85,7 @@ class VecDBServicer(pb_grpc.VecDBServicer):
             context.set_trailing_metadata(
                 (("vecdb-error-code", exc.code), ("vecdb-error-details", _details_text(exc.details)))
             )
-            context.abort(grpc.StatusCode[exc.grpc_code], _clip(exc.message, MAX_MESSAGE_CHARS))
+            context.abort(grpc.StatusCode[exc.grpc_code], _status_message(exc.message))
         except Exception as exc:
             code = "internal"
             log.exception("grpc %s failed", op)
@@ -234,6 +246,57 @@ class VecDBServicer(pb_grpc.VecDBServicer):
         return self._call(context, "embed", run)
 
 
+def _op(method: str) -> str:
+    """The operation (auth, metrics) of an RPC: CreateCollection -> create_collection."""
+    return "upsert" if method == "UpsertStream" else re.sub(r"(?<!^)(?=[A-Z])", "_", method).lower()
+
+
+def _decode(cls: type[Message], raw: bytes, what: str) -> Any:
+    try:
+        return cls.FromString(raw)
+    except DecodeError as exc:
+        raise InvalidArgumentError(
+            f"{what} is not a valid {cls.DESCRIPTOR.full_name} message: {exc}", message_type=cls.__name__
+        ) from exc
+
+
+def _handlers(servicer: VecDBServicer) -> grpc.GenericRpcHandler[Any, Any]:
+    """Handlers for every method of vecdb.v1.VecDB that take the request as bytes and decode it under
+    ``servicer._call`` (auth first, then INVALID_ARGUMENT for bytes that do not decode)."""
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+    for method in pb.DESCRIPTOR.services_by_name["VecDB"].methods:
+        request_cls: type[Message] = getattr(pb, method.input_type.name)
+        serialize = getattr(pb, method.output_type.name).SerializeToString
+        impl = getattr(servicer, method.name)
+        op = _op(method.name)
+        if method.client_streaming:
+
+            def stream(raws: Iterator[bytes], context: Any, impl: Any = impl, cls: Any = request_cls) -> Any:
+                decoded = (_decode(cls, raw, f"stream message {i}") for i, raw in enumerate(raws))
+                return impl(decoded, context)
+
+            handlers[method.name] = grpc.stream_unary_rpc_method_handler(
+                stream, response_serializer=serialize
+            )
+        else:
+
+            def unary(
+                raw: bytes, context: Any, impl: Any = impl, cls: Any = request_cls, op: str = op
+            ) -> Any:
+                try:
+                    request = _decode(cls, raw, "the request")
+                except InvalidArgumentError as exc:
+                    return servicer._call(context, op, partial(_raise, exc))
+                return impl(request, context)
+
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(unary, response_serializer=serialize)
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
+
+
+def _raise(exc: Exception) -> Any:
+    raise exc
+
+
 def create_grpc_server(
     db: Database,
     *,
@@ -255,7 +318,7 @@ def create_grpc_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    pb_grpc.add_VecDBServicer_to_server(VecDBServicer(db, authenticator, metrics), server)  # type: ignore[no-untyped-call]
+    server.add_generic_rpc_handlers((_handlers(VecDBServicer(db, authenticator, metrics)),))
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):

@@ -141,7 +141,10 @@ def serve(settings: Settings) -> int:
             log.error("REST could not start on %s:%d", settings.host, settings.rest_port)
             grpc_server.stop(0)
             return 1
-        grpc_server.stop(settings.shutdown_grace_seconds).wait()
+        # grpcio's stop event is set once every call ended; a few seconds past the grace, go on closing
+        # the database anyway (in-flight writes were acknowledged or not: either way nothing is lost).
+        if not grpc_server.stop(settings.shutdown_grace_seconds).wait(settings.shutdown_grace_seconds + 5):
+            log.warning("gRPC did not finish stopping within the grace period; closing anyway")
     finally:
         db.close()
         log.info("stopped; indexes checkpointed")

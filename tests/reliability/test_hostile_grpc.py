@@ -13,14 +13,14 @@ Pinned here:
 - JSON nested 10,000 deep in any ``*_json`` field is INVALID_ARGUMENT with the field's error code;
 - path-like and unicode names on every RPC that takes one are ``invalid_name`` (or NOT_FOUND) and
   never create anything outside the data directory;
-- bytes that are not a protobuf message of the method's type: grpcio answers INTERNAL "Exception
-  deserializing request!" before vecdb sees the call (no trailer). Pinned as found; random bytes that do
-  decode get the contract above. An unknown method is UNIMPLEMENTED.
-
-Known failures have tests of their own, and the property tests leave their inputs out so that they
-flag new bugs only: a lone surrogate (the JSON escape "\\ud800") quoted back in an error must keep
-vecdb's message; a signaling NaN in packed floats must be ``invalid_vector`` without a numpy warning;
-the server must still stop after undecodable UpsertStream messages (grpcio never finishes stopping).
+- bytes that are not a protobuf message of the method's type (random bytes, invalid UTF-8 in a string
+  field, truncated varints...) are INVALID_ARGUMENT ``invalid_argument`` with vecdb's trailers, in unary
+  calls and in any message of a client stream; random bytes that do decode get the contract above. An
+  unknown method is UNIMPLEMENTED;
+- the server finishes stopping after undecodable stream messages;
+- a lone surrogate (the JSON escape "\\ud800") quoted back in an error keeps vecdb's message (escaped);
+- a signaling NaN in packed floats is ``invalid_vector`` (no numpy warning);
+- under ip and l2, vectors whose scores would overflow float32 are ``invalid_vector``.
 """
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ vectors = st.one_of(
         lambda dim, n, word: pb.Vectors(dim=dim, data=word * (n * dim)),
         st.integers(1, 6),
         st.integers(0, 3),
-        st.sampled_from(_F32_SPECIALS),  # (a signaling NaN: test_signaling_nan_is_invalid_vector)
+        st.sampled_from([*_F32_SPECIALS, _SIGNALING_NAN]),
     ),
     st.builds(
         lambda dim, extra: pb.Vectors(dim=dim, data=b"\0" * (4 * dim + extra)),
@@ -322,8 +322,7 @@ deep_json = st.one_of(
 )
 
 #: Text for the JSON fields: not JSON, JSON but not an object, NaN/Infinity literals, huge numbers,
-#: truncated, and specs/filters that look almost right. No lone-surrogate escapes (see
-#: test_lone_surrogate_in_error_keeps_the_message).
+#: truncated, specs/filters that look almost right, and lone-surrogate escapes that errors quote back.
 GARBAGE_JSON = [
     "{",
     "}",
@@ -362,6 +361,9 @@ GARBAGE_JSON = [
     "\ufeff{}",
     '{"n": 1} trailing',
     '{"n": 1, "n": 2}',
+    '{"\\ud800": {"$bad": 1}}',
+    '{"model": "\\udfff"}',
+    '{"type": "\\ud800"}',
 ]
 json_texts = st.one_of(
     st.just(""),
@@ -617,22 +619,10 @@ def start_server(db: Database) -> tuple[grpc.Server, grpc.Channel]:
     return server, grpc.insecure_channel(f"127.0.0.1:{port}")
 
 
-@pytest.fixture(scope="module")
-def stream_channel(served: Served) -> Iterator[grpc.Channel]:
-    """A second server over the same database, for undecodable client-stream messages: after those,
-    grpcio's server never finishes stopping (test_server_stops_after_an_undecodable_stream_message):
-    stop(None) blocks for ever (run_grpc_server's teardown would hang), stop(grace) returns an event that
-    is never set. This one is stopped with a grace of 0 and given 2 s."""
-    server, channel = start_server(served.db)
-    yield channel
-    channel.close()
-    server.stop(0).wait(timeout=2)
-
-
-def _raw(served: Served, stream_channel: grpc.Channel, rpc: str) -> Callable[[bytes], Any]:
+def _raw(served: Served, rpc: str) -> Callable[[bytes], Any]:
     """A call of ``rpc`` that sends the given bytes as they are (no serializer)."""
     if rpc == "UpsertStream":
-        stream = stream_channel.stream_unary(SERVICE + rpc)
+        stream = served.grpc.channel.stream_unary(SERVICE + rpc)
         return lambda payload: stream(iter([payload]), timeout=60)
     unary = served.grpc.channel.unary_unary(SERVICE + rpc)
     return lambda payload: unary(payload, timeout=60)
@@ -646,15 +636,18 @@ def decodes(rpc: str, payload: bytes) -> bool:
     return True
 
 
-def assert_undecodable_is_internal(rpc: str, payload: bytes, call: Callable[[bytes], Any]) -> None:
-    """grpcio's behaviour, pinned as found: a request it cannot deserialize is INTERNAL with the message
-    "Exception deserializing request!" and no vecdb trailers (the servicer never runs)."""
+def assert_undecodable_is_invalid_argument(rpc: str, payload: bytes, call: Callable[[bytes], Any]) -> None:
+    """Bytes that do not decode as the method's request are vecdb's INVALID_ARGUMENT, with trailers.
+
+    Regression: grpcio deserialized requests itself and answered INTERNAL "Exception deserializing
+    request!" without trailers; the servicer now takes bytes and decodes them (grpc_service._handlers)."""
     with pytest.raises(grpc.RpcError) as info:
         call(payload)
     err = info.value
-    assert err.code() == grpc.StatusCode.INTERNAL, (rpc, payload, err.code(), err.details())
-    assert err.details() == "Exception deserializing request!", (rpc, payload, err.details())
-    assert "vecdb-error-code" not in dict(err.trailing_metadata() or ())
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, (rpc, payload, err.code(), err.details())
+    trailers = dict(err.trailing_metadata() or ())
+    assert trailers.get("vecdb-error-code") == "invalid_argument", (rpc, payload, trailers)
+    assert "is not a valid vecdb.v1." in (err.details() or ""), (rpc, payload, err.details())
 
 
 #: Bytes that are not a message of (most) request types here: a string field (1) holding invalid UTF-8
@@ -676,21 +669,19 @@ UNDECODABLE_CASES = [
 @pytest.mark.parametrize(
     ("rpc", "payload_name"), UNDECODABLE_CASES, ids=[f"{r}-{n}" for r, n in UNDECODABLE_CASES]
 )
-def test_undecodable_bytes_are_internal(
-    served: Served, stream_channel: grpc.Channel, rpc: str, payload_name: str
-) -> None:
+def test_undecodable_bytes_are_invalid_argument(served: Served, rpc: str, payload_name: str) -> None:
     payload = UNDECODABLE[payload_name]
-    assert_undecodable_is_internal(rpc, payload, _raw(served, stream_channel, rpc))
+    assert_undecodable_is_invalid_argument(rpc, payload, _raw(served, rpc))
 
 
 @pytest.mark.parametrize("rpc", list(RPCS))
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(payload=st.binary(max_size=200))
-def test_random_bytes(served: Served, stream_channel: grpc.Channel, rpc: str, payload: bytes) -> None:
-    """Random bytes: INTERNAL as pinned above when they do not decode, else the vecdb contract."""
+def test_random_bytes(served: Served, rpc: str, payload: bytes) -> None:
+    """Random bytes: INVALID_ARGUMENT when they do not decode, else the vecdb contract."""
     if not decodes(rpc, payload):
         STATS["raw_undecodable"] += 1
-        assert_undecodable_is_internal(rpc, payload, _raw(served, stream_channel, rpc))
+        assert_undecodable_is_invalid_argument(rpc, payload, _raw(served, rpc))
         return
     STATS["raw_decodable"] += 1
     request = RPCS[rpc].FromString(payload)
@@ -837,7 +828,7 @@ def test_deep_json_is_invalid_argument(served: Served, rpc: str, request_: Any, 
     assert trailers.get("vecdb-error-code") == code, trailers
 
 
-# ---- known failures, each on its own --------------------------------------------------------------------
+# ---- regressions found by this file ---------------------------------------------------------------------
 
 #: (id, rpc, request whose JSON holds the escape of a lone surrogate that the error message quotes)
 SURROGATE_CASES: list[tuple[str, str, Any]] = [
@@ -860,70 +851,65 @@ SURROGATE_CASES: list[tuple[str, str, Any]] = [
     ("rpc", "request_"), [c[1:] for c in SURROGATE_CASES], ids=[c[0] for c in SURROGATE_CASES]
 )
 def test_lone_surrogate_in_error_keeps_the_message(served: Served, rpc: str, request_: Any) -> None:
-    """BUG (open): the error message quotes the value raw (the filter path "filter.\\ud800.$bad", the
-    model name), and grpcio cannot encode a status message holding a lone surrogate as UTF-8: the status
-    code and trailers survive, but the message becomes grpcio's "Exception calling application: 'utf-8'
-    codec can't encode character '\\ud800'...". (REST escapes it since 5cf8fb2.)
-    Repro: Count(CountRequest(collection="docs", filter_json='{"\\\\ud800": {"$bad": 1}}')).
-    A fix: in grpc_service._call, make the message encodable (e.g. .encode("utf-8", "backslashreplace")).
-    """
+    """Regression: the error message quotes the value raw (the filter path "filter.\\ud800.$bad", the
+    model name), and grpcio cannot encode a status message holding a lone surrogate as UTF-8: it replaced
+    vecdb's message with "Exception calling application: 'utf-8' codec can't encode character...".
+    grpc_service now escapes it (backslashreplace), as REST does since 5cf8fb2."""
     with pytest.raises(grpc.RpcError) as info:
         invoke(served, rpc, request_)
     err = info.value
-    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, (err.code(), err.details())
+    details = err.details() or ""
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, (err.code(), details)
     assert "vecdb-error-code" in dict(err.trailing_metadata() or ())
-    assert not (err.details() or "").startswith("Exception calling application"), (
-        f"{rpc}: vecdb's message was replaced by grpcio's: {err.details()!r}"
-    )
+    assert not details.startswith("Exception calling application"), f"{rpc}: message replaced: {details!r}"
+    assert "\\ud800" in details, details
+
+
+#: A stream message that decodes, and one that does not (an end-group tag that opens no group).
+UPSERT_OK = pb.UpsertRequest(
+    collection="docs", records=[pb.RecordData(id="streamed")], vectors=_Q
+).SerializeToString()
+UNDECODABLE_MESSAGE = b"\x0c"
 
 
 @pytest.mark.parametrize(
-    ("payload", "stops"), [(b"", True), (b"\x0c", False)], ids=["decodable-control", "undecodable"]
+    "messages",
+    [[UNDECODABLE_MESSAGE], [UPSERT_OK, UNDECODABLE_MESSAGE], [UPSERT_OK, UPSERT_OK]],
+    ids=["undecodable-first", "undecodable-second", "decodable-control"],
 )
-def test_server_stops_after_an_undecodable_stream_message(
-    served: Served, payload: bytes, stops: bool
-) -> None:
-    """BUG (open; grpcio 1.85, reaches ``vecdb serve``): once client-streaming calls (UpsertStream) got a
-    message that does not decode (one now and then, ten every time here), the server never finishes
-    stopping: ``stop(grace)`` returns an event that is never set (vecdb/server/serve.py waits on it
-    without a timeout, so ``vecdb serve`` hangs on SIGTERM) and ``stop(None)`` blocks for ever. The
-    clients got their INTERNAL reply at once; unary calls with the same bytes, or streams whose
-    message decodes (the control), leave stop() alone.
-    Repro: ten UpsertStream calls, each with the raw message b"\\x0c" (no serializer), then
-    server.stop(1).wait(timeout=10) -> False. Fixes on vecdb's side: wait with a timeout (grace + a few
-    seconds) and go on closing the database; or deserialize requests in the servicer (identity
-    deserializers), so that grpcio's failing path is never taken and undecodable bytes become vecdb's
-    INVALID_ARGUMENT.
-    """
+def test_server_stops_after_undecodable_stream_messages(served: Served, messages: list[bytes]) -> None:
+    """Regression (grpcio 1.85): once client-streaming calls had got a message grpcio could not
+    deserialize, the server never finished stopping: stop(grace) returned an event that was never set, and
+    `vecdb serve` waited on it without a timeout (it hung on SIGTERM). Requests are now decoded by vecdb
+    (grpc_service._handlers), and serve.py waits with a timeout anyway. A stream whose later message does
+    not decode is INVALID_ARGUMENT too, and the messages before it stay written (each message is its own
+    acknowledged batch, as documented for UpsertStream)."""
     server, channel = start_server(served.db)
     try:
-        for _ in range(10):  # one is not always enough: it is a race inside grpcio
-            with pytest.raises(grpc.RpcError):
-                channel.stream_unary(SERVICE + "UpsertStream")(iter([payload]), timeout=60)
+        for _ in range(10):  # it was a race inside grpcio: one call did not always trigger it
+            call = channel.stream_unary(SERVICE + "UpsertStream")
+            if UNDECODABLE_MESSAGE in messages:
+                with pytest.raises(grpc.RpcError) as info:
+                    call(iter(messages), timeout=60)
+                assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
+                assert f"stream message {messages.index(UNDECODABLE_MESSAGE)}" in (info.value.details() or "")
+            else:
+                call(iter(messages), timeout=60)
     finally:
         channel.close()
-    stopped = server.stop(0.5).wait(timeout=5)
-    if stops:
-        assert stopped, "the control server did not stop"
-    else:
-        assert stopped, (
-            "after undecodable UpsertStream messages, grpcio's server.stop(0.5).wait(timeout=5) is still "
-            "waiting: `vecdb serve` would hang on SIGTERM (serve.py waits without a timeout)"
-        )
+    assert server.stop(0.5).wait(timeout=5), "the gRPC server did not finish stopping"
+    if len(messages) > 1:
+        assert served.db.get_collection("docs").get(["streamed"])
 
 
 @pytest.mark.parametrize("rpc", ["Upsert", "UpsertStream", "ReplaceSource", "Search"])
 def test_signaling_nan_is_invalid_vector(served: Served, rpc: str) -> None:
     """A signaling NaN in packed floats is an ``invalid_vector`` like any NaN.
 
-    BUG (open, minor; found by the Search property test): vecdb/engine/validate.py _as_matrix casts the
-    float32 rows to float64 before its finiteness check, and numpy warns on a signaling NaN
-    ("RuntimeWarning: invalid value encountered in cast"). Under this suite's filterwarnings=error that
-    is INTERNAL "internal error: RuntimeWarning"; in production, a stray warning in the server's log.
-    Fix: np.errstate(invalid="ignore") around the cast, or test np.isfinite on the float32 rows first.
-    Repro: Search(SearchRequest(collection="docs", queries=Vectors(dim=4,
-    data=b"\\x01\\x00\\x80\\x7f" + b"\\x00" * 12))).
-    """
+    Regression (found by the Search property test): vecdb/engine/validate.py _as_matrix cast the float32
+    rows to float64 before its finiteness check, and numpy warned on a signaling NaN ("RuntimeWarning:
+    invalid value encountered in cast"): INTERNAL under filterwarnings=error, a stray warning in the
+    server's log otherwise."""
     q = pb.Vectors(dim=DIM, data=_SIGNALING_NAN + struct.pack("<3f", 1, 0, 0))
     batch = [pb.RecordData(id="snan")]
     request = {
@@ -934,6 +920,23 @@ def test_signaling_nan_is_invalid_vector(served: Served, rpc: str) -> None:
         ),
         "Search": lambda: pb.SearchRequest(collection="docs", queries=q),
     }[rpc]()
+    with pytest.raises(grpc.RpcError) as info:
+        invoke(served, rpc, request)
+    err = info.value
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, f"{rpc} -> {err.code().name}: {err.details()!r}"
+    assert dict(err.trailing_metadata() or ()).get("vecdb-error-code") == "invalid_vector"
+
+
+@pytest.mark.parametrize("rpc", ["Upsert", "Search"])
+def test_vectors_whose_scores_overflow_are_invalid(served: Served, rpc: str) -> None:
+    """Under l2 (and ip), a vector whose norm is past MAX_VECTOR_NORM is ``invalid_vector``: FAISS scores
+    in float32, and such scores overflowed (null scores, lost hits)."""
+    huge = pb.Vectors(dim=2, data=struct.pack("<2f", 3e38, 3e38))
+    request = (
+        pb.UpsertRequest(collection="l2", records=[pb.RecordData(id="huge")], vectors=huge)
+        if rpc == "Upsert"
+        else pb.SearchRequest(collection="l2", queries=huge)
+    )
     with pytest.raises(grpc.RpcError) as info:
         invoke(served, rpc, request)
     err = info.value
