@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PIP     := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: install run test lint bench proto reliability clean
+.PHONY: install install-gpu install-cpu run test lint bench bench-gpu proto reliability clean
 
 install: $(STAMP)
 
@@ -14,7 +14,29 @@ install: $(STAMP)
 $(STAMP): pyproject.toml clients/python/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(PIP) -e '.[dev]' -e 'clients/python[langchain]'
+	if [ -f $(GPU_MARK) ]; then $(MAKE) --no-print-directory faiss-gpu; fi
 	touch $(STAMP)
+
+# FAISS's GPU build (docs/gpu.md). faiss-cpu and faiss-gpu ship the same `faiss` module, so one replaces
+# the other: faiss-cpu goes (it is vecdb's declared dependency, so a later reinstall brings it back, and the
+# install rule above swaps again while $(GPU_MARK) exists), then faiss-gpu's files are written afresh.
+FAISS_GPU := faiss-gpu==1.15.1
+GPU_MARK  := $(VENV)/.faiss-gpu
+
+install-gpu: install
+	$(MAKE) --no-print-directory faiss-gpu
+	touch $(GPU_MARK)
+
+install-cpu: install
+	rm -f $(GPU_MARK)
+	$(BIN)/pip uninstall -y -q faiss-gpu || true
+	$(PIP) --force-reinstall --no-deps 'faiss-cpu>=1.15.1,<1.16'
+
+.PHONY: faiss-gpu
+faiss-gpu:
+	$(BIN)/pip uninstall -y -q faiss-cpu || true
+	$(PIP) '$(FAISS_GPU)'
+	$(PIP) --force-reinstall --no-deps '$(FAISS_GPU)'
 
 # The server on an embedded default: data in ./data, REST 127.0.0.1:8080, gRPC 127.0.0.1:50051.
 run: install
@@ -35,6 +57,10 @@ reliability: install
 
 bench: install
 	$(BIN)/python benchmarks/engine.py
+
+# GPU vs CPU at 1M x 384 (flat and IVF); the CPU half only where FAISS sees no GPU.
+bench-gpu: install
+	$(BIN)/python benchmarks/gpu.py
 
 # Regenerate the gRPC code of the server and the client from proto/vecdb.proto (a test fails when stale).
 proto: install

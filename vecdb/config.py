@@ -93,6 +93,12 @@ class IndexSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    device: Literal["cpu", "gpu", "auto"] = Field(
+        "auto",
+        description="Where flat and IVF searches run: 'gpu' mirrors them on GPU 0 through FAISS's GPU "
+        "indexes (needs the faiss-gpu build; an error without a GPU), 'cpu' never does, 'auto' uses a "
+        "GPU when FAISS sees one. HNSW, filtered searches and checkpoints always use the CPU index.",
+    )
     merge_min_records: int = Field(
         2_000, ge=1, description="New vectors wait in the exact delta buffer until at least this many..."
     )

@@ -51,6 +51,7 @@ from vecdb.index import (
     AnnIndex,
     AnySpec,
     BuildCancelledError,
+    Device,
     FlatIndex,
     IndexPolicy,
     Job,
@@ -91,8 +92,10 @@ class Collection:
         builder: Executor,
         create: bool = False,
         capacity: Capacity | None = None,
+        device: Device | None = None,
     ) -> None:
         self.name = name
+        self._device = device
         self.path = path
         self.dim = dim
         self.metric: Metric = metric
@@ -160,6 +163,7 @@ class Collection:
             delta,
             main_id,
             self._store.get_present_vectors,
+            self._device,
         )
 
     def _recover_index(self) -> tuple[TieredIndex, int]:

@@ -45,7 +45,7 @@ from vecdb.errors import (
     InvalidConfigError,
     InvalidNameError,
 )
-from vecdb.index import parse_index_spec
+from vecdb.index import parse_index_spec, resolve_device
 from vecdb.storage import atomic_write_json, fsync_dir, read_json
 from vecdb.types import METRICS, Metric
 
@@ -75,6 +75,8 @@ class Database:
     def __init__(self, path: str | Path | None = None, *, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self.path = Path(path) if path is not None else self.settings.data_dir
+        #: Where flat and IVF searches are mirrored (None: the CPU only); an error before anything opens.
+        self.device = resolve_device(self.settings.index.device)
         # Owner-only: records are the user's data. A directory that exists already keeps its mode.
         if not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -342,4 +344,5 @@ class Database:
             builder=self._builder,
             create=create,
             capacity=capacity,
+            device=self.device,
         )

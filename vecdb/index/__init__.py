@@ -1,6 +1,7 @@
 """FAISS index wrappers, index specs and the search planner. Imports only the leaves."""
 
 from vecdb.index.ann import AnnIndex, BuildCancelledError
+from vecdb.index.device import Device, GpuDevice, gpu_count, resolve_device
 from vecdb.index.flat import FlatIndex, set_search_threads
 from vecdb.index.spec import (
     AnySpec,
@@ -20,8 +21,10 @@ __all__ = [
     "AnySpec",
     "AutoSpec",
     "BuildCancelledError",
+    "Device",
     "FlatIndex",
     "FlatSpec",
+    "GpuDevice",
     "HnswSpec",
     "IndexPolicy",
     "IndexSpec",
@@ -29,7 +32,9 @@ __all__ = [
     "Job",
     "SearchParams",
     "TieredIndex",
+    "gpu_count",
     "parse_index_spec",
     "parse_search_params",
+    "resolve_device",
     "set_search_threads",
 ]

@@ -12,6 +12,7 @@ searches never race with FAISS mutations, and a copy needs no lock.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Callable
@@ -20,12 +21,14 @@ from typing import Any
 import faiss
 import numpy as np
 
+from vecdb.index.device import Device, FrozenMirror
 from vecdb.index.flat import faiss_metric
 from vecdb.index.selectors import LabelSelector
 from vecdb.index.spec import AutoSpec, HnswSpec, IvfSpec, SearchParams
 
 __all__ = ["AnnIndex", "BuildCancelledError", "Fetch", "build_ann", "ivf_nlist", "new_ann"]
 
+log = logging.getLogger("vecdb.index.ann")
 ADD_CHUNK = 8192
 MAX_EF = 32768
 
@@ -49,6 +52,21 @@ class AnnIndex:
         self._index = index
         self.dim = dim
         self.trained_n = trained_n  # vectors the IVF was trained on (0 for HNSW)
+        self._mirror: FrozenMirror | None = None
+
+    def attach(self, device: Device) -> None:
+        """Mirror an IVF index on ``device`` (once built: the index is never mutated afterwards).
+        HNSW stays on the CPU. A failed copy leaves the index CPU-only, with a warning."""
+        if self.kind != "ivf":
+            return
+        try:
+            self._mirror = FrozenMirror(device, self._index, int(self._index.metric_type))
+        except RuntimeError as exc:
+            log.warning("IVF index not copied to the %s (%s): it searches on the CPU", device.name, exc)
+
+    @property
+    def on_device(self) -> bool:
+        return self._mirror is not None and self._mirror.usable
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -101,8 +119,20 @@ class AnnIndex:
         spec: HnswSpec | IvfSpec,
         params: SearchParams,
         widen: float,
+        exclude: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k among labels the selector admits. ``widen`` >= 1 scales ef / nprobe up for filters."""
+        """Top-k among labels the selector admits. ``widen`` >= 1 scales ef / nprobe up for filters.
+
+        ``exclude``, when given, is the selector's meaning as the labels it rejects (the tombstones): a
+        device mirror, which takes no selector, can then answer by dropping them.
+        """
+        mirror = self._mirror
+        if mirror is not None and isinstance(spec, IvfSpec) and (selector is None or exclude is not None):
+            nprobe = min(self.nlist, math.ceil((params.nprobe or spec.nprobe) * widen))
+            empty = np.empty(0, np.int64)
+            found = mirror.search(queries, k, empty if exclude is None else exclude, nprobe)
+            if found is not None:
+                return found
         sel = None if selector is None else selector.selector
         if isinstance(spec, HnswSpec):
             ef = params.ef_search or spec.ef_search

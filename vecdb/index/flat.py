@@ -9,6 +9,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
+from vecdb.index.device import Device, FlatMirror
 from vecdb.index.selectors import LabelSelector
 
 __all__ = ["FlatIndex", "faiss_metric", "set_search_threads"]
@@ -43,6 +44,20 @@ class FlatIndex:
             inner = faiss.IndexFlatL2(dim) if metric == "l2" else faiss.IndexFlatIP(dim)
             index = faiss.IndexIDMap2(inner)
         self._index = index
+        self._mirror: FlatMirror | None = None
+
+    def attach(self, device: Device) -> None:
+        """Mirror this index on ``device``: unfiltered searches run there from now on."""
+        self._mirror = FlatMirror(device, self.dim, faiss_metric(self.metric))
+        self._mirror.reload(*self.vectors())
+
+    @property
+    def on_device(self) -> bool:
+        return self._mirror is not None and self._mirror.usable
+
+    def _sync_mirror(self) -> None:
+        if self._mirror is not None and self._mirror.needs_reload():
+            self._mirror.reload(*self.vectors())
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -53,13 +68,20 @@ class FlatIndex:
             self._index.add_with_ids(
                 np.ascontiguousarray(vectors, dtype=np.float32), np.ascontiguousarray(labels, dtype=np.int64)
             )
+            if self._mirror is not None:
+                self._mirror.add(labels, vectors)
+                self._sync_mirror()
 
     def remove(self, labels: np.ndarray) -> int:
         """Remove labels; labels not in the index are ignored. Returns how many were removed."""
         if not len(labels):
             return 0
         ids = np.ascontiguousarray(labels, dtype=np.int64)
-        return int(self._index.remove_ids(faiss.IDSelectorBatch(len(ids), faiss.swig_ptr(ids))))
+        removed = int(self._index.remove_ids(faiss.IDSelectorBatch(len(ids), faiss.swig_ptr(ids))))
+        if self._mirror is not None:
+            self._mirror.remove(ids)
+            self._sync_mirror()
+        return removed
 
     def labels(self) -> np.ndarray:
         id_map = self._index.id_map  # type: ignore[attr-defined]
@@ -85,6 +107,10 @@ class FlatIndex:
         """Exact top-k per prepared query: (scores, labels), label -1 where fewer than k exist."""
         k = max(1, min(k, len(self)))
         if selector is None:
+            if self._mirror is not None:
+                found = self._mirror.search(queries, k)
+                if found is not None:
+                    return found
             return self._index.search(queries, k)
         params = faiss.SearchParameters(sel=selector.selector)  # type: ignore[call-arg]
         return self._index.search(queries, k, params=params)

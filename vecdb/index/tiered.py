@@ -33,6 +33,7 @@ import numpy as np
 from pyroaring import BitMap64
 
 from vecdb.index.ann import AnnIndex, Fetch, build_ann, ivf_nlist, new_ann
+from vecdb.index.device import Device
 from vecdb.index.flat import FlatIndex
 from vecdb.index.selectors import LabelSelector
 from vecdb.index.spec import AnySpec, AutoSpec, FlatSpec, HnswSpec, IvfSpec, SearchParams
@@ -85,19 +86,26 @@ class TieredIndex:
         delta: FlatIndex | None = None,
         main_id: str | None = None,
         raw_fetch: Fetch | None = None,
+        device: Device | None = None,
     ) -> None:
         self.spec = spec
+        self.device = device  # flat and IVF searches mirrored there (vecdb.index.device)
         self._raw_fetch = raw_fetch  # stored vectors by label: exact scores where main is lossy
         self.dim = dim
         self.metric = metric
         self.policy = policy
         self.delta = delta if delta is not None else FlatIndex(dim, metric)
+        if device is not None:
+            self.delta.attach(device)
+            if main is not None:
+                main.attach(device)
         self.delta_labels = _bitmap(self.delta.labels())
         self.main = main
         self.main_id = main_id  # names main's checkpoint file; changes at every swap
         self.main_labels = _bitmap(main.labels()) if main is not None else BitMap64()
         self.tombstones = BitMap64()
         self._tomb_selector: LabelSelector | None = None
+        self._tomb_array: np.ndarray | None = None
         self.job: Job | None = None
 
     # ---- state -------------------------------------------------------------------------------------
@@ -122,12 +130,18 @@ class TieredIndex:
             "tombstones": len(self.tombstones),
             "nlist": self.main.nlist if self.main is not None else 0,
             "building": self.job.kind if self.job is not None else None,
+            "device": self.device.name if self.device is not None else "cpu",
+            "on_device": [
+                part
+                for part, index in (("ann", self.main), ("delta", self.delta))
+                if index is not None and index.on_device
+            ],
         }
 
     def settle(self, live: BitMap64) -> None:
         """After loading and replay: tombstones are main's labels that are no longer live."""
         self.tombstones = self.main_labels - live
-        self._tomb_selector = None
+        self._tomb_selector = self._tomb_array = None
 
     # ---- writes (under the engine's write lock) ----------------------------------------------------
 
@@ -149,7 +163,7 @@ class TieredIndex:
         in_main = (gone - in_delta) & self.main_labels
         if in_main:
             self.tombstones |= in_main
-            self._tomb_selector = None
+            self._tomb_selector = self._tomb_array = None
         if self.job is not None:
             self.job.removed.append(np.array(labels, dtype=np.int64))
 
@@ -167,8 +181,10 @@ class TieredIndex:
         if main is not None and isinstance(self.spec, HnswSpec | IvfSpec | AutoSpec):
             spec = self.spec if isinstance(self.spec, HnswSpec | IvfSpec) else HnswSpec()
             main_live = len(self.main_labels) - len(self.tombstones)
+            exclude = None
             if allowed is None:
                 sel = self._tombstone_selector()
+                exclude = self._tombstone_labels()
                 admitted = main_live
             else:
                 sel = LabelSelector(_labels(allowed))
@@ -176,10 +192,10 @@ class TieredIndex:
             if admitted > 0:
                 widen = len(self.main_labels) / admitted
                 if main.lossy and self._raw_fetch is not None:
-                    _, cand = main.search(q, k * RERANK_FACTOR, sel, spec, params, widen)
+                    _, cand = main.search(q, k * RERANK_FACTOR, sel, spec, params, widen, exclude)
                     parts.append(self._rerank(q, k, cand))
                 else:
-                    parts.append(main.search(q, k, sel, spec, params, widen))
+                    parts.append(main.search(q, k, sel, spec, params, widen, exclude))
         if self.delta_labels:
             dsel = None if allowed is None else LabelSelector(_labels(allowed & self.delta_labels))
             if dsel is None or dsel.count:
@@ -192,6 +208,11 @@ class TieredIndex:
         if self._tomb_selector is None:
             self._tomb_selector = LabelSelector(_labels(self.tombstones), negate=True)
         return self._tomb_selector
+
+    def _tombstone_labels(self) -> np.ndarray:
+        if self._tomb_array is None:
+            self._tomb_array = _labels(self.tombstones).copy()
+        return self._tomb_array
 
     def _exact(self, q: np.ndarray, k: int, allowed: BitMap64) -> tuple[np.ndarray, np.ndarray]:
         if self.main is None:
@@ -324,7 +345,10 @@ class TieredIndex:
         if job.kind == "rebuild" and not len(job.labels):
             return None, np.empty(0, np.int64)  # everything was deleted: no ANN index until it grows again
         base = job.base.copy() if job.base is not None else new_ann(self.spec, self.dim, self.metric, job.n)
-        return build_ann(base, job.labels, job.fetch, job.cancel)
+        built, added = build_ann(base, job.labels, job.fetch, job.cancel)
+        if self.device is not None:
+            built.attach(self.device)  # the device copy is made here, outside the engine's locks
+        return built, added
 
     def finish_job(self, job: Job, new_main: AnnIndex | None, added: np.ndarray, main_id: str | None) -> None:
         """Swap the new main in (under the write lock), applying removals made while it was built."""
@@ -343,7 +367,7 @@ class TieredIndex:
             self.delta_labels -= moved
         self.main = new_main
         self.main_id = main_id if new_main is not None else None
-        self._tomb_selector = None
+        self._tomb_selector = self._tomb_array = None
         self.job = None
 
     def abandon_job(self, job: Job) -> None:
