@@ -112,6 +112,7 @@ def bench_flat(
     build_s = time.perf_counter() - t
     assert device is None or index.on_device, "the flat mirror did not take"
     out = {"build_s": round(build_s, 2), **measure(search_fn(index.search), q, single, truth)}
+    out["on_device_after"] = index.on_device  # False: the mirror failed mid-run and the CPU answered
     return out
 
 
@@ -144,6 +145,7 @@ def bench_ivf(
         "nlist": nlist,
         "nprobe": nprobe,
         **measure(search_fn(lambda qq, k: ann.search(qq, k, None, spec, params, 1.0)), q, single, truth),
+        "on_device_after": ann.on_device,
     }
     return out
 

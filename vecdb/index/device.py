@@ -116,10 +116,14 @@ def resolve_device(name: DeviceName) -> Device | None:
         log.warning("several FAISS builds are installed (%s): keep exactly one", ", ".join(builds))
     if gpu_count() == 0:
         if name == "gpu":
+            why = (
+                "no GPU is visible to it (driver, CUDA_VISIBLE_DEVICES?)"
+                if hasattr(faiss, "StandardGpuResources")
+                else "this FAISS build has no GPU support: `make install-gpu` (docs/gpu.md)"
+            )
             raise InvalidConfigError(
-                "index.device is 'gpu' but FAISS sees no GPU (installed: "
-                f"{', '.join(builds) or 'no FAISS distribution'}; the GPU needs the faiss-gpu build, "
-                "see docs/gpu.md)",
+                f"index.device is 'gpu' but FAISS sees no GPU: {why}; installed: "
+                f"{', '.join(builds) or 'no FAISS distribution'}",
                 device=name,
                 faiss=builds,
             )
