@@ -1,5 +1,6 @@
 """The ``vecdb`` command: ``serve`` (``vecdb serve --help`` lists every setting, generated from
-vecdb.config) and the data commands ``ingest``, ``sources``, ``search``, ``collections``
+vecdb.config) and the data commands ``ingest``, ``sources``, ``search``, ``collections``, ``snapshot``,
+``restore``, ``export``, ``import``
 (``vecdb.commands``)."""
 
 from __future__ import annotations

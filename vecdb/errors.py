@@ -20,9 +20,11 @@ that names the offending item (its position in the batch, the id, the field...).
     │       └── ModelUnavailableError model_unavailable (embedding model not available locally)
     ├── LimitExceededError          limit_exceeded      413  RESOURCE_EXHAUSTED (batch, text, metadata, k)
     ├── NotFoundError               not_found           404  NOT_FOUND
-    │   └── CollectionNotFoundError collection_not_found
+    │   ├── CollectionNotFoundError collection_not_found
+    │   └── SnapshotNotFoundError   snapshot_not_found
     ├── AlreadyExistsError          already_exists      409  ALREADY_EXISTS
-    │   └── CollectionExistsError   collection_exists
+    │   ├── CollectionExistsError   collection_exists
+    │   └── SnapshotExistsError     snapshot_exists
     ├── AuthenticationError         unauthenticated     401  UNAUTHENTICATED (no or unknown API key)
     ├── PermissionDeniedError       permission_denied   403  PERMISSION_DENIED (read-only key writing)
     ├── UnavailableError            unavailable         503  UNAVAILABLE (starting, draining or unreachable)
@@ -71,6 +73,8 @@ __all__ = [
     "ModelUnavailableError",
     "NotFoundError",
     "PermissionDeniedError",
+    "SnapshotExistsError",
+    "SnapshotNotFoundError",
     "StorageError",
     "UnavailableError",
     "VecDBError",
@@ -157,6 +161,10 @@ class CollectionNotFoundError(NotFoundError):
     code = "collection_not_found"
 
 
+class SnapshotNotFoundError(NotFoundError):
+    code = "snapshot_not_found"
+
+
 class AlreadyExistsError(VecDBError):
     code = "already_exists"
     http_status = 409
@@ -165,6 +173,10 @@ class AlreadyExistsError(VecDBError):
 
 class CollectionExistsError(AlreadyExistsError):
     code = "collection_exists"
+
+
+class SnapshotExistsError(AlreadyExistsError):
+    code = "snapshot_exists"
 
 
 class AuthenticationError(VecDBError):

@@ -14,6 +14,7 @@ __all__ = [
     "Hit",
     "Metric",
     "Record",
+    "SnapshotInfo",
     "SourceInfo",
 ]
 
@@ -82,3 +83,21 @@ class SourceInfo:
 
     source: str
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    """A snapshot of a collection: a directory under ``DATA_DIR/snapshots/COLLECTION/NAME``.
+
+    ``seq`` is the collection's sequence number it covers, ``records`` the records visible then,
+    ``created_at`` an ISO 8601 UTC time, ``bytes`` its size on disk.
+    """
+
+    collection: str
+    name: str
+    created_at: str
+    seq: int
+    records: int
+    dim: int
+    metric: Metric
+    bytes: int

@@ -38,11 +38,14 @@ def data(shared_db: Database) -> Database:
     shared_db.create_collection("docs", DIM).upsert(ids, vectors, sources=sources)
     for t in ("rest", "grpc"):
         shared_db.create_collection(f"victim-{t}", DIM)
+        shared_db.create_snapshot("docs", f"del-{t}")
+    shared_db.create_snapshot("docs", "base")
     return shared_db
 
 
-def state(db: Database) -> tuple[list[str], int]:
-    return db.list_collections(), db.get_collection("docs").count()
+def state(db: Database) -> tuple[list[str], int, list[str]]:
+    snapshots = [s.name for s in db.list_snapshots("docs")]
+    return db.list_collections(), db.get_collection("docs").count(), snapshots
 
 
 # ---- REST -----------------------------------------------------------------------------------------------
@@ -66,6 +69,13 @@ REST_OPS: dict[str, list[tuple[str, str, Any]]] = {
     "count": [("GET", "/v1/collections/docs/count?filter=%7B%22x%22%3A1%7D", None)],
     "list_sources": [("GET", "/v1/collections/docs/sources", None)],
     "embed": [("POST", "/v1/embed", {"texts": ["hello"]})],
+    "scroll": [("POST", "/v1/collections/docs/scroll", {"limit": 2})],
+    "create_snapshot": [("POST", "/v1/collections/docs/snapshots", {"name": "new-rest"})],
+    "list_snapshots": [("GET", "/v1/collections/docs/snapshots", None)],
+    "delete_snapshot": [("DELETE", "/v1/collections/docs/snapshots/del-rest", None)],
+    "restore_snapshot": [
+        ("POST", "/v1/collections/docs/snapshots/base/restore", {"target": "restored-rest"})
+    ],
 }
 
 
@@ -205,6 +215,16 @@ GRPC_OPS: dict[str, list[tuple[str, Callable[[], Any]]]] = {
     "count": [("Count", lambda: pb.CountRequest(collection="docs", filter_json='{"x": 1}'))],
     "list_sources": [("ListSources", lambda: pb.CollectionRequest(name="docs"))],
     "embed": [("Embed", lambda: pb.EmbedRequest(texts=["hello"]))],
+    "scroll": [("Scroll", lambda: pb.ScrollRequest(collection="docs", limit=2))],
+    "create_snapshot": [("CreateSnapshot", lambda: pb.SnapshotRequest(collection="docs", name="new-grpc"))],
+    "list_snapshots": [("ListSnapshots", lambda: pb.CollectionRequest(name="docs"))],
+    "delete_snapshot": [("DeleteSnapshot", lambda: pb.SnapshotRequest(collection="docs", name="del-grpc"))],
+    "restore_snapshot": [
+        (
+            "RestoreSnapshot",
+            lambda: pb.RestoreSnapshotRequest(collection="docs", name="base", target="restored-grpc"),
+        )
+    ],
 }
 
 
@@ -217,7 +237,8 @@ def test_grpc_table_covers_every_operation() -> None:
 
 def grpc_call(server: GrpcServer, rpc: str, make: Callable[[], Any], authorization: str | None) -> Any:
     metadata = () if authorization is None else (("authorization", authorization),)
-    return getattr(server.stub, rpc)(make(), metadata=metadata, timeout=10)
+    reply = getattr(server.stub, rpc)(make(), metadata=metadata, timeout=10)
+    return list(reply) if rpc == "Scroll" else reply  # a stream fails as it is read
 
 
 def assert_grpc_denied(call: Callable[[], Any], cls: type[VecDBError]) -> None:

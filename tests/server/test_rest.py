@@ -344,6 +344,11 @@ ROUTES = {
     ("/v1/collections/{name}/sources", "get"),
     ("/v1/collections/{name}/sources/{source}", "delete"),
     ("/v1/collections/{name}/sources/{source}", "put"),
+    ("/v1/collections/{name}/scroll", "post"),
+    ("/v1/collections/{name}/snapshots", "post"),
+    ("/v1/collections/{name}/snapshots", "get"),
+    ("/v1/collections/{name}/snapshots/{snapshot}", "delete"),
+    ("/v1/collections/{name}/snapshots/{snapshot}/restore", "post"),
     ("/v1/embed", "post"),
 }
 

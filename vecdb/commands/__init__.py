@@ -1,4 +1,5 @@
-"""The data commands of the ``vecdb`` CLI: ``ingest``, ``sources``, ``search``, ``collections``.
+"""The data commands of the ``vecdb`` CLI: ``ingest``, ``sources``, ``search``, ``collections``, ``snapshot``,
+``restore``, ``export``, ``import``.
 
 Each runs against a server (``--url``, ``--api-key``; through ``vecdb_client``) or embedded on a data
 directory (``--data-dir``; through ``vecdb.Database``): ``connect`` hides which.

@@ -24,6 +24,7 @@ class CommandError(Exception):
 
 class Connection(Protocol):
     where: str
+    api: Any  # the Database or the Client: the same snapshot methods on both
 
     def collection(self, name: str) -> Any: ...
     def info(self, name: str) -> dict[str, Any]: ...
@@ -35,6 +36,7 @@ class Connection(Protocol):
 class _Embedded:
     def __init__(self, db: Any, path: Path) -> None:
         self.db = db
+        self.api = db
         self.where = f"data directory {path}"
 
     def collection(self, name: str) -> Any:
@@ -56,6 +58,7 @@ class _Embedded:
 class _Remote:
     def __init__(self, client: Any, url: str) -> None:
         self.client = client
+        self.api = client
         self.where = f"server {url}"
 
     def collection(self, name: str) -> Any:

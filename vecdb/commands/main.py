@@ -1,4 +1,5 @@
-"""Argument parsing and output of ``vecdb ingest | sources | search | collections``."""
+"""Argument parsing and output of ``vecdb ingest | sources | search | collections`` (and, through
+``vecdb.commands.ops``, ``snapshot | restore | export | import``)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from vecdb.commands.connect import CommandError, Connection, connect
+from vecdb.commands.ops import OPS_COMMANDS, add_ops_commands, run_ops_command
 from vecdb.ingest import FileReport, discover, glob_regex, ingest, split_text
 
 __all__ = ["add_commands", "run_command"]
 
-COMMANDS = ("ingest", "sources", "search", "collections")
+COMMANDS = ("ingest", "sources", "search", "collections", *OPS_COMMANDS)
 
 
 def _connection_args(parser: argparse.ArgumentParser) -> None:
@@ -71,11 +73,17 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--index", help='index spec as JSON, e.g. \'{"type": "hnsw"}\' (default auto)')
     _connection_args(p)
 
+    add_ops_commands(sub, _connection_args)
+
 
 def run_command(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Run a data command; returns the exit status (errors are one line on ``err``, status 1)."""
     try:
+        if args.command == "restore":  # a snapshot directory into a data directory: no connection
+            return run_ops_command(None, args, out)
         with connect(args.url, args.api_key, args.data_dir) as conn:
+            if args.command in OPS_COMMANDS:
+                return run_ops_command(conn, args, out)
             handler = {"ingest": _ingest, "sources": _sources, "search": _search, "collections": _collections}
             return handler[args.command](conn, args, out, err)
     except CommandError as exc:

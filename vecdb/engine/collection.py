@@ -9,9 +9,13 @@ checkpoint is missing, damaged or cannot be caught up.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import logging
 import math
+import os
+import shutil
 import threading
 import time
 import uuid
@@ -33,6 +37,7 @@ from vecdb.engine.validate import (
     validate_id_list,
     validate_include,
     validate_k,
+    validate_limit,
     validate_queries,
     validate_records,
     validate_source,
@@ -65,6 +70,10 @@ from vecdb.types import DEFAULT_INCLUDE, Hit, Metric, Record, SourceInfo
 __all__ = ["Collection"]
 
 log = logging.getLogger(__name__)
+
+#: Ids a filtered scroll page may scan beyond its limit before it returns (possibly short).
+SCROLL_SCAN = 10_000
+_CURSOR_PREFIX = "v1."
 
 CHECKPOINT_FILE = "index.ckpt"
 MAIN_FILE = "index-main-{}.faiss"
@@ -259,6 +268,35 @@ class Collection:
         finally:
             with self._rw.write():  # waits for searches in flight; later ones see ClosedError
                 self._store.close()
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the last write (0 for a collection never written)."""
+        return self._store.last_seq
+
+    def snapshot_into(self, dest: Path) -> tuple[int, int]:
+        """Write a consistent copy of this collection's data into the empty directory ``dest``: the store
+        (a RocksDB checkpoint) and the index checkpoint files, all as of one sequence number. Returns
+        (that sequence number, records visible then).
+
+        Writes and index checkpoints wait while it runs (a checkpoint hard-links the store's immutable
+        files, so this takes milliseconds where the file system allows links); reads go on. Whatever the
+        index checkpoint lags behind is in the store's op-log, replayed when the copy is opened.
+        """
+        self._check_open()
+        with self._checkpoint_lock, self._write_lock:
+            self._check_open()
+            seq = self._store.last_seq
+            visible = len(self._records) - len(self._records.expired(time.time()))
+            self._store.checkpoint(dest / STORE_DIR)
+            names = [CHECKPOINT_FILE]
+            if self._checkpoint_main_id is not None:
+                names.append(MAIN_FILE.format(self._checkpoint_main_id))
+            for name in names:
+                src = self.path / name
+                if src.exists():
+                    _link_or_copy(src, dest / name)
+        return seq, visible
 
     def checkpoint(self) -> None:
         """Write the index checkpoint now (normally done in the background)."""
@@ -681,6 +719,61 @@ class Collection:
             )
         return out
 
+    def scroll(
+        self,
+        cursor: str | None = None,
+        limit: int = 1000,
+        filter: Any = None,
+        include: Sequence[str] = DEFAULT_INCLUDE,
+    ) -> tuple[list[Record], str | None]:
+        """One page of records in id order (UTF-8 byte order) after ``cursor``, and the cursor of the
+        next page (None once the collection is exhausted). Start with ``cursor=None``.
+
+        Each page is read under the read lock and nothing is held between pages: writes go on during a
+        scroll. A record written or deleted during the scroll may or may not appear; none appears twice;
+        every record that exists for the whole scroll appears once. With a ``filter``, a page scans at
+        most ``SCROLL_SCAN`` ids past ``limit``, so it may hold fewer than ``limit`` records (even none)
+        while the next cursor is not None. Scrolling does not count as use in an ``lru`` collection.
+        """
+        self._check_open()
+        after = decode_cursor(cursor)
+        limit = validate_limit(limit, self._limits)
+        flt = parse_filter(filter)
+        fields = validate_include(include)
+        with self._reading():
+            allowed = None if flt is None else self._records.evaluate(flt)
+            dead = self._records.expired(time.time())
+            labels: list[int] = []
+            last, scanned, more = after, 0, True
+            budget = limit + SCROLL_SCAN
+            while len(labels) < limit and scanned < budget:
+                page = self._store.scan_ids(last, min(limit - len(labels) + 64, budget - scanned))
+                if not page:
+                    more = False
+                    break
+                for key, label in page:
+                    last, scanned = key, scanned + 1
+                    if label in dead or (allowed is not None and label not in allowed):
+                        continue
+                    labels.append(label)
+                    if len(labels) == limit:
+                        break
+            if more:
+                more = bool(self._store.scan_ids(last, 1))
+            records = self._materialize(labels, fields)
+        return records, encode_cursor(last) if more and last is not None else None
+
+    def iter_records(
+        self, limit: int = 1000, filter: Any = None, include: Sequence[str] = DEFAULT_INCLUDE
+    ) -> Iterator[Record]:
+        """Every record (matching ``filter``), ``limit`` a page, as ``scroll`` reads them."""
+        cursor: str | None = None
+        while True:
+            records, cursor = self.scroll(cursor, limit, filter, include)
+            yield from records
+            if cursor is None:
+                return
+
     def count(self, filter: Any = None) -> int:
         """How many records exist (that match ``filter``, when given)."""
         self._check_open()
@@ -773,3 +866,31 @@ def _seconds(value: Any, what: str, kind: str = "a number of seconds") -> float:
         shown = shown or repr(value)[:100]
         raise InvalidArgumentError(f"{what} must be {kind}, positive and finite, got {shown}", field=what)
     return seconds
+
+
+def encode_cursor(last_id: bytes) -> str:
+    """An opaque scroll cursor: the last id returned."""
+    return _CURSOR_PREFIX + base64.urlsafe_b64encode(last_id).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: Any) -> bytes | None:
+    if cursor is None:
+        return None
+    if not isinstance(cursor, str) or not cursor.startswith(_CURSOR_PREFIX):
+        raise InvalidArgumentError(f"invalid scroll cursor {cursor!r:.80}: pass the next_cursor of a page")
+    body = cursor[len(_CURSOR_PREFIX) :]
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidArgumentError(f"invalid scroll cursor {cursor!r:.80}: {exc}") from exc
+    if not raw:
+        raise InvalidArgumentError(f"invalid scroll cursor {cursor!r:.80}")
+    return raw
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    """Checkpoint files are replaced by rename, never rewritten in place: a hard link is a safe copy."""
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)

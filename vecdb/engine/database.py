@@ -34,6 +34,7 @@ from vecdb.config import Settings
 from vecdb.embed import EmbedderRegistry, resolve_model
 from vecdb.engine.capacity import Eviction, parse_capacity
 from vecdb.engine.collection import Collection
+from vecdb.engine.snapshots import Snapshots, read_snapshot
 from vecdb.engine.validate import validate_texts
 from vecdb.errors import (
     ClosedError,
@@ -47,7 +48,7 @@ from vecdb.errors import (
 )
 from vecdb.index import parse_index_spec, resolve_device
 from vecdb.storage import atomic_write_json, fsync_dir, read_json
-from vecdb.types import METRICS, Metric
+from vecdb.types import METRICS, Metric, SnapshotInfo
 
 __all__ = ["Database"]
 
@@ -58,10 +59,10 @@ MANIFEST = "collection.json"
 MANIFEST_FORMAT = 1
 
 
-def validate_name(name: Any) -> str:
+def validate_name(name: Any, what: str = "collection") -> str:
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise InvalidNameError(
-            f"invalid collection name {name!r}: use 1-64 letters, digits, '_' or '-'", name=str(name)[:100]
+            f"invalid {what} name {name!r}: use 1-64 letters, digits, '_' or '-'", name=str(name)[:100]
         )
     return name
 
@@ -91,6 +92,7 @@ class Database:
             ) from exc
         self._dir = self.path / "collections"
         self._dir.mkdir(mode=0o700, exist_ok=True)
+        self._snapshots = Snapshots(self.path / "snapshots")
         for leftover in self._dir.glob(".*"):
             shutil.rmtree(leftover, ignore_errors=True)
         self._lock = threading.RLock()
@@ -295,6 +297,83 @@ class Database:
             path.rename(trash)
             fsync_dir(self._dir)
             shutil.rmtree(trash, ignore_errors=True)
+
+    # ---- snapshots ---------------------------------------------------------------------------------
+
+    def create_snapshot(self, collection: str, name: str | None = None) -> SnapshotInfo:
+        """An online, consistent copy of ``collection`` (store, index checkpoint and manifest as of one
+        sequence number) under ``DATA_DIR/snapshots/COLLECTION/NAME``; reads go on meanwhile, writes wait
+        for the store's checkpoint (hard links: milliseconds). ``name`` defaults to the UTC time.
+        Raises CollectionNotFoundError, SnapshotExistsError, InvalidNameError."""
+        col = self.get_collection(collection)
+        if name is None:
+            name = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        name = validate_name(name, "snapshot")
+        tmp, final = self._snapshots.begin(col.name, name)
+        try:
+            seq, records = col.snapshot_into(tmp)
+            manifest = self._read_manifest(col.name, col.path)
+            return self._snapshots.commit(tmp, final, manifest, col.name, name, seq, records)
+        except BaseException:
+            self._snapshots.abort(tmp)
+            raise
+
+    def list_snapshots(self, collection: str) -> list[SnapshotInfo]:
+        """``collection``'s snapshots, oldest first (they outlive the collection: a dropped collection's
+        snapshots are still listed and restorable)."""
+        self._check_open()
+        return self._snapshots.list(validate_name(collection))
+
+    def delete_snapshot(self, collection: str, name: str) -> None:
+        """Raises SnapshotNotFoundError."""
+        self._check_open()
+        self._snapshots.delete(validate_name(collection), validate_name(name, "snapshot"))
+
+    def restore_snapshot(self, collection: str, name: str, target: str | None = None) -> Collection:
+        """A new collection ``target`` (default: ``collection``, which must then not exist) holding
+        exactly what the snapshot holds. Raises SnapshotNotFoundError, CollectionExistsError."""
+        self._check_open()
+        path = self._snapshots.get(validate_name(collection), validate_name(name, "snapshot"))
+        return self.restore_snapshot_dir(path, target or collection)
+
+    def restore_snapshot_dir(self, path: str | Path, target: str) -> Collection:
+        """Restore the snapshot directory ``path`` (one of this database's, or one copied from another
+        machine) as the new collection ``target``. The files are copied, never moved or linked.
+        Raises CorruptionError when ``path`` is not a complete snapshot, CollectionExistsError."""
+        self._check_open()
+        target = validate_name(target)
+        src = Path(path)
+        meta, manifest = read_snapshot(src)
+        with self._lock:
+            self._check_open()
+            final = self._dir / target
+            if final.exists():
+                raise CollectionExistsError(f"collection {target!r} already exists", name=target)
+            tmp = self._dir / f".creating-{target}-{uuid.uuid4().hex}"
+            try:
+                shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("snapshot.json", MANIFEST))
+                manifest = {
+                    **manifest,
+                    "name": target,
+                    "restored_from": {k: meta[k] for k in ("collection", "name", "seq")},
+                }
+                atomic_write_json(tmp / MANIFEST, manifest)
+                col = self._make_collection(target, tmp, manifest, create=False)
+                try:
+                    if col.seq != meta["seq"]:
+                        raise CorruptionError(
+                            f"snapshot {src} holds sequence {col.seq}, its snapshot.json says {meta['seq']}"
+                        )
+                finally:
+                    col.close()
+                tmp.rename(final)
+                fsync_dir(self._dir)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            col = self._make_collection(target, final, manifest, create=False)
+            self._open[target] = col
+            return col
 
     def _read_manifest(self, name: str, path: Path) -> dict[str, Any]:
         try:

@@ -33,6 +33,7 @@ __all__ = [
     "validate_id_list",
     "validate_include",
     "validate_k",
+    "validate_limit",
     "validate_queries",
     "validate_records",
     "validate_source",
@@ -260,6 +261,19 @@ def validate_k(k: Any, limits: Limits) -> int:
     if k > limits.max_k:
         raise LimitExceededError(f"k={k} exceeds the limit of {limits.max_k}", limit=limits.max_k)
     return int(k)
+
+
+def validate_limit(limit: Any, limits: Limits) -> int:
+    """A page size: an integer from 1 to ``max_batch``."""
+    if isinstance(limit, bool) or not isinstance(limit, int | np.integer):
+        raise InvalidArgumentError(f"limit must be an integer, got {limit!r}")
+    if limit < 1:
+        raise InvalidArgumentError(f"limit must be at least 1, got {limit}")
+    if limit > limits.max_batch:
+        raise LimitExceededError(
+            f"limit={limit} exceeds the limit of {limits.max_batch}", limit=limits.max_batch
+        )
+    return int(limit)
 
 
 def validate_include(include: Any) -> frozenset[str]:

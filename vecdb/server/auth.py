@@ -31,8 +31,24 @@ OPERATIONS = (
     "count",
     "list_sources",
     "embed",
+    "scroll",
+    "create_snapshot",
+    "list_snapshots",
+    "delete_snapshot",
+    "restore_snapshot",
 )
-WRITE_OPERATIONS = frozenset({"create_collection", "drop_collection", "upsert", "delete", "replace_source"})
+WRITE_OPERATIONS = frozenset(
+    {
+        "create_collection",
+        "drop_collection",
+        "upsert",
+        "delete",
+        "replace_source",
+        "create_snapshot",
+        "delete_snapshot",
+        "restore_snapshot",
+    }
+)
 
 
 class Authenticator:

@@ -15,7 +15,7 @@ import orjson
 
 from vecdb.errors import InvalidArgumentError, InvalidMetadataError, VecDBError
 from vecdb.server._generated import vecdb_pb2 as pb
-from vecdb.types import DEFAULT_INCLUDE, Hit, Record, SourceInfo
+from vecdb.types import DEFAULT_INCLUDE, Hit, Record, SnapshotInfo, SourceInfo
 
 __all__ = [
     "from_proto_expiry",
@@ -225,4 +225,31 @@ def from_proto_collection_info(msg: pb.CollectionInfo) -> dict[str, Any]:
         "checkpoint_seq": msg.checkpoint_seq,
         "embedding": orjson.loads(msg.embedding_json) if msg.embedding_json else None,
         "capacity": orjson.loads(msg.capacity_json) if msg.capacity_json else None,
+    }
+
+
+def to_proto_snapshot(info: SnapshotInfo) -> pb.SnapshotInfo:
+    return pb.SnapshotInfo(
+        collection=info.collection,
+        name=info.name,
+        created_at=info.created_at,
+        seq=info.seq,
+        records=info.records,
+        dim=info.dim,
+        metric=info.metric,
+        bytes=info.bytes,
+    )
+
+
+def from_proto_snapshot(msg: pb.SnapshotInfo) -> dict[str, Any]:
+    """A snapshot as the dict the REST API returns."""
+    return {
+        "collection": msg.collection,
+        "name": msg.name,
+        "created_at": msg.created_at,
+        "seq": msg.seq,
+        "records": msg.records,
+        "dim": msg.dim,
+        "metric": msg.metric,
+        "bytes": msg.bytes,
     }

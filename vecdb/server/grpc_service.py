@@ -245,6 +245,69 @@ class VecDBServicer(pb_grpc.VecDBServicer):
 
         return self._call(context, "embed", run)
 
+    # ---- scroll and snapshots ----
+
+    def Scroll(self, request: pb.ScrollRequest, context: Any) -> Iterator[pb.ScrollPage]:
+        """Pages from the engine's scroll, one message each; each page is read (and authorized) in
+        ``_call``, nothing is held between pages, and a cancelled call stops the loop."""
+        include = convert.from_proto_include(request.include, request.HasField("include"))
+        cursor = request.cursor if request.HasField("cursor") else None
+        limit = request.limit if request.HasField("limit") else 1000
+        pages = 0
+        while True:
+
+            def page(cursor: str | None = cursor) -> pb.ScrollPage:
+                flt = convert.json_or_none(request.filter_json, "filter_json", InvalidFilterError)
+                col = self._db.get_collection(request.collection)
+                records, nxt = col.scroll(cursor, limit, flt, include)
+                msg = pb.ScrollPage(records=[convert.to_proto_record(r) for r in records])
+                if nxt is not None:
+                    msg.next_cursor = nxt
+                return msg
+
+            msg = self._call(context, "scroll", page)
+            yield msg
+            pages += 1
+            if not msg.HasField("next_cursor") or (request.max_pages and pages >= request.max_pages):
+                return
+            if not context.is_active():
+                return
+            cursor = msg.next_cursor
+
+    def CreateSnapshot(self, request: pb.SnapshotRequest, context: Any) -> pb.SnapshotInfo:
+        return self._call(
+            context,
+            "create_snapshot",
+            lambda: convert.to_proto_snapshot(
+                self._db.create_snapshot(request.collection, request.name or None)
+            ),
+        )
+
+    def ListSnapshots(self, request: pb.CollectionRequest, context: Any) -> pb.ListSnapshotsResponse:
+        return self._call(
+            context,
+            "list_snapshots",
+            lambda: pb.ListSnapshotsResponse(
+                snapshots=[convert.to_proto_snapshot(s) for s in self._db.list_snapshots(request.name)]
+            ),
+        )
+
+    def DeleteSnapshot(self, request: pb.SnapshotRequest, context: Any) -> pb.DeleteSnapshotResponse:
+        def run() -> pb.DeleteSnapshotResponse:
+            self._db.delete_snapshot(request.collection, request.name)
+            return pb.DeleteSnapshotResponse()
+
+        return self._call(context, "delete_snapshot", run)
+
+    def RestoreSnapshot(self, request: pb.RestoreSnapshotRequest, context: Any) -> pb.CollectionInfo:
+        return self._call(
+            context,
+            "restore_snapshot",
+            lambda: convert.to_proto_collection_info(
+                self._db.restore_snapshot(request.collection, request.name, request.target or None).info()
+            ),
+        )
+
 
 def _op(method: str) -> str:
     """The operation (auth, metrics) of an RPC: CreateCollection -> create_collection."""
@@ -269,7 +332,21 @@ def _handlers(servicer: VecDBServicer) -> grpc.GenericRpcHandler[Any, Any]:
         serialize = getattr(pb, method.output_type.name).SerializeToString
         impl = getattr(servicer, method.name)
         op = _op(method.name)
-        if method.client_streaming:
+        if method.server_streaming:
+
+            def streaming(
+                raw: bytes, context: Any, impl: Any = impl, cls: Any = request_cls, op: str = op
+            ) -> Any:
+                try:
+                    request = _decode(cls, raw, "the request")
+                except InvalidArgumentError as exc:
+                    servicer._call(context, op, partial(_raise, exc))
+                return impl(request, context)
+
+            handlers[method.name] = grpc.unary_stream_rpc_method_handler(
+                streaming, response_serializer=serialize
+            )
+        elif method.client_streaming:
 
             def stream(raws: Iterator[bytes], context: Any, impl: Any = impl, cls: Any = request_cls) -> Any:
                 decoded = (_decode(cls, raw, f"stream message {i}") for i, raw in enumerate(raws))

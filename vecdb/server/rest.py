@@ -7,6 +7,7 @@ status; request validation errors are 400 ``invalid_argument``; unknown routes 4
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -196,6 +197,44 @@ class SourceOut(BaseModel):
 
 class SourceList(BaseModel):
     sources: list[SourceOut]
+
+
+class ScrollBody(BaseModel):
+    model_config = _STRICT
+    cursor: str | None = Field(None, description="The next_cursor of the previous page; null for the first.")
+    limit: int = Field(1000, description="Records per page.")
+    filter: dict[str, Any] | None = None
+    include: list[str] | None = Field(None, description="Of text, metadata, source, vector.")
+
+
+class ScrollResult(BaseModel):
+    records: list[RecordOut]
+    next_cursor: str | None = Field(description="null after the last page.")
+
+
+class SnapshotBody(BaseModel):
+    model_config = _STRICT
+    name: str | None = Field(None, description="Default: the current UTC time.")
+
+
+class SnapshotOut(BaseModel):
+    collection: str
+    name: str
+    created_at: str
+    seq: int
+    records: int
+    dim: int
+    metric: str
+    bytes: int
+
+
+class SnapshotList(BaseModel):
+    snapshots: list[SnapshotOut]
+
+
+class RestoreBody(BaseModel):
+    model_config = _STRICT
+    target: str | None = Field(None, description="The new collection's name; default: the snapshot's.")
 
 
 class ErrorBody(BaseModel):
@@ -560,6 +599,65 @@ def create_app(
             ),
         )
         return {"count": n}
+
+    # ---- scroll and snapshots ----
+
+    @app.post(
+        "/v1/collections/{name}/scroll",
+        response_model=ScrollResult,
+        tags=["records"],
+        dependencies=[authorized("scroll")],
+    )
+    def scroll(name: str, body: ScrollBody, request: Request) -> Any:
+        include = DEFAULT_INCLUDE if body.include is None else body.include
+        records, cursor = call(
+            request,
+            "scroll",
+            lambda: db.get_collection(name).scroll(body.cursor, body.limit, body.filter, include),
+        )
+        return {"records": [r.to_dict() for r in records], "next_cursor": cursor}
+
+    @app.post(
+        "/v1/collections/{name}/snapshots",
+        status_code=201,
+        response_model=SnapshotOut,
+        tags=["snapshots"],
+        dependencies=[authorized("create_snapshot")],
+    )
+    def create_snapshot(name: str, request: Request, body: SnapshotBody | None = None) -> Any:
+        snap = body.name if body is not None else None
+        return dataclasses.asdict(call(request, "create_snapshot", lambda: db.create_snapshot(name, snap)))
+
+    @app.get(
+        "/v1/collections/{name}/snapshots",
+        response_model=SnapshotList,
+        tags=["snapshots"],
+        dependencies=[authorized("list_snapshots")],
+    )
+    def list_snapshots(name: str, request: Request) -> Any:
+        snaps = call(request, "list_snapshots", lambda: db.list_snapshots(name))
+        return {"snapshots": [dataclasses.asdict(s) for s in snaps]}
+
+    @app.delete(
+        "/v1/collections/{name}/snapshots/{snapshot}",
+        response_model=dict[str, str],
+        tags=["snapshots"],
+        dependencies=[authorized("delete_snapshot")],
+    )
+    def delete_snapshot(name: str, snapshot: str, request: Request) -> Any:
+        call(request, "delete_snapshot", lambda: db.delete_snapshot(name, snapshot))
+        return {"deleted": snapshot}
+
+    @app.post(
+        "/v1/collections/{name}/snapshots/{snapshot}/restore",
+        status_code=201,
+        response_model=CollectionInfo,
+        tags=["snapshots"],
+        dependencies=[authorized("restore_snapshot")],
+    )
+    def restore_snapshot(name: str, snapshot: str, request: Request, body: RestoreBody | None = None) -> Any:
+        target = body.target if body is not None else None
+        return call(request, "restore_snapshot", lambda: db.restore_snapshot(name, snapshot, target).info())
 
     @app.post("/v1/embed", response_model=EmbedResult, tags=["embedding"], dependencies=[authorized("embed")])
     def embed(body: EmbedBody, request: Request) -> Any:

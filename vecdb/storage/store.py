@@ -26,7 +26,7 @@ from typing import Any, cast
 
 import numpy as np
 import orjson
-from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import Checkpoint, Options, Rdict, WriteBatch, WriteOptions
 
 from vecdb.errors import CorruptionError, DatabaseLockedError, StorageError
 
@@ -207,6 +207,35 @@ class CollectionStore:
                 yield labels, vecs.reshape(len(keys), self.dim)
         finally:
             del it
+
+    def scan_ids(self, after: bytes | None, limit: int) -> list[tuple[bytes, int]]:
+        """Up to ``limit`` (id as UTF-8, label) pairs in id byte order, starting after ``after``."""
+        out: list[tuple[bytes, int]] = []
+        it = self._cf["ids"].iter()
+        try:
+            if after is None:
+                it.seek_to_first()
+            else:
+                it.seek(after)
+                if it.valid() and it.key() == after:
+                    it.next()
+            while it.valid() and len(out) < limit:
+                out.append((it.key(), _U64.unpack(it.value())[0]))
+                it.next()
+        finally:
+            del it
+        return out
+
+    def checkpoint(self, dest: Path) -> None:
+        """A consistent copy of the whole store at ``dest`` (must not exist): RocksDB's checkpoint, hard
+        links to the immutable table files where the file system allows, copies otherwise."""
+        cp = Checkpoint(self._db)
+        try:
+            cp.create_checkpoint(str(dest))
+        except Exception as exc:
+            raise StorageError(f"cannot checkpoint store {self.path} to {dest}: {exc}") from exc
+        finally:
+            del cp
 
     def source_labels(self, source: str) -> list[int]:
         """Labels of the records of ``source``: a prefix scan, cost proportional to the source."""

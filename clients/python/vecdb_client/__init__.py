@@ -12,7 +12,7 @@
 from vecdb_client.aio import AsyncClient, AsyncCollection
 from vecdb_client.client import Client, Collection
 from vecdb_client.errors import VecDBError
-from vecdb_client.types import CollectionInfo, Hit, Record, SourceInfo
+from vecdb_client.types import CollectionInfo, Hit, Record, SnapshotInfo, SourceInfo
 
 __all__ = [
     "AsyncClient",
@@ -22,6 +22,7 @@ __all__ = [
     "CollectionInfo",
     "Hit",
     "Record",
+    "SnapshotInfo",
     "SourceInfo",
     "VecDBError",
 ]

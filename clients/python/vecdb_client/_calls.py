@@ -44,6 +44,8 @@ IDEMPOTENT = frozenset(
         "count",
         "list_sources",
         "embed",
+        "scroll",
+        "list_snapshots",
     }
 )
 
@@ -213,6 +215,44 @@ class Call:
         return cls("count", {"name": _name(name), "filter": _object(filter, "filter", InvalidFilterError)})
 
     @classmethod
+    def scroll(
+        cls,
+        name: str,
+        cursor: str | None,
+        limit: int,
+        filter: Mapping[str, Any] | None,
+        include: Sequence[str] | None,
+    ) -> Call:
+        if cursor is not None and not isinstance(cursor, str):
+            raise InvalidArgumentError(f"cursor must be a string (a page's next_cursor), got {cursor!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int | np.integer):
+            raise InvalidArgumentError(f"limit must be an integer, got {limit!r}")
+        if not 1 <= limit < 2**32:
+            raise InvalidArgumentError(f"limit must be at least 1, got {limit}")
+        return cls(
+            "scroll",
+            {
+                "name": _name(name),
+                "cursor": cursor,
+                "limit": int(limit),
+                "filter": _object(filter, "filter", InvalidFilterError),
+                "include": _include(include),
+            },
+        )
+
+    @classmethod
+    def snapshot(cls, op: str, name: str, snapshot: str | None, target: str | None = None) -> Call:
+        """create_snapshot, delete_snapshot, restore_snapshot (``target``), list_snapshots."""
+        return cls(
+            op,
+            {
+                "name": _name(name),
+                "snapshot": None if snapshot is None else _name(snapshot, "snapshot"),
+                "target": None if target is None else _name(target),
+            },
+        )
+
+    @classmethod
     def embed(cls, texts: Sequence[str] | str, model: str | None, collection: str | None) -> Call:
         return cls(
             "embed",
@@ -235,10 +275,10 @@ def json_text(value: Any, what: str, error: type[InvalidArgumentError]) -> str:
         raise error(f"{what} is not JSON-serializable: {exc}") from exc
 
 
-def _name(name: Any) -> str:
+def _name(name: Any, what: str = "collection") -> str:
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise InvalidNameError(
-            f"invalid collection name {name!r}: use 1-64 letters, digits, '_' or '-'", name=str(name)[:100]
+            f"invalid {what} name {name!r}: use 1-64 letters, digits, '_' or '-'", name=str(name)[:100]
         )
     return name
 

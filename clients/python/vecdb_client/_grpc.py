@@ -19,7 +19,7 @@ from vecdb_client.errors import (
     VecDBError,
     error_class_for_code,
 )
-from vecdb_client.types import CollectionInfo, Hit, Record, SourceInfo
+from vecdb_client.types import CollectionInfo, Hit, Record, SnapshotInfo, SourceInfo
 
 __all__ = ["CHANNEL_OPTIONS", "decode", "encode", "error_from_rpc"]
 
@@ -40,7 +40,15 @@ _RPC = {
     "count": "Count",
     "list_sources": "ListSources",
     "embed": "Embed",
+    "scroll": "Scroll",
+    "create_snapshot": "CreateSnapshot",
+    "list_snapshots": "ListSnapshots",
+    "delete_snapshot": "DeleteSnapshot",
+    "restore_snapshot": "RestoreSnapshot",
 }
+
+#: Server-streaming RPCs: the client reads every message of the reply (one page for scroll).
+STREAMING = frozenset({"scroll"})
 
 
 def _text(value: Any, what: str, error: type[InvalidArgumentError] = InvalidArgumentError) -> str:
@@ -104,6 +112,24 @@ def encode(call: Call) -> tuple[str, Any]:
             )
         case "embed":
             req = pb.EmbedRequest(texts=a["texts"], model=a["model"] or "", collection=a["collection"] or "")
+        case "scroll":
+            req = pb.ScrollRequest(
+                collection=a["name"],
+                limit=a["limit"],
+                filter_json=_text(a["filter"], "filter", InvalidFilterError),
+                max_pages=1,
+                **_include(a["include"]),
+            )
+            if a["cursor"] is not None:
+                req.cursor = a["cursor"]
+        case "create_snapshot" | "delete_snapshot":
+            req = pb.SnapshotRequest(collection=a["name"], name=a["snapshot"] or "")
+        case "list_snapshots":
+            req = pb.CollectionRequest(name=a["name"])
+        case "restore_snapshot":
+            req = pb.RestoreSnapshotRequest(
+                collection=a["name"], name=a["snapshot"], target=a["target"] or ""
+            )
         case _:
             raise AssertionError(f"unknown operation {call.op}")
     return _RPC[call.op], req
@@ -177,6 +203,18 @@ def decode(call: Call, msg: Any) -> Any:  # noqa: PLR0911 (one case per operatio
         case "embed":
             v = msg.vectors
             return np.frombuffer(v.data, dtype="<f4").reshape(-1, v.dim).astype(np.float32), msg.model
+        case "scroll":  # the pages of a stream; one for the client's scroll
+            records = [Record(**_fields(r)) for page in msg for r in page.records]
+            last = msg[-1] if msg else None
+            return records, last.next_cursor if last is not None and last.HasField("next_cursor") else None
+        case "create_snapshot":
+            return _snapshot(msg)
+        case "list_snapshots":
+            return [_snapshot(s) for s in msg.snapshots]
+        case "delete_snapshot":
+            return None
+        case "restore_snapshot":
+            return _info(msg)
     raise AssertionError(f"unknown operation {call.op}")
 
 
@@ -188,6 +226,19 @@ def _fields(msg: Any) -> dict[str, Any]:
         "source": msg.source if msg.HasField("source") else None,
         "vector": np.asarray(msg.vector, dtype=np.float32) if len(msg.vector) else None,
     }
+
+
+def _snapshot(msg: pb.SnapshotInfo) -> SnapshotInfo:
+    return SnapshotInfo(
+        collection=msg.collection,
+        name=msg.name,
+        created_at=msg.created_at,
+        seq=msg.seq,
+        records=msg.records,
+        dim=msg.dim,
+        metric=msg.metric,
+        bytes=msg.bytes,
+    )
 
 
 def _info(msg: pb.CollectionInfo) -> CollectionInfo:

@@ -10,7 +10,7 @@ import numpy as np
 
 from vecdb_client._calls import Call, json_text
 from vecdb_client.errors import InvalidArgumentError, UnavailableError, VecDBError, error_class_for_code
-from vecdb_client.types import CollectionInfo, Hit, Record, SourceInfo
+from vecdb_client.types import CollectionInfo, Hit, Record, SnapshotInfo, SourceInfo
 
 __all__ = ["HttpRequest", "decode", "encode", "error_from_response"]
 
@@ -75,6 +75,18 @@ def encode(call: Call) -> HttpRequest:  # noqa: PLR0911 (one case per operation)
             return HttpRequest("GET", _col(a["name"], "/sources"))
         case "embed":
             return _body("POST", "/v1/embed", a)
+        case "scroll":
+            body = {k: a[k] for k in ("cursor", "limit", "filter", "include")}
+            return _body("POST", _col(a["name"], "/scroll"), body)
+        case "create_snapshot":
+            return _body("POST", _col(a["name"], "/snapshots"), {"name": a["snapshot"]})
+        case "list_snapshots":
+            return HttpRequest("GET", _col(a["name"], "/snapshots"))
+        case "delete_snapshot":
+            return HttpRequest("DELETE", _col(a["name"], f"/snapshots/{a['snapshot']}"))
+        case "restore_snapshot":
+            path = _col(a["name"], f"/snapshots/{a['snapshot']}/restore")
+            return _body("POST", path, {"target": a["target"]})
     raise AssertionError(f"unknown operation {call.op}")
 
 
@@ -96,6 +108,16 @@ def decode(call: Call, body: Any) -> Any:  # noqa: PLR0911 (one case per operati
             return [SourceInfo(s["source"], int(s["count"])) for s in body["sources"]]
         case "embed":
             return np.asarray(body["vectors"], dtype=np.float32).reshape(-1, body["dim"]), body["model"]
+        case "scroll":
+            return [Record(**_fields(r)) for r in body["records"]], body.get("next_cursor")
+        case "create_snapshot":
+            return snapshot_from_dict(body)
+        case "list_snapshots":
+            return [snapshot_from_dict(s) for s in body["snapshots"]]
+        case "delete_snapshot":
+            return None
+        case "restore_snapshot":
+            return info_from_dict(body)
     raise AssertionError(f"unknown operation {call.op}")
 
 
@@ -125,6 +147,19 @@ def info_from_dict(d: dict[str, Any]) -> CollectionInfo:
         checkpoint_seq=int(d["checkpoint_seq"]),
         embedding=d.get("embedding"),
         capacity=d.get("capacity"),
+    )
+
+
+def snapshot_from_dict(d: dict[str, Any]) -> SnapshotInfo:
+    return SnapshotInfo(
+        collection=d["collection"],
+        name=d["name"],
+        created_at=d["created_at"],
+        seq=int(d["seq"]),
+        records=int(d["records"]),
+        dim=int(d["dim"]),
+        metric=d["metric"],
+        bytes=int(d["bytes"]),
     )
 
 

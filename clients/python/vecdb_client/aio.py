@@ -8,7 +8,7 @@ Connections are made on first use, inside the running event loop, and belong to 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
@@ -23,7 +23,7 @@ from vecdb_client._generated import vecdb_pb2_grpc as pb_grpc
 from vecdb_client._transport import Endpoint, backoff_delay
 from vecdb_client.client import Client, _json
 from vecdb_client.errors import ClosedError, DeadlineExceededError, UnavailableError
-from vecdb_client.types import CollectionInfo, Hit, Metric, Record, SourceInfo
+from vecdb_client.types import CollectionInfo, Hit, Metric, Record, SnapshotInfo, SourceInfo
 
 __all__ = ["AsyncClient", "AsyncCollection"]
 
@@ -76,7 +76,13 @@ class _AsyncGrpc:
     async def send(self, call: Call) -> Any:
         name, req = _grpc.encode(call)
         try:
-            resp = await getattr(self.stub, name)(req, timeout=self.timeout, metadata=self.metadata)
+            if call.op in _grpc.STREAMING:
+                resp = [
+                    m
+                    async for m in getattr(self.stub, name)(req, timeout=self.timeout, metadata=self.metadata)
+                ]
+            else:
+                resp = await getattr(self.stub, name)(req, timeout=self.timeout, metadata=self.metadata)
         except grpc.aio.AioRpcError as exc:
             raise _grpc.error_from_rpc(exc.code(), exc.details(), exc.trailing_metadata()) from None
         return _grpc.decode(call, resp)
@@ -195,6 +201,27 @@ class AsyncClient:
         """Delete a collection and all its data. Raises CollectionNotFoundError."""
         await self._send(Call.named("drop_collection", name))
 
+    # ---- snapshots ----
+
+    async def create_snapshot(self, collection: str, name: str | None = None) -> SnapshotInfo:
+        """See ``Client.create_snapshot``."""
+        return await self._send(Call.snapshot("create_snapshot", collection, name))  # type: ignore[no-any-return]
+
+    async def list_snapshots(self, collection: str) -> list[SnapshotInfo]:
+        """See ``Client.list_snapshots``."""
+        return await self._send(Call.snapshot("list_snapshots", collection, None))  # type: ignore[no-any-return]
+
+    async def delete_snapshot(self, collection: str, name: str) -> None:
+        """See ``Client.delete_snapshot``."""
+        await self._send(Call.snapshot("delete_snapshot", collection, name))
+
+    async def restore_snapshot(
+        self, collection: str, name: str, target: str | None = None
+    ) -> AsyncCollection:
+        """See ``Client.restore_snapshot``."""
+        info = await self._send(Call.snapshot("restore_snapshot", collection, name, target or collection))
+        return AsyncCollection(self, info.name)
+
     async def embed(
         self, texts: Sequence[str] | str, model: str | None = None, collection: str | None = None
     ) -> tuple[np.ndarray, str]:
@@ -278,3 +305,29 @@ class AsyncCollection:
     async def list_sources(self) -> list[SourceInfo]:
         """See ``Collection.list_sources``."""
         return await self.client._send(Call.named("list_sources", self.name))  # type: ignore[no-any-return]
+
+    async def scroll(
+        self,
+        cursor: str | None = None,
+        limit: int = 1000,
+        filter: Mapping[str, Any] | None = None,
+        include: Sequence[str] | None = None,
+    ) -> tuple[list[Record], str | None]:
+        """See ``Collection.scroll``."""
+        call = Call.scroll(self.name, cursor, limit, filter, include)
+        return await self.client._send(call)  # type: ignore[no-any-return]
+
+    async def iter_records(
+        self,
+        limit: int = 1000,
+        filter: Mapping[str, Any] | None = None,
+        include: Sequence[str] | None = None,
+    ) -> AsyncIterator[Record]:
+        """See ``Collection.iter_records``."""
+        cursor: str | None = None
+        while True:
+            records, cursor = await self.scroll(cursor, limit, filter, include)
+            for record in records:
+                yield record
+            if cursor is None:
+                return

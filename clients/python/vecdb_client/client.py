@@ -9,7 +9,7 @@ HTTP 503, gRPC UNAVAILABLE). Errors are ``vecdb_client.errors`` classes, the sam
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
@@ -22,7 +22,7 @@ from vecdb_client._calls import Call
 from vecdb_client._generated import vecdb_pb2_grpc as pb_grpc
 from vecdb_client._transport import Endpoint, backoff_delay
 from vecdb_client.errors import ClosedError, DeadlineExceededError, UnavailableError, VecDBError
-from vecdb_client.types import CollectionInfo, Hit, Metric, Record, SourceInfo
+from vecdb_client.types import CollectionInfo, Hit, Metric, Record, SnapshotInfo, SourceInfo
 
 __all__ = ["Client", "Collection"]
 
@@ -85,6 +85,8 @@ class _Grpc:
         name, req = _grpc.encode(call)
         try:
             resp = getattr(self.stub, name)(req, timeout=self.timeout, metadata=self.metadata)
+            if call.op in _grpc.STREAMING:
+                resp = list(resp)
         except grpc.RpcError as exc:
             raise _grpc.error_from_rpc(exc.code(), exc.details(), exc.trailing_metadata()) from None
         return _grpc.decode(call, resp)
@@ -196,6 +198,27 @@ class Client:
         """Delete a collection and all its data. Raises CollectionNotFoundError."""
         self._send(Call.named("drop_collection", name))
 
+    # ---- snapshots ----
+
+    def create_snapshot(self, collection: str, name: str | None = None) -> SnapshotInfo:
+        """An online, consistent copy of ``collection`` in the server's data directory (``name``: default
+        the UTC time). Raises CollectionNotFoundError, SnapshotExistsError."""
+        return self._send(Call.snapshot("create_snapshot", collection, name))  # type: ignore[no-any-return]
+
+    def list_snapshots(self, collection: str) -> list[SnapshotInfo]:
+        """``collection``'s snapshots, oldest first (also after the collection was dropped)."""
+        return self._send(Call.snapshot("list_snapshots", collection, None))  # type: ignore[no-any-return]
+
+    def delete_snapshot(self, collection: str, name: str) -> None:
+        """Raises SnapshotNotFoundError."""
+        self._send(Call.snapshot("delete_snapshot", collection, name))
+
+    def restore_snapshot(self, collection: str, name: str, target: str | None = None) -> Collection:
+        """A new collection ``target`` (default: ``collection``, which must not exist) holding what the
+        snapshot holds. Raises SnapshotNotFoundError, CollectionExistsError."""
+        info = self._send(Call.snapshot("restore_snapshot", collection, name, target or collection))
+        return Collection(self, info.name)
+
     def embed(
         self, texts: Sequence[str] | str, model: str | None = None, collection: str | None = None
     ) -> tuple[np.ndarray, str]:
@@ -298,3 +321,31 @@ class Collection:
     def list_sources(self) -> list[SourceInfo]:
         """Every source with its live record count."""
         return self.client._send(Call.named("list_sources", self.name))  # type: ignore[no-any-return]
+
+    def scroll(
+        self,
+        cursor: str | None = None,
+        limit: int = 1000,
+        filter: Mapping[str, Any] | None = None,
+        include: Sequence[str] | None = None,
+    ) -> tuple[list[Record], str | None]:
+        """One page of records in id order after ``cursor`` (None: the first page), and the next page's
+        cursor (None after the last). Records written or deleted meanwhile may or may not appear; none
+        appears twice; every record that exists for the whole scroll appears. A filtered page may be short
+        (even empty) with a cursor to go on from."""
+        call = Call.scroll(self.name, cursor, limit, filter, include)
+        return self.client._send(call)  # type: ignore[no-any-return]
+
+    def iter_records(
+        self,
+        limit: int = 1000,
+        filter: Mapping[str, Any] | None = None,
+        include: Sequence[str] | None = None,
+    ) -> Iterator[Record]:
+        """Every record (matching ``filter``), page by page (``limit`` a page), as ``scroll`` reads them."""
+        cursor: str | None = None
+        while True:
+            records, cursor = self.scroll(cursor, limit, filter, include)
+            yield from records
+            if cursor is None:
+                return

@@ -21,9 +21,11 @@ refused or reset, HTTP 503, gRPC UNAVAILABLE) and ``DeadlineExceededError`` (the
     │       └── ModelUnavailableError model_unavailable
     ├── LimitExceededError          limit_exceeded
     ├── NotFoundError               not_found
-    │   └── CollectionNotFoundError collection_not_found
+    │   ├── CollectionNotFoundError collection_not_found
+    │   └── SnapshotNotFoundError   snapshot_not_found
     ├── AlreadyExistsError          already_exists
-    │   └── CollectionExistsError   collection_exists
+    │   ├── CollectionExistsError   collection_exists
+    │   └── SnapshotExistsError     snapshot_exists
     ├── AuthenticationError         unauthenticated
     ├── PermissionDeniedError       permission_denied
     ├── UnavailableError            unavailable
@@ -68,6 +70,8 @@ __all__ = [
     "ModelUnavailableError",
     "NotFoundError",
     "PermissionDeniedError",
+    "SnapshotExistsError",
+    "SnapshotNotFoundError",
     "StorageError",
     "UnavailableError",
     "VecDBError",
@@ -157,6 +161,10 @@ class CollectionNotFoundError(NotFoundError):
     code = "collection_not_found"
 
 
+class SnapshotNotFoundError(NotFoundError):
+    code = "snapshot_not_found"
+
+
 class AlreadyExistsError(VecDBError):
     code = "already_exists"
     http_status = 409
@@ -165,6 +173,10 @@ class AlreadyExistsError(VecDBError):
 
 class CollectionExistsError(AlreadyExistsError):
     code = "collection_exists"
+
+
+class SnapshotExistsError(AlreadyExistsError):
+    code = "snapshot_exists"
 
 
 class AuthenticationError(VecDBError):

@@ -7,7 +7,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["DEFAULT_INCLUDE", "INCLUDE_FIELDS", "CollectionInfo", "Hit", "Metric", "Record", "SourceInfo"]
+__all__ = [
+    "DEFAULT_INCLUDE",
+    "INCLUDE_FIELDS",
+    "CollectionInfo",
+    "Hit",
+    "Metric",
+    "Record",
+    "SnapshotInfo",
+    "SourceInfo",
+]
 
 Metric = Literal["l2", "ip", "cosine"]
 
@@ -72,6 +81,21 @@ class SourceInfo:
 
     source: str
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    """A snapshot of a collection in the server's data directory (``created_at``: ISO 8601, UTC;
+    ``seq``: the collection's sequence number it covers; ``records``: visible records then)."""
+
+    collection: str
+    name: str
+    created_at: str
+    seq: int
+    records: int
+    dim: int
+    metric: str
+    bytes: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -281,3 +281,75 @@ class EmbedResponse(_message.Message):
     vectors: Vectors
     model: str
     def __init__(self, vectors: _Optional[_Union[Vectors, _Mapping]] = ..., model: _Optional[str] = ...) -> None: ...
+
+class ScrollRequest(_message.Message):
+    __slots__ = ("collection", "cursor", "limit", "filter_json", "include", "max_pages")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    FILTER_JSON_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_FIELD_NUMBER: _ClassVar[int]
+    MAX_PAGES_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    cursor: str
+    limit: int
+    filter_json: str
+    include: Include
+    max_pages: int
+    def __init__(self, collection: _Optional[str] = ..., cursor: _Optional[str] = ..., limit: _Optional[int] = ..., filter_json: _Optional[str] = ..., include: _Optional[_Union[Include, _Mapping]] = ..., max_pages: _Optional[int] = ...) -> None: ...
+
+class ScrollPage(_message.Message):
+    __slots__ = ("records", "next_cursor")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[Record]
+    next_cursor: str
+    def __init__(self, records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...
+
+class SnapshotRequest(_message.Message):
+    __slots__ = ("collection", "name")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    name: str
+    def __init__(self, collection: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class SnapshotInfo(_message.Message):
+    __slots__ = ("collection", "name", "created_at", "seq", "records", "dim", "metric", "bytes")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    DIM_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    name: str
+    created_at: str
+    seq: int
+    records: int
+    dim: int
+    metric: str
+    bytes: int
+    def __init__(self, collection: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[str] = ..., seq: _Optional[int] = ..., records: _Optional[int] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., bytes: _Optional[int] = ...) -> None: ...
+
+class ListSnapshotsResponse(_message.Message):
+    __slots__ = ("snapshots",)
+    SNAPSHOTS_FIELD_NUMBER: _ClassVar[int]
+    snapshots: _containers.RepeatedCompositeFieldContainer[SnapshotInfo]
+    def __init__(self, snapshots: _Optional[_Iterable[_Union[SnapshotInfo, _Mapping]]] = ...) -> None: ...
+
+class DeleteSnapshotResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RestoreSnapshotRequest(_message.Message):
+    __slots__ = ("collection", "name", "target")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    name: str
+    target: str
+    def __init__(self, collection: _Optional[str] = ..., name: _Optional[str] = ..., target: _Optional[str] = ...) -> None: ...

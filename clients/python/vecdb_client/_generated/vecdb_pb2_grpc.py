@@ -99,6 +99,31 @@ class VecDBStub:
                 request_serializer=vecdb__pb2.EmbedRequest.SerializeToString,
                 response_deserializer=vecdb__pb2.EmbedResponse.FromString,
                 _registered_method=True)
+        self.Scroll = channel.unary_stream(
+                '/vecdb.v1.VecDB/Scroll',
+                request_serializer=vecdb__pb2.ScrollRequest.SerializeToString,
+                response_deserializer=vecdb__pb2.ScrollPage.FromString,
+                _registered_method=True)
+        self.CreateSnapshot = channel.unary_unary(
+                '/vecdb.v1.VecDB/CreateSnapshot',
+                request_serializer=vecdb__pb2.SnapshotRequest.SerializeToString,
+                response_deserializer=vecdb__pb2.SnapshotInfo.FromString,
+                _registered_method=True)
+        self.ListSnapshots = channel.unary_unary(
+                '/vecdb.v1.VecDB/ListSnapshots',
+                request_serializer=vecdb__pb2.CollectionRequest.SerializeToString,
+                response_deserializer=vecdb__pb2.ListSnapshotsResponse.FromString,
+                _registered_method=True)
+        self.DeleteSnapshot = channel.unary_unary(
+                '/vecdb.v1.VecDB/DeleteSnapshot',
+                request_serializer=vecdb__pb2.SnapshotRequest.SerializeToString,
+                response_deserializer=vecdb__pb2.DeleteSnapshotResponse.FromString,
+                _registered_method=True)
+        self.RestoreSnapshot = channel.unary_unary(
+                '/vecdb.v1.VecDB/RestoreSnapshot',
+                request_serializer=vecdb__pb2.RestoreSnapshotRequest.SerializeToString,
+                response_deserializer=vecdb__pb2.CollectionInfo.FromString,
+                _registered_method=True)
 
 
 class VecDBServicer:
@@ -186,6 +211,41 @@ class VecDBServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Scroll(self, request, context):
+        """Records in id order, one page per message, from `cursor` (or the start) to the end, or for
+        `max_pages` pages when that is > 0. Each page carries the cursor of the next (absent after the last).
+        Records written or deleted during a scroll may or may not appear; none appears twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateSnapshot(self, request, context):
+        """Snapshots: online, consistent copies of a collection in the server's data directory.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSnapshots(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSnapshot(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreSnapshot(self, request, context):
+        """A new collection `target` (default: the snapshot's collection) from a snapshot.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VecDBServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -253,6 +313,31 @@ def add_VecDBServicer_to_server(servicer, server):
                     servicer.Embed,
                     request_deserializer=vecdb__pb2.EmbedRequest.FromString,
                     response_serializer=vecdb__pb2.EmbedResponse.SerializeToString,
+            ),
+            'Scroll': grpc.unary_stream_rpc_method_handler(
+                    servicer.Scroll,
+                    request_deserializer=vecdb__pb2.ScrollRequest.FromString,
+                    response_serializer=vecdb__pb2.ScrollPage.SerializeToString,
+            ),
+            'CreateSnapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSnapshot,
+                    request_deserializer=vecdb__pb2.SnapshotRequest.FromString,
+                    response_serializer=vecdb__pb2.SnapshotInfo.SerializeToString,
+            ),
+            'ListSnapshots': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSnapshots,
+                    request_deserializer=vecdb__pb2.CollectionRequest.FromString,
+                    response_serializer=vecdb__pb2.ListSnapshotsResponse.SerializeToString,
+            ),
+            'DeleteSnapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSnapshot,
+                    request_deserializer=vecdb__pb2.SnapshotRequest.FromString,
+                    response_serializer=vecdb__pb2.DeleteSnapshotResponse.SerializeToString,
+            ),
+            'RestoreSnapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreSnapshot,
+                    request_deserializer=vecdb__pb2.RestoreSnapshotRequest.FromString,
+                    response_serializer=vecdb__pb2.CollectionInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -606,6 +691,141 @@ class VecDB:
             '/vecdb.v1.VecDB/Embed',
             vecdb__pb2.EmbedRequest.SerializeToString,
             vecdb__pb2.EmbedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Scroll(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/vecdb.v1.VecDB/Scroll',
+            vecdb__pb2.ScrollRequest.SerializeToString,
+            vecdb__pb2.ScrollPage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vecdb.v1.VecDB/CreateSnapshot',
+            vecdb__pb2.SnapshotRequest.SerializeToString,
+            vecdb__pb2.SnapshotInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSnapshots(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vecdb.v1.VecDB/ListSnapshots',
+            vecdb__pb2.CollectionRequest.SerializeToString,
+            vecdb__pb2.ListSnapshotsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vecdb.v1.VecDB/DeleteSnapshot',
+            vecdb__pb2.SnapshotRequest.SerializeToString,
+            vecdb__pb2.DeleteSnapshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vecdb.v1.VecDB/RestoreSnapshot',
+            vecdb__pb2.RestoreSnapshotRequest.SerializeToString,
+            vecdb__pb2.CollectionInfo.FromString,
             options,
             channel_credentials,
             insecure,
