@@ -84,6 +84,11 @@ RPCS: dict[str, type[Message]] = {
     "Count": pb.CountRequest,
     "ListSources": pb.CollectionRequest,
     "Embed": pb.EmbedRequest,
+    "Scroll": pb.ScrollRequest,
+    "CreateSnapshot": pb.SnapshotRequest,
+    "ListSnapshots": pb.CollectionRequest,
+    "DeleteSnapshot": pb.SnapshotRequest,
+    "RestoreSnapshot": pb.RestoreSnapshotRequest,
 }
 
 # ---- the server under attack ----------------------------------------------------------------------------
@@ -115,6 +120,8 @@ def seed(db: Database) -> None:
         )
     if "victim" not in names:
         db.create_collection("victim", DIM)
+    if "keep" not in [s.name for s in db.list_snapshots("docs")]:
+        db.create_snapshot("docs", "keep")
 
 
 def escaped_paths(served: Served) -> list[str]:
@@ -129,10 +136,19 @@ def escaped_paths(served: Served) -> list[str]:
             continue
         out += [str(here / f) for f in filenames]
         out += [str(here / d) for d in dirnames if here / d not in fence and here / d != served.data]
-    out += [str(served.data / e) for e in os.listdir(served.data) if e not in ("LOCK", "collections")]
+    out += [
+        str(served.data / e) for e in os.listdir(served.data) if e not in ("LOCK", "collections", "snapshots")
+    ]
     collections = served.data / "collections"
     if collections.exists():
         out += [str(collections / e) for e in os.listdir(collections) if not NAME_RE.fullmatch(e)]
+    snapshots = served.data / "snapshots"
+    if snapshots.exists():
+        for col in os.listdir(snapshots):
+            if not NAME_RE.fullmatch(col):
+                out.append(str(snapshots / col))
+                continue
+            out += [str(snapshots / col / e) for e in os.listdir(snapshots / col) if not NAME_RE.fullmatch(e)]
     return out
 
 
@@ -173,6 +189,8 @@ def invoke(served: Served, rpc: str, request: Any) -> Any:
     method = getattr(served.grpc.stub, rpc)
     if rpc == "UpsertStream":
         return method(iter(request), timeout=60)
+    if rpc == "Scroll":
+        return list(method(request, timeout=60))  # a stream fails as it is read
     return method(request, timeout=60)
 
 
@@ -570,13 +588,58 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     ),
 }
 
+
+@st.composite
+def scroll_requests(draw: st.DrawFn) -> pb.ScrollRequest:
+    msg = pb.ScrollRequest(
+        collection=draw(names),
+        filter_json=draw(st.just("") | json_texts),
+        max_pages=draw(st.sampled_from([0, 1, 2]) | uint32s),
+    )
+    cursor = draw(
+        st.none() | st.sampled_from(["", "v1.", "v1.YQ", "v1.@@", "v2.YQ", "v1." + "A" * 4000]) | st.text()
+    )
+    if cursor is not None:
+        msg.cursor = cursor
+    limit = draw(st.none() | uint32s)
+    if limit is not None:
+        msg.limit = limit
+    include = draw(includes)
+    if include is not None:
+        msg.include.CopyFrom(include)
+    return msg
+
+
+_snapshot_names = st.sampled_from(["keep", "nope", "fresh", ""]) | _bad_names
+STRATEGIES.update(
+    {
+        "Scroll": scroll_requests(),
+        "CreateSnapshot": st.builds(pb.SnapshotRequest, collection=names, name=_snapshot_names),
+        "ListSnapshots": st.builds(pb.CollectionRequest, name=names),
+        "DeleteSnapshot": st.builds(pb.SnapshotRequest, collection=names, name=_snapshot_names),
+        "RestoreSnapshot": st.builds(
+            pb.RestoreSnapshotRequest,
+            collection=names,
+            name=_snapshot_names,
+            target=st.sampled_from(["", "fresh", "docs"]) | _bad_names,
+        ),
+    }
+)
+
 #: The collections an example may drop and the next example must find again.
 _KEEP = ("docs", "l2", "victim")
 
 
 def _restore(served: Served, rpc: str, request: Any, code: grpc.StatusCode) -> None:
-    if rpc == "CreateCollection" and code == grpc.StatusCode.OK and request.name not in _KEEP:
+    ok = code == grpc.StatusCode.OK
+    if rpc == "CreateCollection" and ok and request.name not in _KEEP:
         served.db.drop_collection(request.name)
+    if rpc == "CreateSnapshot" and ok:
+        for snap in served.db.list_snapshots(request.collection):
+            if snap.name != "keep":
+                served.db.delete_snapshot(request.collection, snap.name)
+    if rpc == "RestoreSnapshot" and ok:
+        served.db.drop_collection(request.target or request.collection)
     seed(served.db)
 
 
@@ -624,6 +687,9 @@ def _raw(served: Served, rpc: str) -> Callable[[bytes], Any]:
     if rpc == "UpsertStream":
         stream = served.grpc.channel.stream_unary(SERVICE + rpc)
         return lambda payload: stream(iter([payload]), timeout=60)
+    if rpc == "Scroll":
+        pages = served.grpc.channel.unary_stream(SERVICE + rpc)
+        return lambda payload: list(pages(payload, timeout=60))
     unary = served.grpc.channel.unary_unary(SERVICE + rpc)
     return lambda payload: unary(payload, timeout=60)
 
@@ -722,6 +788,11 @@ def _named(rpc: str, name: str) -> Any:
         "Count": lambda: pb.CountRequest(collection=name),
         "ListSources": lambda: pb.CollectionRequest(name=name),
         "Embed": lambda: pb.EmbedRequest(texts=["x"], collection=name),
+        "Scroll": lambda: pb.ScrollRequest(collection=name),
+        "CreateSnapshot": lambda: pb.SnapshotRequest(collection=name, name="s"),
+        "ListSnapshots": lambda: pb.CollectionRequest(name=name),
+        "DeleteSnapshot": lambda: pb.SnapshotRequest(collection=name, name="s"),
+        "RestoreSnapshot": lambda: pb.RestoreSnapshotRequest(collection=name, name="s", target="t"),
     }[rpc]()
 
 
@@ -733,13 +804,15 @@ def test_hostile_names(served: Served) -> None:
     for name in HOSTILE_NAMES:
         valid = NAME_RE.fullmatch(name) is not None  # "DOCS": a name, of no collection
         for rpc in RPCS:
-            if rpc == "ListCollections" or (valid and rpc == "CreateCollection"):
-                continue
+            if rpc == "ListCollections" or (valid and rpc in ("CreateCollection", "ListSnapshots")):
+                continue  # (ListSnapshots of a valid name without snapshots: an empty list)
             with pytest.raises(grpc.RpcError) as info:
                 invoke(served, rpc, _named(rpc, name))
             err = info.value
             trailers = dict(err.trailing_metadata() or ())
             expected = ("collection_not_found",) if valid else ("invalid_name",)
+            if valid and rpc in ("DeleteSnapshot", "RestoreSnapshot"):
+                expected = ("snapshot_not_found",)
             if name == "" and rpc == "UpsertStream":
                 expected = ("invalid_argument",)  # "the first stream message must name the collection"
             if name == "" and rpc == "Embed":
