@@ -322,3 +322,29 @@ def test_split_text_invariants(text: str, chunk_size: int, data: st.DataObject) 
         assert chunks == []
     else:
         assert chunks
+
+
+@pytest.mark.parametrize(
+    ("text", "size", "overlap"),
+    [
+        # the splitter repeats carried-over words alone ("a") before the real last chunk "a"
+        ("\n\nxxxxxxxxxxxxxxx   .  xxxxxxxxxxxxxxx word \ta a \n\na ", 30, 4),
+        # ... or a lone "." that lies inside the previous chunk
+        ("lorem ccc  \n\n  .  \txxxxxxxxxxxxxxx ", 21, 3),
+        ("xxxxxxxxxxxxxxx .  . ", 20, 2),
+        # a chunk that holds the previous one whole: ["ccc", "ccc xxxxxxxxxxxxxxx"]
+        ("  ccc xxxxxxxxxxxxxxx ", 20, 5),
+        (
+            ".  word xxxxxxxxxxxxxxx    \t.  ccc word lorem ccc .  ccc \t\n\n\n\nxxxxxxxxxxxxxxx .  a  bb a ",
+            57,
+            4,
+        ),
+    ],
+)
+def test_split_text_untidy_splitter_output(text: str, size: int, overlap: int) -> None:
+    """Regression (found by test_split_text_invariants, about 1% of its random texts): the splitter's
+    output is not always tidy, and split_text raised "splitter returned text not in the document" or
+    placed a chunk overlapping the previous one by more than chunk_overlap."""
+    chunks = split_text(text, size, overlap)
+    check_chunks(text, chunks, size, overlap)
+    check_positions(text, chunks)

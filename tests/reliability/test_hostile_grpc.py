@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import struct
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -35,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import fence
 import grpc
 import numpy as np
 import pytest
@@ -56,7 +56,7 @@ from vecdb.server.metrics import Metrics
 DIM = 4
 EXAMPLES = int(scale(25, 300))
 SERVICE = "/vecdb.v1.VecDB/"
-FENCE = ("f1", "f2")
+FENCE = fence.FENCE
 
 #: What a malformed request may come back as: a vecdb client error.
 ALLOWED = frozenset(
@@ -125,31 +125,7 @@ def seed(db: Database) -> None:
 
 
 def escaped_paths(served: Served) -> list[str]:
-    """Anything under ``served.root`` outside the data directory (the fence directories aside), and
-    entries of the data directory that are not the database's own."""
-    fence = {served.root.joinpath(*FENCE[: i + 1]) for i in range(len(FENCE))}
-    out = []
-    for dirpath, dirnames, filenames in os.walk(served.root):
-        here = Path(dirpath)
-        if here == served.data:
-            dirnames.clear()
-            continue
-        out += [str(here / f) for f in filenames]
-        out += [str(here / d) for d in dirnames if here / d not in fence and here / d != served.data]
-    out += [
-        str(served.data / e) for e in os.listdir(served.data) if e not in ("LOCK", "collections", "snapshots")
-    ]
-    collections = served.data / "collections"
-    if collections.exists():
-        out += [str(collections / e) for e in os.listdir(collections) if not NAME_RE.fullmatch(e)]
-    snapshots = served.data / "snapshots"
-    if snapshots.exists():
-        for col in os.listdir(snapshots):
-            if not NAME_RE.fullmatch(col):
-                out.append(str(snapshots / col))
-                continue
-            out += [str(snapshots / col / e) for e in os.listdir(snapshots / col) if not NAME_RE.fullmatch(e)]
-    return out
+    return fence.escaped_paths(served.root, served.data)
 
 
 @pytest.fixture(scope="module")

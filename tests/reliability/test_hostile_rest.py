@@ -29,7 +29,6 @@ Pinned here:
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import cast
 from urllib.parse import quote
 
+import fence
 import httpx
 import pytest
 import schemathesis
@@ -47,7 +47,6 @@ from report import record, scale
 from tests.server.conftest import MAX_REQUEST_BYTES, make_app, make_client
 from vecdb import Database
 from vecdb.config import EmbeddingSettings, Limits, Settings, StorageSettings
-from vecdb.engine.database import NAME_RE
 from vecdb.engine.validate import MAX_VECTOR_NORM
 from vecdb.server.auth import Authenticator
 from vecdb.server.metrics import Metrics
@@ -71,12 +70,14 @@ class Served:
 
 #: Directories between the test's root and the data directory, so that a name that climbs out of
 #: data/collections/<name> ("../../x", "../../../x") still lands where the test looks.
-FENCE = ("f1", "f2")
+FENCE = fence.FENCE
 
 
 def seed(db: Database) -> None:
     """The collection "docs" the attacks aim at: a few records with texts, metadata and sources."""
     if "docs" in db.list_collections():
+        if "keep" not in [snap.name for snap in db.list_snapshots("docs")]:
+            db.create_snapshot("docs", "keep")
         return
     db.create_collection("docs", DIM).upsert(
         ["a", "b", "c"],
@@ -88,22 +89,7 @@ def seed(db: Database) -> None:
 
 
 def escaped_paths(served: Served) -> list[str]:
-    """Paths under ``served.root`` outside the data directory (the fence directories aside), and entries
-    of the data directory that are not the database's own."""
-    fence = {served.root.joinpath(*FENCE[: i + 1]) for i in range(len(FENCE))}
-    out = []
-    for dirpath, dirnames, filenames in os.walk(served.root):
-        here = Path(dirpath)
-        if here == served.data:
-            dirnames.clear()
-            continue
-        out += [str(here / f) for f in filenames]
-        out += [str(here / d) for d in dirnames if here / d not in fence and here / d != served.data]
-    out += [str(served.data / e) for e in os.listdir(served.data) if e not in ("LOCK", "collections")]
-    collections = served.data / "collections"
-    if collections.exists():
-        out += [str(collections / e) for e in os.listdir(collections) if not NAME_RE.fullmatch(e)]
-    return out
+    return fence.escaped_paths(served.root, served.data)
 
 
 @pytest.fixture(scope="module")
@@ -174,12 +160,14 @@ CONFIG = schemathesis.Config.from_dict(
         "dictionaries": {
             "collections": {"values": ["docs"]},
             "sources": {"values": ["s", "t"]},
+            "snapshots": {"values": ["keep"]},
             "hostile_names": {"values": ["..", "../x", "a/b", "", " ", "docs\x00", "\u00e9", "x" * 65]},
             "huge_ints": {"values": [0, -1, MAX_K + 1, 10**18, 2**63, 2**64 + 1, 10**100]},
         },
         "parameters": {
             "path.name": {"dictionary": "collections", "probability": 0.5},
             "path.source": {"dictionary": "sources", "probability": 0.5},
+            "path.snapshot": {"dictionary": "snapshots", "probability": 0.5},
             "body.name": {"dictionary": "hostile_names", "probability": 0.3},
             "body.collection": {"dictionary": "hostile_names", "probability": 0.3},
             "body.k": {"dictionary": "huge_ints", "probability": 0.3},

@@ -29,19 +29,47 @@ def split_text(text: str, chunk_size: int, chunk_overlap: int) -> list[Chunk]:
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=chunk_size, chunk_overlap=chunk_overlap, strip_whitespace=True
     )
-    out: list[Chunk] = []
-    prev_start, prev_end = -1, 0
-    for piece in splitter.split_text(text):
-        # Chunks come in order, each reaches past the previous one and overlaps it by at most
-        # chunk_overlap: the first copy of its text that does so is where it came from (an earlier copy
-        # inside the previous chunk is not).
-        start = text.find(piece, max(prev_start + 1, prev_end - chunk_overlap, prev_end - len(piece) + 1))
-        if start < 0:
-            start = text.find(piece, prev_start + 1)
-        if start < 0:
-            raise AssertionError(f"splitter returned text not in the document: {piece[:40]!r}")
-        end = start + len(piece)
+    spans: list[tuple[int, int]] = []
+    pieces = splitter.split_text(text)
+    for i, piece in enumerate(pieces):
+        span = _place(text, piece, spans, chunk_overlap)
+        if span is None:
+            continue  # nothing new: the overlap carried from the previous chunk, emitted alone
+        if spans and i + 1 < len(pieces) and piece in text[spans[-1][0] : spans[-1][1]]:
+            # Words carried over as overlap and emitted alone, or a chunk of its own further on? The
+            # former when the next chunk starts before the place found for this one.
+            after = _place(text, pieces[i + 1], spans, chunk_overlap)
+            if after is not None and after[0] < span[0]:
+                continue
+        while spans and span[0] <= spans[-1][0]:
+            spans.pop()  # the new chunk holds the previous one whole
+        spans.append(span)
+    out = []
+    for start, end in spans:
         first = text.count("\n", 0, start) + 1
-        out.append(Chunk(piece, start, end, first, first + piece.count("\n")))
-        prev_start, prev_end = start, end
+        out.append(Chunk(text[start:end], start, end, first, first + text.count("\n", start, end)))
     return out
+
+
+def _place(text: str, piece: str, spans: list[tuple[int, int]], chunk_overlap: int) -> tuple[int, int] | None:
+    """Where ``piece`` sits: its first occurrence that reaches past the previous chunk and overlaps it by
+    at most ``chunk_overlap``, else its first occurrence that starts no earlier than the previous chunk
+    and reaches past it; None when every occurrence lies inside what the chunks cover already.
+
+    The splitter returns chunks in document order, but not their places, and its output is not always
+    tidy: a chunk may hold the previous one whole (["ccc", "ccc xxxxxxxxxxxxxxx"]), or repeat the words
+    carried over as overlap with nothing after them. Taking, for each chunk, the first place that adds
+    text keeps every chunk at its own position and leaves no text out.
+    """
+    prev_start, prev_end = spans[-1] if spans else (-1, 0)
+    if spans and text.startswith(piece, prev_start) and prev_start + len(piece) > prev_end:
+        return prev_start, prev_start + len(piece)  # the previous chunk and more
+    for lowest in (max(prev_start + 1, prev_end - chunk_overlap), max(prev_start, 0)):
+        at = text.find(piece, lowest)
+        while at >= 0:
+            if at + len(piece) > prev_end:
+                return at, at + len(piece)
+            at = text.find(piece, at + 1)
+    if not spans:
+        raise AssertionError(f"splitter returned text not in the document: {piece[:40]!r}")
+    return None
