@@ -21,6 +21,18 @@ def _connection_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--url", help="the server's REST URL (default: $VECDB_URL or http://127.0.0.1:8080)")
     group.add_argument("--api-key", help="API key for the server (default: $VECDB_API_KEY)")
     group.add_argument(
+        "--ca-cert",
+        type=Path,
+        help="PEM CA certificate that signed an https:// server's certificate (default: $VECDB_CA_CERT, "
+        "else the system's roots)",
+    )
+    group.add_argument(
+        "--client-cert",
+        type=Path,
+        help="PEM client certificate for mutual TLS (default: $VECDB_CLIENT_CERT)",
+    )
+    group.add_argument("--client-key", type=Path, help="its PEM private key (default: $VECDB_CLIENT_KEY)")
+    group.add_argument(
         "--data-dir", type=Path, help="work on this data directory in-process instead (no server may hold it)"
     )
 
@@ -75,7 +87,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 def run_command(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Run a data command; returns the exit status (errors are one line on ``err``, status 1)."""
     try:
-        with connect(args.url, args.api_key, args.data_dir) as conn:
+        with connect(
+            args.url,
+            args.api_key,
+            args.data_dir,
+            ca_cert=args.ca_cert,
+            client_cert=args.client_cert,
+            client_key=args.client_key,
+        ) as conn:
             handler = {"ingest": _ingest, "sources": _sources, "search": _search, "collections": _collections}
             return handler[args.command](conn, args, out, err)
     except CommandError as exc:
