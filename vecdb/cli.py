@@ -34,6 +34,8 @@ def _serve_parser(
         if "--api-keys" in action.option_strings:
             action.option_strings = ["--api-key", *action.option_strings]
             parser._option_string_actions["--api-key"] = action
+        if any(o.startswith("--tls-") for o in action.option_strings):
+            action.metavar = "FILE"  # not "{Path,null}"
     return parser, source
 
 

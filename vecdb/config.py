@@ -10,7 +10,7 @@ import contextvars
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -175,6 +175,17 @@ class Settings(BaseSettings):
         description="API keys as KEY (admin) or KEY:read (read-only); comma-separated in the environment. "
         "None configured: the server is open.",
     )
+    tls_cert: Path | None = Field(
+        None,
+        description="PEM certificate (chain) of the server: REST serves HTTPS and gRPC serves TLS on their "
+        "usual ports. Needs tls_key. See docs/operations.md.",
+    )
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert (unencrypted).")
+    tls_client_ca: Path | None = Field(
+        None,
+        description="PEM CA certificate(s) for mutual TLS: both ports then require a client certificate "
+        "issued by this CA. Needs tls_cert and tls_key.",
+    )
     max_request_bytes: int = Field(64 << 20, ge=1024, description="Largest REST body or gRPC message.")
     grpc_workers: int = Field(16, ge=1, description="Threads serving gRPC calls.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
@@ -204,6 +215,18 @@ class Settings(BaseSettings):
             if not secret or role not in ("admin", "read"):
                 raise ValueError("each API key is KEY or KEY:read or KEY:admin, with a non-empty KEY")
         return keys
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            given, missing = ("tls_cert", "tls_key") if self.tls_key is None else ("tls_key", "tls_cert")
+            raise ValueError(
+                f"{given} is set but {missing} is not: TLS needs both the certificate and its key "
+                "(--tls-cert and --tls-key)"
+            )
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key as well")
+        return self
 
     @classmethod
     def settings_customise_sources(

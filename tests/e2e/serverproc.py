@@ -1,7 +1,9 @@
 """Helpers for end-to-end tests: run a real ``vecdb serve`` subprocess and talk to it.
 
 ``launch`` starts ``sys.executable -m vecdb serve`` on free ports with ``PYTHONPATH`` pointing at this
-checkout; ``ServerProcess.wait_ready`` polls ``/readyz`` until 200 and ``stop`` sends SIGTERM.
+checkout; ``ServerProcess.wait_ready`` polls ``/readyz`` until 200 and ``stop`` sends SIGTERM. A server
+started with TLS flags is given ``ssl_context`` (what to trust and present): its ``rest_url`` is then
+``https://`` and the readiness poll and ``http()`` go through that context.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -56,11 +59,18 @@ class ServerProcess:
     started_at: float = 0.0  # perf_counter() when the process was spawned
     ready_seconds: float = float("nan")
     exit_checked: bool = False  # the test stopped it (or expected it to exit) itself
+    ssl_context: ssl.SSLContext | None = None  # REST over HTTPS: the client side's context
     _channels: list[grpc.Channel] = field(default_factory=list)
 
     @property
     def rest_url(self) -> str:
-        return f"http://127.0.0.1:{self.rest_port}"
+        scheme = "http" if self.ssl_context is None else "https"
+        return f"{scheme}://127.0.0.1:{self.rest_port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """httpx's ``verify=`` for this server."""
+        return True if self.ssl_context is None else self.ssl_context
 
     @property
     def grpc_target(self) -> str:
@@ -71,7 +81,7 @@ class ServerProcess:
 
     def http(self, api_key: str | None = None) -> httpx.Client:
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
-        return httpx.Client(base_url=self.rest_url, headers=headers, timeout=30.0)
+        return httpx.Client(base_url=self.rest_url, headers=headers, timeout=30.0, verify=self.verify)
 
     def channel(self) -> grpc.Channel:
         ch = grpc.insecure_channel(self.grpc_target)
@@ -89,7 +99,7 @@ class ServerProcess:
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> float:
         """Poll /readyz until 200; returns seconds since the process was started. Fails if it exits."""
         deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=1.0) as client:
+        with httpx.Client(timeout=1.0, verify=self.verify) as client:
             while time.monotonic() < deadline:
                 rc = self.proc.poll()
                 if rc is not None:
@@ -128,11 +138,13 @@ def launch(
     grpc_port: int | None = None,
     env: dict[str, str] | None = None,
     port_flags: bool = True,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> ServerProcess:
     """Start ``vecdb serve`` without waiting.
 
     Ports are free ones unless given; they are passed as ``--rest-port`` / ``--grpc-port`` unless
     ``port_flags`` is False (then they only tell the returned object where the server listens).
+    ``ssl_context``: the server serves TLS (``args`` carry ``--tls-cert`` ...); REST is reached with it.
     """
     rest_port = free_port() if rest_port is None else rest_port
     grpc_port = free_port() if grpc_port is None else grpc_port
@@ -150,7 +162,9 @@ def launch(
             env=server_env(env),
             cwd=str(log_dir),
         )
-    return ServerProcess(proc, data_dir, rest_port, grpc_port, log_path, started_at=started)
+    return ServerProcess(
+        proc, data_dir, rest_port, grpc_port, log_path, started_at=started, ssl_context=ssl_context
+    )
 
 
 def wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> int:

@@ -39,3 +39,16 @@ def test_environment_reaches_nested_settings(monkeypatch: pytest.MonkeyPatch) ->
     s = Settings()  # type: ignore[call-arg]
     assert s.limits.max_k == 77
     assert s.storage.sync_writes is False
+
+
+def test_tls_files_go_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="tls_key is set but tls_cert is not"):
+        Settings(tls_key=Path("server.key"))
+    with pytest.raises(ValueError, match="tls_cert is set but tls_key is not"):
+        Settings(tls_cert=Path("server.pem"))
+    with pytest.raises(ValueError, match=r"tls_client_ca \(mutual TLS\) needs tls_cert and tls_key"):
+        Settings(tls_client_ca=Path("ca.pem"))
+    monkeypatch.setenv("VECDB_TLS_CERT", "server.pem")
+    monkeypatch.setenv("VECDB_TLS_KEY", "server.key")
+    s = Settings()  # type: ignore[call-arg]
+    assert (s.tls_cert, s.tls_key, s.tls_client_ca) == (Path("server.pem"), Path("server.key"), None)

@@ -77,15 +77,34 @@ class _Remote:
         self.client.drop_collection(name)
 
 
+def _tls_file(given: Path | None, env: str) -> Path | None:
+    value = os.environ.get(env) if given is None else None
+    return Path(value) if value else given
+
+
 @contextmanager
-def connect(url: str | None, api_key: str | None, data_dir: Path | None) -> Iterator[Connection]:
+def connect(
+    url: str | None,
+    api_key: str | None,
+    data_dir: Path | None,
+    *,
+    ca_cert: Path | None = None,
+    client_cert: Path | None = None,
+    client_key: Path | None = None,
+) -> Iterator[Connection]:
     """The server at ``url`` (default ``$VECDB_URL`` or http://127.0.0.1:8080), or the data directory
-    ``data_dir`` opened in this process (exclusive: not while a server has it open)."""
+    ``data_dir`` opened in this process (exclusive: not while a server has it open). ``ca_cert``,
+    ``client_cert``, ``client_key`` (defaults ``$VECDB_CA_CERT``, ``$VECDB_CLIENT_CERT``,
+    ``$VECDB_CLIENT_KEY``) are PEM files for an https:// server (the latter two for mutual TLS)."""
     from vecdb.errors import VecDBError
 
     if data_dir is not None:
         if url is not None:
             raise CommandError("give --url or --data-dir, not both")
+        if ca_cert is not None or client_cert is not None or client_key is not None:
+            raise CommandError(
+                "--ca-cert / --client-cert / --client-key are for a server (--url), not --data-dir"
+            )
         from vecdb import Database
 
         try:
@@ -110,15 +129,27 @@ def connect(url: str | None, api_key: str | None, data_dir: Path | None) -> Iter
 
     target = url or os.environ.get("VECDB_URL") or DEFAULT_URL
     try:
-        client = Client(target, api_key=api_key or os.environ.get("VECDB_API_KEY"), retries=1)
+        client = Client(
+            target,
+            api_key=api_key or os.environ.get("VECDB_API_KEY"),
+            retries=1,
+            ca_cert=_tls_file(ca_cert, "VECDB_CA_CERT"),
+            client_cert=_tls_file(client_cert, "VECDB_CLIENT_CERT"),
+            client_key=_tls_file(client_key, "VECDB_CLIENT_KEY"),
+        )
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
     try:
         yield _Remote(client, target)
     except UnavailableError as exc:
+        tls_hint = (
+            "; over TLS, check --ca-cert (and --client-cert / --client-key if the server requires them)"
+            if target.startswith("https://")
+            else ""
+        )
         raise CommandError(
             f"cannot reach the vecdb server at {target} ({exc}); start it with `vecdb serve`"
-            " or give --url / --data-dir"
+            f" or give --url / --data-dir{tls_hint}"
         ) from exc
     except ClientError as exc:
         raise CommandError(str(exc)) from exc

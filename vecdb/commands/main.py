@@ -23,6 +23,18 @@ def _connection_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--url", help="the server's REST URL (default: $VECDB_URL or http://127.0.0.1:8080)")
     group.add_argument("--api-key", help="API key for the server (default: $VECDB_API_KEY)")
     group.add_argument(
+        "--ca-cert",
+        type=Path,
+        help="PEM CA certificate that signed an https:// server's certificate (default: $VECDB_CA_CERT, "
+        "else the system's roots)",
+    )
+    group.add_argument(
+        "--client-cert",
+        type=Path,
+        help="PEM client certificate for mutual TLS (default: $VECDB_CLIENT_CERT)",
+    )
+    group.add_argument("--client-key", type=Path, help="its PEM private key (default: $VECDB_CLIENT_KEY)")
+    group.add_argument(
         "--data-dir", type=Path, help="work on this data directory in-process instead (no server may hold it)"
     )
 
@@ -81,7 +93,14 @@ def run_command(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO 
     try:
         if args.command == "restore":  # a snapshot directory into a data directory: no connection
             return run_ops_command(None, args, out)
-        with connect(args.url, args.api_key, args.data_dir) as conn:
+        with connect(
+            args.url,
+            args.api_key,
+            args.data_dir,
+            ca_cert=args.ca_cert,
+            client_cert=args.client_cert,
+            client_key=args.client_key,
+        ) as conn:
             if args.command in OPS_COMMANDS:
                 return run_ops_command(conn, args, out)
             handler = {"ingest": _ingest, "sources": _sources, "search": _search, "collections": _collections}

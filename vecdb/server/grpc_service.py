@@ -382,9 +382,10 @@ def create_grpc_server(
     address: str,
     workers: int,
     max_message_bytes: int,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """A started-ready (not yet started) gRPC server bound to ``address``; returns it, its port, and the
-    health servicer (NOT_SERVING until the caller marks it SERVING)."""
+    """A started-ready (not yet started) gRPC server bound to ``address`` (over TLS with ``credentials``);
+    returns it, its port, and the health servicer (NOT_SERVING until the caller marks it SERVING)."""
     server = grpc.server(
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vecdb-grpc"),
         options=[
@@ -402,7 +403,10 @@ def create_grpc_server(
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     try:
-        port = server.add_insecure_port(address)
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
     except RuntimeError as exc:
         raise OSError(f"cannot listen for gRPC on {address}: {exc}") from exc
     return server, port, health_servicer

@@ -21,10 +21,12 @@ from grpc_health.v1 import health_pb2
 
 from vecdb.config import Settings
 from vecdb.engine import Database
+from vecdb.errors import InvalidConfigError
 from vecdb.server.auth import Authenticator
 from vecdb.server.grpc_service import SERVICE_NAME, create_grpc_server
 from vecdb.server.metrics import Metrics
 from vecdb.server.rest import create_app
+from vecdb.server.tls import load_server_tls
 
 __all__ = ["serve"]
 
@@ -79,6 +81,11 @@ def serve(settings: Settings) -> int:
             "no API key configured and listening on %s: anyone who can reach it can read and write",
             settings.host,
         )
+    try:  # before anything opens or listens: a TLS mistake is one clear line, not a half-started server
+        tls = load_server_tls(settings)
+    except InvalidConfigError as exc:
+        log.error("TLS: %s", exc.message)
+        return 1
     db = Database(settings.data_dir, settings=settings)
     try:
         metrics = Metrics(db)
@@ -92,6 +99,7 @@ def serve(settings: Settings) -> int:
             address=f"{settings.host}:{settings.grpc_port}",
             workers=settings.grpc_workers,
             max_message_bytes=settings.max_request_bytes,
+            credentials=None if tls is None else tls.grpc_credentials(),
         )
         grpc_server.start()
         ready = threading.Event()
@@ -112,14 +120,17 @@ def serve(settings: Settings) -> int:
             access_log=settings.log_level == "debug",
             timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
             lifespan="off",
+            **({} if tls is None else tls.uvicorn_options()),
         )
         server = uvicorn.Server(config)
         log.info(
-            "vecdb serving REST on http://%s:%d and gRPC on %s:%d, data in %s",
+            "vecdb serving REST on %s://%s:%d and gRPC on %s:%d%s, data in %s",
+            "http" if tls is None else "https",
             settings.host,
             settings.rest_port,
             settings.host,
             grpc_port,
+            "" if tls is None else " (TLS, client certificates required)" if tls.mutual else " (TLS)",
             settings.data_dir,
         )
 

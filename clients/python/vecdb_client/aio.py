@@ -20,7 +20,7 @@ import numpy as np
 from vecdb_client import _grpc, _rest
 from vecdb_client._calls import Call
 from vecdb_client._generated import vecdb_pb2_grpc as pb_grpc
-from vecdb_client._transport import Endpoint, backoff_delay
+from vecdb_client._transport import Endpoint, PemSource, TlsFiles, backoff_delay
 from vecdb_client.client import Client, _json
 from vecdb_client.errors import ClosedError, DeadlineExceededError, UnavailableError
 from vecdb_client.types import CollectionInfo, Hit, Metric, Record, SnapshotInfo, SourceInfo
@@ -39,6 +39,7 @@ class _AsyncRest:
             base_url=endpoint.rest_url,
             headers={**endpoint.headers, "content-type": "application/json"},
             timeout=timeout,
+            verify=True if endpoint.tls is None else endpoint.tls.ssl_context,
         )
 
     async def send(self, call: Call) -> Any:
@@ -65,7 +66,9 @@ class _AsyncGrpc:
         assert endpoint.grpc_target is not None
         options = _grpc.CHANNEL_OPTIONS
         if endpoint.grpc_tls:
-            creds = grpc.ssl_channel_credentials()
+            creds = (
+                grpc.ssl_channel_credentials() if endpoint.tls is None else endpoint.tls.grpc_credentials()
+            )
             self.channel = grpc.aio.secure_channel(endpoint.grpc_target, creds, options=options)
         else:
             self.channel = grpc.aio.insecure_channel(endpoint.grpc_target, options=options)
@@ -92,7 +95,7 @@ class _AsyncGrpc:
 
 
 class AsyncClient:
-    """``Client`` with coroutines: the same arguments, timeouts, retries and errors.
+    """``Client`` with coroutines: the same arguments (TLS files included), timeouts, retries and errors.
 
     Use ``async with AsyncClient(...) as client`` or ``await client.close()``.
     """
@@ -106,12 +109,17 @@ class AsyncClient:
         timeout: float = 30.0,
         retries: int = 3,
         backoff: float = 0.1,
+        *,
+        ca_cert: PemSource | None = None,
+        client_cert: PemSource | None = None,
+        client_key: PemSource | None = None,
     ) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries!r}")
-        self.endpoint = Endpoint.resolve(url, grpc_url, prefer_grpc, api_key)
+        tls = TlsFiles.load(ca_cert, client_cert, client_key)
+        self.endpoint = Endpoint.resolve(url, grpc_url, prefer_grpc, api_key, tls)
         self.transport_name = "grpc" if self.endpoint.grpc_target else "rest"
         self.timeout = timeout
         self.retries = retries
@@ -121,8 +129,9 @@ class AsyncClient:
 
     @classmethod
     def like(cls, client: Client) -> AsyncClient:
-        """An AsyncClient with a sync ``Client``'s endpoint, key, timeout and retries."""
+        """An AsyncClient with a sync ``Client``'s endpoint, key, TLS files, timeout and retries."""
         ep = client.endpoint
+        tls = ep.tls
         grpc_url = (
             None if ep.grpc_target is None else f"{'grpcs' if ep.grpc_tls else 'grpc'}://{ep.grpc_target}"
         )
@@ -134,6 +143,9 @@ class AsyncClient:
             timeout=client.timeout,
             retries=client.retries,
             backoff=client.backoff,
+            ca_cert=None if tls is None else tls.ca_cert,
+            client_cert=None if tls is None else tls.client_cert,
+            client_key=None if tls is None else tls.client_key,
         )
 
     async def _send(self, call: Call) -> Any:

@@ -20,7 +20,7 @@ import numpy as np
 from vecdb_client import _grpc, _rest
 from vecdb_client._calls import Call
 from vecdb_client._generated import vecdb_pb2_grpc as pb_grpc
-from vecdb_client._transport import Endpoint, backoff_delay
+from vecdb_client._transport import Endpoint, PemSource, TlsFiles, backoff_delay
 from vecdb_client.errors import ClosedError, DeadlineExceededError, UnavailableError, VecDBError
 from vecdb_client.types import CollectionInfo, Hit, Metric, Record, SnapshotInfo, SourceInfo
 
@@ -38,6 +38,7 @@ class _Rest:
             base_url=endpoint.rest_url,
             headers={**endpoint.headers, "content-type": "application/json"},
             timeout=timeout,
+            verify=True if endpoint.tls is None else endpoint.tls.ssl_context,
         )
 
     def send(self, call: Call) -> Any:
@@ -73,7 +74,9 @@ class _Grpc:
         assert endpoint.grpc_target is not None
         options = _grpc.CHANNEL_OPTIONS
         if endpoint.grpc_tls:
-            creds = grpc.ssl_channel_credentials()
+            creds = (
+                grpc.ssl_channel_credentials() if endpoint.tls is None else endpoint.tls.grpc_credentials()
+            )
             self.channel = grpc.secure_channel(endpoint.grpc_target, creds, options=options)
         else:
             self.channel = grpc.insecure_channel(endpoint.grpc_target, options=options)
@@ -99,9 +102,14 @@ class Client:
     """A connection to a vecdb server, over REST (default) or gRPC (``prefer_grpc=True``).
 
     ``url`` is the REST base URL; ``grpc_url`` the gRPC target (``host:port``, ``grpcs://host:port`` for
-    TLS), by default ``url``'s host on port 50051. ``api_key`` is sent as ``authorization: Bearer`` on
-    every call. ``timeout`` (seconds) bounds every call; ``retries`` is how many times an idempotent call
-    is sent again after ``UnavailableError``, waiting ``backoff`` seconds, doubling, with jitter.
+    TLS), by default ``url``'s host on port 50051 (over TLS when ``url`` is ``https://``). ``api_key`` is
+    sent as ``authorization: Bearer`` on every call. ``ca_cert`` is the CA (bundle) that signed the
+    server's certificate, when it is not one the system trusts; ``client_cert`` and ``client_key`` are the
+    client's certificate and key for a server that requires them (mutual TLS). Each is a PEM file's path or
+    its contents as bytes; they need a TLS connection (``https://`` url, or ``grpcs://`` grpc_url), and a
+    file that cannot be read is a ``ValueError`` here, not at the first call. ``timeout`` (seconds) bounds
+    every call; ``retries`` is how many times an idempotent call is sent again after ``UnavailableError``,
+    waiting ``backoff`` seconds, doubling, with jitter.
     Use it as a context manager, or call ``close()``.
     """
 
@@ -114,12 +122,17 @@ class Client:
         timeout: float = 30.0,
         retries: int = 3,
         backoff: float = 0.1,
+        *,
+        ca_cert: PemSource | None = None,
+        client_cert: PemSource | None = None,
+        client_key: PemSource | None = None,
     ) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries!r}")
-        self.endpoint = Endpoint.resolve(url, grpc_url, prefer_grpc, api_key)
+        tls = TlsFiles.load(ca_cert, client_cert, client_key)
+        self.endpoint = Endpoint.resolve(url, grpc_url, prefer_grpc, api_key, tls)
         self.transport_name = "grpc" if self.endpoint.grpc_target else "rest"
         self._transport: _Transport = (
             _Grpc(self.endpoint, timeout) if self.endpoint.grpc_target else _Rest(self.endpoint, timeout)
