@@ -158,6 +158,7 @@ def embeddings(texts: list[str], cache: Path) -> tuple[np.ndarray | None, str]:
         t0 = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, __file__, "--embed", str(src), str(path)],
+            check=False,
             capture_output=True,
             text=True,
             env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
@@ -181,7 +182,8 @@ def prepare(name: str, x: np.ndarray, q: np.ndarray, desc: str, folder: Path, nf
     np.save(folder / "queries.npy", qn)
     np.save(folder / "gt.npy", gt)
     np.save(folder / "gt_filter.npy", fgt)
-    log(f"{name}: {len(base):,} x {base.shape[1]}, {len(qn):,} queries, ground truth {time.perf_counter() - t0:.1f} s")
+    took = time.perf_counter() - t0
+    log(f"{name}: {len(base):,} x {base.shape[1]}, {len(qn):,} queries, exact ground truth {took:.1f} s")
     return {
         "name": name,
         "description": desc,
@@ -201,7 +203,8 @@ def datasets(args: argparse.Namespace, tmp: Path, nq: int, nf: int) -> tuple[lis
         x, q = ann.synthetic(args.n, nq)
         desc = (
             f"{ann.CLUSTERS} Gaussian clusters (centers N(0,1), noise sd {ann.NOISE}), seed 1234 "
-            f"(benchmarks/ann.py's generator); queries: {len(q):,} stored records + N(0, {ann.QUERY_NOISE}^2) noise."
+            f"(benchmarks/ann.py's generator); queries: {len(q):,} stored records + "
+            f"N(0, {ann.QUERY_NOISE}^2) noise."
         )
         out.append(prepare("synthetic", x, q, desc, tmp / "synthetic", nf))
     if "wikiqa" in args.datasets:
@@ -258,6 +261,7 @@ def run_worker(
         with log_path.open("wb") as fh:
             proc = subprocess.run(
                 [python, "-m", "_peers.worker", str(job_dir / "job.json")],
+                check=False,
                 stdout=fh,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -321,7 +325,7 @@ def peer_versions(python: str) -> dict[str, Any]:
         "print(json.dumps(out))\n"
     )
     try:
-        proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run([python, "-c", code], check=False, capture_output=True, text=True, timeout=60)
         return dict(json.loads(proc.stdout))
     except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
@@ -382,7 +386,8 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
         out.append(
             {
-                "target": "vecdb over gRPC beats Chroma's in-process single-query QPS at equal or better recall",
+                "target": "vecdb over gRPC beats Chroma's in-process single-query QPS at equal or better "
+                "recall",
                 "pass": ok,
                 "detail": "; ".join(pairs),
             }
@@ -395,11 +400,13 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             ratio = c["filtered_p50_ms"] / v["filtered_p50_ms"]
             out.append(
                 {
-                    "target": f"{system} filtered search at 1%: recall >= 0.99 and p50 >= 10x lower than Chroma's",
+                    "target": f"{system} filtered search at 1%: recall >= 0.99 and p50 >= 10x lower than "
+                    "Chroma's",
                     "pass": v["filtered_recall_at_10"] >= 0.99 and ratio >= 10,
                     "detail": (
-                        f"recall {v['filtered_recall_at_10']:.4f}, p50 {v['filtered_p50_ms']:.3f} ms vs chroma "
-                        f"{c['filtered_p50_ms']:.3f} ms (recall {c['filtered_recall_at_10']:.4f}): {ratio:.1f}x"
+                        f"recall {v['filtered_recall_at_10']:.4f}, p50 {v['filtered_p50_ms']:.3f} ms vs "
+                        f"chroma {c['filtered_p50_ms']:.3f} ms (recall {c['filtered_recall_at_10']:.4f}): "
+                        f"{ratio:.1f}x"
                     ),
                 }
             )
@@ -437,11 +444,11 @@ def markdown(report: dict[str, Any]) -> str:
         f"## vecdb vs peers{' (quick run)' if p['quick'] else ''}",
         "",
         f"{report['timestamp']}, {report['wall_s'] / 60:.0f} min. {m['cpu_count']} CPUs, "
-        f"{(m['memory_bytes'] or 0) / (1 << 30):.0f} GiB, {m['platform']}, Python {m['python']}; load average "
-        f"{m['loadavg_start'][0]:.1f} at start, {m['loadavg_end'][0]:.1f} at end (shared machine: times are "
-        f"noisy). vecdb {vv.get('vecdb')}, faiss-cpu {pv.get('faiss-cpu')}, hnswlib {pv.get('hnswlib')}, "
-        f"chromadb {pv.get('chromadb')}, milvus-lite {pv.get('milvus-lite')} (pymilvus {pv.get('pymilvus')}), "
-        f"lancedb {pv.get('lancedb')}.",
+        f"{(m['memory_bytes'] or 0) / (1 << 30):.0f} GiB, {m['platform']}, Python {m['python']}; "
+        f"load average {m['loadavg_start'][0]:.1f} at start, {m['loadavg_end'][0]:.1f} at end (shared "
+        f"machine: times are noisy). vecdb {vv.get('vecdb')}, faiss-cpu {pv.get('faiss-cpu')}, hnswlib "
+        f"{pv.get('hnswlib')}, chromadb {pv.get('chromadb')}, milvus-lite {pv.get('milvus-lite')} "
+        f"(pymilvus {pv.get('pymilvus')}), lancedb {pv.get('lancedb')}.",
         "",
         f"k={K}, cosine / inner product on unit vectors. Ingest in batches of {p['batch']:,} with ids and "
         '`{"source": f"file{i % 100}.txt", "n": i}`. **default** = the system\'s documented defaults; '
@@ -457,20 +464,26 @@ def markdown(report: dict[str, Any]) -> str:
     for note in report.get("skipped", []):
         lines += ["", f"Skipped: {note}"]
     for name, ds in report["results"].items():
-        lines += ["", f"### {name}: {ds['records']:,} x {ds['dim']}, {ds['queries']:,} queries", "", ds["description"]]
         lines += [
             "",
-            "| System | Setting | Search parameters | Recall@10 | 1-query QPS | p50 ms | p99 ms | Batch QPS | "
-            "Filter 1% p50 ms | Filter 1% recall |",
+            f"### {name}: {ds['records']:,} x {ds['dim']}, {ds['queries']:,} queries",
+            "",
+            ds["description"],
+        ]
+        lines += [
+            "",
+            "| System | Setting | Search parameters | Recall@10 | 1-query QPS | p50 ms | p99 ms | "
+            "Batch QPS | Filter 1% p50 ms | Filter 1% recall |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for system, res in ds["systems"].items():
             for row in res.get("settings", []):
                 flag = "" if row.get("reached_target", True) else " (target not reached)"
+                loop = "" if row["batch_native"] else " (loop)"
                 lines.append(
                     f"| {system} | {row['setting']}{flag} | {_fmt_params(row['params'])} | "
                     f"{row['recall_at_10']:.4f} | {row['single_qps']:,.0f} | {row['single_p50_ms']:.3f} | "
-                    f"{row['single_p99_ms']:.3f} | {row['batch_qps']:,.0f}{'' if row['batch_native'] else ' (loop)'} | "
+                    f"{row['single_p99_ms']:.3f} | {row['batch_qps']:,.0f}{loop} | "
                     f"{row['filtered_p50_ms']:.3f} | {row['filtered_recall_at_10']:.4f} |"
                 )
         lines += [
@@ -486,12 +499,16 @@ def markdown(report: dict[str, Any]) -> str:
             d, mem = res["delete"], res["memory"]
             gone = "yes" if d["deleted_gone"] and d.get("deleted_gone_after_reopen") else "NO"
             helper = (
-                f" (server {sum(mem['helper_peak_bytes'].values()) / MIB:,.0f})" if mem["helper_peak_bytes"] else ""
+                f" (server {sum(mem['helper_peak_bytes'].values()) / MIB:,.0f})"
+                if mem["helper_peak_bytes"]
+                else ""
             )
             lines.append(
-                f"| {system} | {res['ingest']['to_searchable_s']:.1f} s | {d['delete_s'] * 1e3:.1f} ms | {gone} | "
-                f"{res['reopen']['reopen_to_first_answer_s']:.2f} s | {mem['total_peak_bytes'] / MIB:,.0f} MiB{helper} | "
-                f"{mem['total_peak_above_baseline_bytes'] / MIB:,.0f} MiB | {res['describe'].get('index', '')} |"
+                f"| {system} | {res['ingest']['to_searchable_s']:.1f} s | {d['delete_s'] * 1e3:.1f} ms | "
+                f"{gone} | {res['reopen']['reopen_to_first_answer_s']:.2f} s | "
+                f"{mem['total_peak_bytes'] / MIB:,.0f} MiB{helper} | "
+                f"{mem['total_peak_above_baseline_bytes'] / MIB:,.0f} MiB | "
+                f"{res['describe'].get('index', '')} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -502,14 +519,16 @@ def markdown(report: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: 5k vectors, 100 queries")
-    ap.add_argument("--systems", default=",".join(ALL_SYSTEMS), help=f"comma-separated, of {list(ALL_SYSTEMS)}")
+    ap.add_argument(
+        "--systems", default=",".join(ALL_SYSTEMS), help=f"comma-separated, of {list(ALL_SYSTEMS)}"
+    )
     ap.add_argument("--datasets", default=",".join(DATASETS), help=f"comma-separated, of {list(DATASETS)}")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--peers-python", default=str(REPO / ".venv-peers" / "bin" / "python"))
     ap.add_argument("--n", type=int, default=None, help="synthetic records (100000; 5000 with --quick)")
     ap.add_argument("--queries", type=int, default=None, help="queries (1000; 100 with --quick)")
     ap.add_argument("--single", type=int, default=None, help="single queries timed (500; 100 with --quick)")
-    ap.add_argument("--filtered", type=int, default=None, help="filtered queries timed (200; 50 with --quick)")
+    ap.add_argument("--filtered", type=int, default=None, help="filtered queries timed (200; 50 quick)")
     ap.add_argument("--batch", type=int, default=5000, help="records per insert call")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per worker (2400; 600 with --quick)")
     ap.add_argument("--wikiqa", type=Path, default=None, help="folder with WikiQA-{train,test}.tsv")
@@ -593,6 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = {**os.environ, "PYTHONPATH": str(HERE), "MPLBACKEND": "Agg"}
     plot = subprocess.run(
         [peers_python, "-m", "_peers.plot", str(json_path), str(stem.with_suffix(".png"))],
+        check=False,
         capture_output=True,
         text=True,
         env=env,

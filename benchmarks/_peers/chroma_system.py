@@ -19,8 +19,8 @@ import numpy as np
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-import chromadb  # noqa: E402
-from chromadb.api.client import SharedSystemClient  # noqa: E402
+import chromadb
+from chromadb.api.client import SharedSystemClient
 
 EF_SWEEP = (16, 32, 64, 128, 256, 512)
 DEFAULT_EF = 100

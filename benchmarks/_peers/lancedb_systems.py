@@ -6,9 +6,10 @@ a batch is one multi-vector query. Delete: ``table.delete("source = 'file3.txt'"
 connection and ``open_table``.
 
 - lancedb-flat: no index (LanceDB's brute-force scan; exact).
-- lancedb-ivfpq: ``create_index("vector", config=IvfPq(distance_type="cosine"))`` after the adds (LanceDB's defaults:
-  about sqrt(n) partitions, dim/16 sub-vectors of 8 bits), searched with its default nprobes and no
-  refine. Tuned: ``refine_factor`` (re-rank with the full vectors) and ``nprobes`` raised.
+- lancedb-ivfpq: ``create_index("vector", config=IvfPq(distance_type="cosine"))`` after the adds
+  (LanceDB's defaults: about sqrt(n) partitions, dim/16 sub-vectors of 8 bits), searched with its
+  default nprobes and no refine. Tuned: ``refine_factor`` (re-rank with the full vectors) and
+  ``nprobes`` raised.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ class _Lance:
         qi = res.column("query_index").to_pylist()
         distances = res.column("_distance").to_pylist()
         ids = res.column("id").to_pylist()
-        for i, d, rid in sorted(zip(qi, distances, ids, strict=True), key=lambda t: (t[0], t[1])):
+        for i, _d, rid in sorted(zip(qi, distances, ids, strict=True), key=lambda t: (t[0], t[1])):
             out[i].append(int(rid))
         return out
 

@@ -1,4 +1,6 @@
-"""Recall@10 versus single-query QPS, one point per system and setting: ``python -m _peers.plot R.json O.png``.
+"""Recall@10 versus single-query QPS, one point per system and setting.
+
+``python -m _peers.plot RESULTS.json OUT.png``
 
 Runs with the peers' Python (it has matplotlib; the product's environment does not).
 """
@@ -13,7 +15,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def main(argv: list[str]) -> int:
