@@ -26,6 +26,8 @@ EF_SWEEP = (16, 32, 64, 128, 256, 512)
 NAME = "bench"
 READY_TIMEOUT_S = 600.0
 INDEX_TIMEOUT_S = 3600.0
+SETTLE_POLLS = 3
+MERGE_MIN, MERGE_RATIO = 2000, 0.05  # the server's defaults: index.merge_min_records, index.merge_ratio
 
 
 def _ids(hits: list[Any]) -> list[int]:
@@ -183,17 +185,21 @@ class _Served(_Vecdb):
         return d
 
     def finish_ingest(self) -> dict[str, Any]:
-        # the server has no wait call: poll the collection until no index build is running or due
+        # The server has no wait call: poll the collection's index state until no build is running and
+        # none is due (the delta buffer below the server's default merge threshold, max(2000, 5% of the
+        # ANN index)), seen on SETTLE_POLLS polls in a row: a single poll can land in the instant between
+        # one background job finishing and the next one starting, and see "building": null then.
         deadline = time.monotonic() + INDEX_TIMEOUT_S
-        polls = 0
-        while True:
+        polls = settled = 0
+        while settled < SETTLE_POLLS:
             state = self.col.info().index_state
             polls += 1
-            if state.get("building") is None:
-                break
+            due = state.get("delta_vectors", 0) >= max(MERGE_MIN, MERGE_RATIO * state.get("ann_vectors", 0))
+            idle = state.get("building") is None and not (due and state.get("kind") != "flat")
+            settled = settled + 1 if idle else 0
             if time.monotonic() > deadline:
-                return {"indexed": False, "index_state": state}
-            time.sleep(0.05)
+                return {"indexed": False, "index_state": state, "polls": polls}
+            time.sleep(0.1)
         return {"indexed": True, "index_state": state, "polls": polls}
 
     def _server_peak(self) -> int:
