@@ -463,6 +463,12 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {t['target']} | {'MET' if t['pass'] else 'MISSED'} | {t['detail']} |")
     for note in report.get("skipped", []):
         lines += ["", f"Skipped: {note}"]
+    for u in report.get("updates", []):
+        lines += [
+            "",
+            f"Re-measured after the run: {', '.join(u['systems'])} on {', '.join(u['datasets'])}, "
+            f"{u['timestamp']} (load average {u['loadavg'][0][0]:.1f}): {u['reason']}",
+        ]
     for name, ds in report["results"].items():
         lines += [
             "",
@@ -538,6 +544,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vecdb-bench",
         help="embedding cache folder (shared with benchmarks/ann.py)",
     )
+    ap.add_argument(
+        "--update",
+        type=Path,
+        default=None,
+        help="re-measure --systems on --datasets with the parameters of this earlier peers-*.json and "
+        "replace their entries in it (recorded under 'updates')",
+    )
+    ap.add_argument("--reason", default="", help="why (--update), recorded in the report")
     ap.add_argument("--embed", nargs=2, metavar=("TEXTS_JSON", "OUT_NPY"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.embed:
@@ -567,6 +581,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "delete": "source == file3.txt (1%)",
         "peers_python": args.peers_python,
     }
+    base: dict[str, Any] | None = None
+    if args.update is not None:  # re-measure some systems of an earlier report with its own parameters
+        base = json.loads(args.update.read_text())
+        keep = ("quick", "n", "queries", "single", "filtered", "batch", "timeout_s")
+        params.update({key: base["parameters"][key] for key in keep})
+        args.n, args.quick = params["n"], params["quick"]
     started = time.perf_counter()
     machine = machine_info()
     peers_python = args.peers_python
@@ -591,6 +611,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     machine["loadavg_end"] = os.getloadavg()
+    if base is not None and args.update is not None:
+        for name, ds_out in results.items():
+            old = base["results"].setdefault(name, {**ds_out, "systems": {}})
+            for system, res in ds_out["systems"].items():
+                res["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
+                old["systems"][system] = res
+        base.setdefault("updates", []).append(
+            {
+                "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+                "systems": systems,
+                "datasets": list(results),
+                "reason": args.reason,
+                "loadavg": [machine["loadavg_start"], machine["loadavg_end"]],
+                "wall_s": time.perf_counter() - started,
+                "versions": {"product": product_versions(), "peers": pv},
+            }
+        )
+        base["targets"] = evaluate_targets(base["results"])
+        write_outputs(base, args.update.with_suffix(""), peers_python)
+        return 0
     date = datetime.now(UTC).strftime("%Y-%m-%d")
     report: dict[str, Any] = {
         "benchmark": "vecdb peers",
@@ -604,7 +644,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["targets"] = evaluate_targets(results)
     report["wall_s"] = time.perf_counter() - started
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / (f"peers-{date}-quick" if quick else f"peers-{date}")
+    write_outputs(report, args.out / (f"peers-{date}-quick" if quick else f"peers-{date}"), peers_python)
+    return 0
+
+
+def write_outputs(report: dict[str, Any], stem: Path, peers_python: str) -> None:
+    """``stem``.json, .md and .png (the plot drawn by the peers' Python, which has matplotlib)."""
     json_path = stem.with_suffix(".json")
     json_path.write_text(json.dumps(report, indent=1, default=float) + "\n")
     md = markdown(report)
@@ -623,7 +668,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(md)
     log(f"wrote {stem}.json, .md and .png ({report['wall_s'] / 60:.1f} min)")
-    return 0
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ batches within ``get_max_batch_size()`` with ids, embeddings and the metadata di
 ``include=["distances"]`` (ids and distances, like the others; Chroma's default also returns documents and
 metadatas). Filter: ``where={"source": ...}``; delete: ``delete(where={"source": ...})``. Reopen: the
 client is dropped, Chroma's per-path system cache cleared, and a new PersistentClient opens the folder.
-Tuned: ``collection.modify(configuration={"hnsw": {"ef_search": ...}})``.
+Tuned: ``collection.modify(configuration={"hnsw": {"ef_search": ...}})``, then the client is reopened:
+the index already loaded in the process keeps its old ef_search until then.
 """
 
 from __future__ import annotations
@@ -79,8 +80,13 @@ class Chroma:
     def _ef(self, params: dict[str, Any]) -> None:
         ef = int(params.get("ef_search", DEFAULT_EF))
         if ef != self.ef:
+            # modify() persists the new ef_search, but the index already loaded in this process keeps
+            # searching with the old one (measured: recall unchanged); it takes effect once reopened.
             self.col.modify(configuration={"hnsw": {"ef_search": ef}})
-            self.ef = ef
+            self.close()
+            self.reopen()
+            if self.ef != ef:
+                raise RuntimeError(f"chroma kept ef_search {self.ef} after setting {ef}")
 
     def _query(self, q: np.ndarray, k: int, where: Any = None) -> list[list[int]]:
         res = self.col.query(query_embeddings=q, n_results=k, where=where, include=["distances"])

@@ -245,6 +245,7 @@ def run(job: dict[str, Any], system: System) -> dict[str, Any]:
         }
         out["delete"]["deleted_gone_after_reopen"] = leaked_after == 0
         peaks_after = system.peaks()
+        out["describe"] = system.describe()  # again: some systems know their settings only once built
         extra = getattr(system, "extra", None)
         if extra is not None:
             out["extra"] = extra()
