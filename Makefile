@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PIP     := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: install install-gpu install-cpu run test lint bench bench-gpu proto reliability clean
+.PHONY: install install-gpu install-cpu run test lint bench bench-gpu bench-peers proto reliability clean
 
 install: $(STAMP)
 
@@ -58,6 +58,20 @@ reliability: install
 bench: install
 	$(BIN)/python benchmarks/engine.py
 
+# vecdb against FAISS, hnswlib, Chroma, Milvus Lite and LanceDB (benchmarks/peers.py, ~30 min; README
+# "Performance"). The peers live in their own environment, .venv-peers, never in the product's; it is
+# (re)installed only when benchmarks/requirements-peers.txt changes.
+PEERS_VENV := .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed
+
+$(PEERS_STAMP): benchmarks/requirements-peers.txt
+	test -x $(PEERS_VENV)/bin/python || $(PY) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --disable-pip-version-check -q -r benchmarks/requirements-peers.txt
+	touch $(PEERS_STAMP)
+
+bench-peers: install $(PEERS_STAMP)
+	$(BIN)/python benchmarks/peers.py --peers-python $(PEERS_VENV)/bin/python
+
 # GPU vs CPU at 1M x 384 (flat and IVF); the CPU half only where FAISS sees no GPU.
 bench-gpu: install
 	$(BIN)/python benchmarks/gpu.py
@@ -67,4 +81,4 @@ proto: install
 	$(BIN)/python scripts/gen_proto.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(PEERS_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
