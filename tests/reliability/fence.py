@@ -9,9 +9,33 @@ from pathlib import Path
 
 from vecdb.engine.database import NAME_RE
 
-__all__ = ["FENCE", "escaped_paths"]
+__all__ = ["FENCE", "HOSTILE_NAMES", "escaped_paths"]
 
 FENCE = ("f1", "f2")
+
+#: Collection names that must never reach the file system as paths (nor be accepted: the rule is
+#: [A-Za-z0-9_-]{1,64}).
+HOSTILE_NAMES = [
+    "",
+    " ",
+    ".",
+    "..",
+    "../x",
+    "../../x",
+    "../../../x",
+    "a/b",
+    "/tmp/x",
+    "a\\b",
+    "docs\x00",
+    "\x00",
+    "docs\n",
+    "%2e%2e",
+    "é",
+    "😀",
+    "\uff44\uff4f\uff43\uff53",  # fullwidth "docs": isalnum() but not [A-Za-z0-9]
+    "x" * 65,
+    "x" * 5000,
+]
 
 #: What a data directory holds: its lock, collections/NAME, snapshots/COLLECTION/NAME.
 _OWN = ("LOCK", "collections", "snapshots")

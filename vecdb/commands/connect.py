@@ -7,19 +7,30 @@ turned into ``CommandError`` with a readable message.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["DEFAULT_URL", "CommandError", "Connection", "connect"]
+__all__ = ["DEFAULT_URL", "CommandError", "Connection", "connect", "json_flag"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 class CommandError(Exception):
     """A failure to report in one line (exit status 1)."""
+
+
+def json_flag(value: str | None, flag: str) -> Any:
+    """The JSON a flag holds (None when not given); CommandError naming the flag when it is not JSON."""
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise CommandError(f"{flag} is not JSON: {exc}") from exc
 
 
 class Connection(Protocol):

@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from vecdb.commands.connect import CommandError, Connection, connect
+from vecdb.commands.connect import CommandError, Connection, connect, json_flag
 from vecdb.commands.ops import OPS_COMMANDS, add_ops_commands, run_ops_command
 from vecdb.ingest import FileReport, discover, glob_regex, ingest, split_text
 
@@ -216,12 +215,7 @@ def _snippet(text: str | None, width: int = 70) -> str:
 
 
 def _search(conn: Connection, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    flt = None
-    if args.filter:
-        try:
-            flt = json.loads(args.filter)
-        except ValueError as exc:
-            raise CommandError(f"--filter is not JSON: {exc}") from exc
+    flt = json_flag(args.filter, "--filter")
     hits = conn.collection(args.collection).search(texts=[args.query], k=args.k, filter=flt)[0]
     rows = [
         [str(i + 1), h.id, f"{h.score:.3f}", h.source or "", _snippet(h.text)] for i, h in enumerate(hits)
@@ -245,12 +239,7 @@ def _collections(conn: Connection, args: argparse.Namespace, out: TextIO, err: T
         conn.drop_collection(args.name)
         out.write(f"dropped {args.name}\n")
         return 0
-    index = None
-    if args.index:
-        try:
-            index = json.loads(args.index)
-        except ValueError as exc:
-            raise CommandError(f"--index is not JSON: {exc}") from exc
+    index = json_flag(args.index, "--index")
     embedding = None if args.no_model else ({"model": args.model} if args.model else {})
     conn.create_collection(args.name, dim=args.dim, metric=args.metric, index=index, embedding=embedding)
     info = conn.info(args.name)

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from vecdb.commands.connect import CommandError, Connection
+from vecdb.commands.connect import CommandError, Connection, json_flag
 
 __all__ = ["OPS_COMMANDS", "add_ops_commands", "run_ops_command"]
 
@@ -252,12 +252,7 @@ def _import(conn: Connection, args: argparse.Namespace, out: TextIO) -> int:
     if args.batch < 1:
         raise CommandError("--batch must be at least 1")
     fmt = _format(args.format, None if str(args.input) == "-" else args.input)
-    index = None
-    if args.index:
-        try:
-            index = json.loads(args.index)
-        except ValueError as exc:
-            raise CommandError(f"--index is not JSON: {exc}") from exc
+    index = json_flag(args.index, "--index")
     if fmt == "parquet":
         records: Iterator[dict[str, Any]] = _read_parquet(args.input, args.batch)
         total = _upsert_all(conn, args, records, index)
