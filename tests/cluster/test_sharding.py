@@ -210,3 +210,45 @@ def test_replicas_keep_reads_going_and_fail_clearly_when_none_is_left(dbs: tuple
     assert "shard(s) [1]" in err.value.message
     with pytest.raises(UnavailableError):
         col.count()
+
+
+def test_server_and_client_on_a_sharded_collection(dbs: tuple[Database, Database], tmp_path: Path) -> None:
+    """``vecdb serve --ray-address`` joins the test's Ray cluster; the unchanged client, over REST and
+    gRPC, sees a sharded collection answer as the unsharded one does."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "client"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+    from clientkit import client_for, start_server, stop_checked
+
+    plain = dbs[0].create_collection("served", dim=DIM, metric="cosine", index={"type": "flat"})
+    data = _data("cosine", seed=5)
+    plain.upsert(**data)
+    address = ray.get_runtime_context().gcs_address
+    sp = start_server(tmp_path, "--ray-address", address)
+    try:
+        for transport in ("rest", "grpc"):
+            with client_for(transport, sp.rest_url, sp.grpc_target) as client:
+                name = f"served-{transport}"
+                col = client.create_collection(
+                    name, dim=DIM, metric="cosine", index={"type": "flat"}, shards=2
+                )
+                col.upsert(
+                    data["ids"],
+                    data["vectors"].tolist(),
+                    texts=data["texts"],
+                    metadatas=data["metadatas"],
+                    sources=data["sources"],
+                )
+                q = np.random.default_rng(6).standard_normal((2, DIM)).astype(np.float32)
+                expected = plain.search(q, k=25, filter={"group": 2})
+                got = col.search(q.tolist(), k=25, filter={"group": 2})
+                _assert_same(expected, got)
+                assert col.count() == N
+                assert [(s.source, s.count) for s in col.list_sources()] == [
+                    (s.source, s.count) for s in plain.list_sources()
+                ]
+                assert client.get_collection(name).info().count == N
+                client.drop_collection(name)
+    finally:
+        stop_checked([sp])

@@ -70,6 +70,21 @@ def _load_all(db: Database, on_ready: list[threading.Event]) -> None:
         event.set()
 
 
+def _open_database(settings: Settings) -> Database:
+    """The data directory; with ``ray_address``, one whose sharded collections live in Ray actors (Ray
+    is imported only then: it is an optional extra)."""
+    if settings.ray_address is None:
+        return Database(settings.data_dir, settings=settings)
+    try:
+        from vecdb.cluster import ClusterDatabase
+    except ImportError as exc:
+        raise InvalidConfigError(
+            f"ray_address is set but Ray is not installed ({exc}): pip install 'vecdb[cluster]'"
+        ) from exc
+    log.info("sharded collections on the Ray cluster at %s", settings.ray_address)
+    return ClusterDatabase(settings.data_dir, settings=settings, ray_address=settings.ray_address)
+
+
 def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT. Returns the exit code."""
     handler = logging.StreamHandler()
@@ -86,7 +101,11 @@ def serve(settings: Settings) -> int:
     except InvalidConfigError as exc:
         log.error("TLS: %s", exc.message)
         return 1
-    db = Database(settings.data_dir, settings=settings)
+    try:
+        db = _open_database(settings)
+    except InvalidConfigError as exc:
+        log.error("%s", exc.message)
+        return 1
     try:
         metrics = Metrics(db)
         app = create_app(
