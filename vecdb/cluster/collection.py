@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from vecdb.cluster.shard import ShardActor, ShardFailure
 from vecdb.config import Settings
@@ -45,7 +46,7 @@ from vecdb.errors import InvalidArgumentError, InvalidConfigError, UnavailableEr
 from vecdb.index import parse_index_spec
 from vecdb.types import DEFAULT_INCLUDE, Hit, Metric, Record, SourceInfo
 
-__all__ = ["START_TIMEOUT_SECONDS", "WRITE_WAIT_SECONDS", "ShardedCollection", "shard_of"]
+__all__ = ["START_TIMEOUT_SECONDS", "WRITE_WAIT_SECONDS", "ShardedCollection", "place_replicas", "shard_of"]
 
 #: Per shard: the positional and keyword arguments of one collection method call.
 Calls = dict[int, tuple[tuple[Any, ...], dict[str, Any]]]
@@ -60,6 +61,17 @@ def shard_of(record_id: str, shards: int) -> int:
     """The shard of a record id: stable everywhere (blake2b, never Python's salted ``hash``)."""
     digest = hashlib.blake2b(record_id.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") % shards
+
+
+def place_replicas(shards: int, replicas: int) -> list[list[str]]:
+    """A node id for each replica of each shard: the alive nodes with CPUs, in turn, so a shard's
+    replicas land on different nodes whenever there are at least ``replicas`` of them."""
+    nodes = sorted(
+        n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0
+    )
+    if not nodes:
+        raise UnavailableError("the Ray cluster has no alive node with CPUs to hold shards")
+    return [[nodes[(s * replicas + r) % len(nodes)] for r in range(replicas)] for s in range(shards)]
 
 
 def _unwrap(value: Any) -> Any:
@@ -100,17 +112,24 @@ class ShardedCollection(Collection):
         self._limits = settings.limits
         self._embedders = embedders
         self._closed = False
-        remote = ray.remote(ShardActor).options(
-            max_restarts=-1, max_task_retries=0, **(actor_options or {"num_cpus": 1})
-        )
+        actor_class = ray.remote(ShardActor)
+        base = {"max_restarts": -1, "max_task_retries": 0, **(actor_options or {"num_cpus": 1})}
+        # Each replica is pinned to the node its data lives on (chosen at create time, kept in the
+        # registry): a restarted actor must find its own store, never start empty on another node.
+        placement: list[list[str]] | None = config.get("placement")
         shard_config = {"dim": self.dim, "metric": self.metric, "index": config["index"]}
+
+        def start(s: int, r: int) -> Any:
+            opts = dict(base)
+            if placement is not None:
+                opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(placement[s][r], soft=False)
+            return actor_class.options(**opts).remote(
+                str(self.path / f"s{s}-r{r}"), name, shard_config, settings
+            )
+
         #: actors[shard][replica]
         self.actors: list[list[Any]] = [
-            [
-                remote.remote(str(self.path / f"s{s}-r{r}"), name, shard_config, settings)
-                for r in range(self.replicas)
-            ]
-            for s in range(self.shards)
+            [start(s, r) for r in range(self.replicas)] for s in range(self.shards)
         ]
         self._turn = itertools.count()
         # Surface a start-up failure (bad path, locked store, no room in the cluster) here rather than

@@ -15,7 +15,7 @@ from typing import Any
 
 import ray
 
-from vecdb.cluster.collection import ShardedCollection
+from vecdb.cluster.collection import ShardedCollection, place_replicas
 from vecdb.config import Settings
 from vecdb.engine import Database
 from vecdb.engine.capacity import Eviction
@@ -108,9 +108,9 @@ class ClusterDatabase(Database):
         shards: int | None = None,
         replicas: int | None = None,
     ) -> Collection:
-        """As ``Database.create_collection``; ``shards`` > 1 or ``replicas`` > 1 makes a sharded
+        """As ``Database.create_collection``; given ``shards`` or ``replicas`` (even 1) make a sharded
         collection held by ``shards x replicas`` Ray actors. A sharded collection has no capacity."""
-        if (shards or 1) == 1 and (replicas or 1) == 1:
+        if shards is None and replicas is None:
             return super().create_collection(name, dim, metric, index, embedding, max_records, eviction)
         name = validate_name(name)
         for what, value, top in (
@@ -154,6 +154,7 @@ class ClusterDatabase(Database):
                 "index": spec.model_dump(),
                 "embedding": None if model is None else {"model": model},
                 "created_at": datetime.now(UTC).isoformat(),
+                "placement": place_replicas(shards or 1, replicas or 1),
             }
             col = self._open_sharded(name, config)
             self._registry[name] = config
