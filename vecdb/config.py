@@ -200,6 +200,12 @@ class Settings(BaseSettings):
         "address like ray://head:10001 or HOST:6379, or auto (the cluster this node joined). None: no "
         "sharding. Needs the vecdb[cluster] extra; see docs/scaling.md.",
     )
+    ray_actor_cpus: float = Field(
+        1.0,
+        ge=0,
+        description="CPUs each shard actor asks Ray for (with ray_address): fractions pack several shards "
+        "on a core; a collection whose actors cannot all be placed fails to create after 120 s.",
+    )
     limits: Limits = Field(default_factory=Limits)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)

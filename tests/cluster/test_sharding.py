@@ -225,7 +225,7 @@ def test_server_and_client_on_a_sharded_collection(dbs: tuple[Database, Database
     data = _data("cosine", seed=5)
     plain.upsert(**data)
     address = ray.get_runtime_context().gcs_address
-    sp = start_server(tmp_path, "--ray-address", address)
+    sp = start_server(tmp_path, "--ray-address", address, "--ray-actor-cpus", "0.25")
     try:
         for transport in ("rest", "grpc"):
             with client_for(transport, sp.rest_url, sp.grpc_target) as client:
@@ -250,5 +250,33 @@ def test_server_and_client_on_a_sharded_collection(dbs: tuple[Database, Database
                 ]
                 assert client.get_collection(name).info().count == N
                 client.drop_collection(name)
+        with client_for("rest", sp.rest_url, sp.grpc_target) as client:
+            _langchain_and_cache(client)
     finally:
         stop_checked([sp])
+
+
+def _langchain_and_cache(client: Any) -> None:
+    """The LangChain VectorStore and the semantic cache, unchanged, on sharded collections (texts are
+    embedded once, by the front end's model)."""
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    from vecdb_client.cache import SemanticCache
+    from vecdb_client.langchain import VecDBVectorStore
+
+    client.create_collection("lc", dim=DIM, shards=2)
+    store = VecDBVectorStore("lc", DeterministicFakeEmbedding(size=DIM), client=client)
+    texts = [f"note number {i}" for i in range(30)]
+    ids = store.add_texts(texts, metadatas=[{"source": f"s{i % 3}", "i": i} for i in range(30)])
+    assert len(ids) == 30
+    found = store.similarity_search("note number 7", k=3)
+    assert found[0].page_content == "note number 7"
+    assert {d.page_content for d in store.get_by_ids(ids[:5])} == set(texts[:5])
+    client.drop_collection("lc")
+    client.create_collection("cache", embedding={}, shards=2, replicas=2)
+    cache = SemanticCache(client, collection="cache", threshold=0.8)
+    cache.put("What is the capital of France?", "Paris")
+    cache.put("How tall is Mount Everest?", "8,849 m")
+    hit = cache.lookup("What is the capital city of France?")
+    assert hit is not None and hit.response == "Paris" and not hit.exact
+    assert cache.get("How tall is Mount Everest?") == "8,849 m"

@@ -66,9 +66,8 @@ def shard_of(record_id: str, shards: int) -> int:
 def place_replicas(shards: int, replicas: int) -> list[list[str]]:
     """A node id for each replica of each shard: the alive nodes with CPUs, in turn, so a shard's
     replicas land on different nodes whenever there are at least ``replicas`` of them."""
-    nodes = sorted(
-        n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0
-    )
+    alive: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+    nodes = sorted(n["NodeID"] for n in alive if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0)
     if not nodes:
         raise UnavailableError("the Ray cluster has no alive node with CPUs to hold shards")
     return [[nodes[(s * replicas + r) % len(nodes)] for r in range(replicas)] for s in range(shards)]

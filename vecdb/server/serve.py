@@ -82,7 +82,12 @@ def _open_database(settings: Settings) -> Database:
             f"ray_address is set but Ray is not installed ({exc}): pip install 'vecdb[cluster]'"
         ) from exc
     log.info("sharded collections on the Ray cluster at %s", settings.ray_address)
-    return ClusterDatabase(settings.data_dir, settings=settings, ray_address=settings.ray_address)
+    return ClusterDatabase(
+        settings.data_dir,
+        settings=settings,
+        ray_address=settings.ray_address,
+        actor_options={"num_cpus": settings.ray_actor_cpus},
+    )
 
 
 def serve(settings: Settings) -> int:
