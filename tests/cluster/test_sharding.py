@@ -187,6 +187,14 @@ def test_killed_shard_recovers_every_acknowledged_write(dbs: tuple[Database, Dat
     # Writes go on after the restart, on both shards.
     col.upsert(["after-1", "after-2"], np.ones((2, DIM), dtype=np.float32))
     assert col.count() == acked
+    # A write sent while the actor is being restarted waits for it and is acknowledged with it.
+    pid = ray.get(actor.ping.remote())
+    ray.kill(actor, no_restart=False)
+    late = [i for i in (f"late-{n}" for n in range(20)) if shard_of(i, 2) == 0]
+    col.upsert(late, np.ones((len(late), DIM), dtype=np.float32))
+    assert ray.get(actor.ping.remote()) != pid
+    assert [r.id for r in col.get(late)] == late
+    assert col.count() == acked + len(late)
 
 
 def test_replicas_keep_reads_going_and_fail_clearly_when_none_is_left(dbs: tuple[Database, Database]) -> None:

@@ -97,7 +97,6 @@ class CollectionInfo(BaseModel):
     checkpoint_seq: int
     embedding: dict[str, Any] | None = None
     capacity: dict[str, Any] | None = None
-    cluster: dict[str, Any] | None = None
 
 
 class CollectionList(BaseModel):
