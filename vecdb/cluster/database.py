@@ -25,6 +25,7 @@ from vecdb.errors import (
     CollectionExistsError,
     CorruptionError,
     InvalidConfigError,
+    UnavailableError,
 )
 from vecdb.index import parse_index_spec
 from vecdb.storage import atomic_write_json, read_json
@@ -57,7 +58,12 @@ class ClusterDatabase(Database):
         super().__init__(path, settings=settings)
         try:
             if not ray.is_initialized():
-                ray.init(address=ray_address, namespace="vecdb", log_to_driver=False)
+                try:
+                    ray.init(address=ray_address, namespace="vecdb", log_to_driver=False)
+                except (ConnectionError, RuntimeError, ValueError) as exc:
+                    raise UnavailableError(
+                        f"cannot connect to the Ray cluster at {ray_address!r}: {exc}", address=ray_address
+                    ) from exc
             self.path = self.path.resolve()
             self._actor_options = actor_options
             self._registry_path = self.path / REGISTRY

@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2
 
 from vecdb.config import Settings
 from vecdb.engine import Database
-from vecdb.errors import InvalidConfigError
+from vecdb.errors import InvalidConfigError, UnavailableError
 from vecdb.server.auth import Authenticator
 from vecdb.server.grpc_service import SERVICE_NAME, create_grpc_server
 from vecdb.server.metrics import Metrics
@@ -108,7 +108,7 @@ def serve(settings: Settings) -> int:
         return 1
     try:
         db = _open_database(settings)
-    except InvalidConfigError as exc:
+    except (InvalidConfigError, UnavailableError) as exc:
         log.error("%s", exc.message)
         return 1
     try:
