@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PIP     := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: install install-gpu install-cpu run test lint bench bench-gpu bench-peers proto reliability clean
+.PHONY: install install-gpu install-cpu run test lint bench bench-cluster bench-gpu bench-peers proto reliability clean
 
 install: $(STAMP)
 
@@ -57,6 +57,10 @@ reliability: install
 
 bench: install
 	$(BIN)/python benchmarks/engine.py
+
+# Sharding over Ray on this machine: embedded vs 1, 2 and 4 shards (docs/scaling.md).
+bench-cluster: install
+	$(BIN)/python benchmarks/cluster.py
 
 # vecdb against FAISS, hnswlib, Chroma, Milvus Lite and LanceDB (benchmarks/peers.py, ~30 min; README
 # "Performance"). The peers live in their own environment, .venv-peers, never in the product's; it is

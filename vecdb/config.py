@@ -194,6 +194,18 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         10.0, ge=0, description="On SIGTERM/SIGINT, how long in-flight requests may finish."
     )
+    ray_address: str | None = Field(
+        None,
+        description="Ray cluster to hold sharded collections (create_collection with shards / replicas): an "
+        "address like ray://head:10001 or HOST:6379, or auto (the cluster this node joined). None: no "
+        "sharding. Needs the vecdb[cluster] extra; see docs/scaling.md.",
+    )
+    ray_actor_cpus: float = Field(
+        1.0,
+        ge=0,
+        description="CPUs each shard actor asks Ray for (with ray_address): fractions pack several shards "
+        "on a core; a collection whose actors cannot all be placed fails to create after 120 s.",
+    )
     limits: Limits = Field(default_factory=Limits)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)

@@ -15,7 +15,9 @@ ALLOWED: dict[str, set[str]] = {
     "embed": LEAVES | {"embed"},
     "index": LEAVES | {"index"},
     "engine": LEAVES | {"storage", "index", "embed", "engine"},
-    "server": LEAVES | {"engine", "server"},
+    # vecdb serve imports the cluster package lazily, only when --ray-address is given.
+    "server": LEAVES | {"engine", "server", "cluster"},
+    "cluster": LEAVES | {"engine", "embed", "index", "storage", "cluster"},
     "ingest": LEAVES | {"ingest"},
     "commands": LEAVES | {"engine", "ingest", "commands"},
     "top": LEAVES | {"engine", "storage", "index", "server", "cli", "commands"},
@@ -24,7 +26,7 @@ ALLOWED: dict[str, set[str]] = {
 
 def _layer(module: Path) -> str:
     rel = module.relative_to(ROOT)
-    if rel.parts[0] in {"storage", "index", "embed", "engine", "server", "ingest", "commands"}:
+    if rel.parts[0] in {"storage", "index", "embed", "engine", "server", "ingest", "commands", "cluster"}:
         return rel.parts[0]
     if rel.stem in LEAVES:
         return "leaf"
@@ -54,3 +56,15 @@ def test_imports_flow_down() -> None:
         layer = _layer(module)
         bad = _vecdb_imports(module) - ALLOWED[layer]
         assert not bad, f"{module.relative_to(ROOT)} ({layer}) imports {sorted(bad)}"
+
+
+def test_single_node_path_never_imports_ray() -> None:
+    """Ray is an optional extra: the engine, the server and the CLI import without it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, vecdb, vecdb.cli, vecdb.engine, vecdb.server.serve, vecdb.server.rest, "
+        "vecdb.server.grpc_service; assert 'ray' not in sys.modules, 'ray imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -164,6 +164,8 @@ class Database:
         embedding: dict[str, Any] | None = None,
         max_records: int | None = None,
         eviction: Eviction | None = None,
+        shards: int | None = None,
+        replicas: int | None = None,
     ) -> Collection:
         """Create an empty collection. Raises CollectionExistsError, InvalidNameError, InvalidConfigError.
 
@@ -172,8 +174,15 @@ class Database:
         alone; ``dim`` then comes from the model and may be omitted. The model must be available locally
         (``ModelUnavailableError`` at once otherwise). ``max_records`` caps the live records: a write that
         would overflow evicts the oldest (``eviction="fifo"``, the default) or least recently used
-        (``"lru"``: a search that returns a record uses it) in the same atomic batch.
+        (``"lru"``: a search that returns a record uses it) in the same atomic batch. ``shards`` and
+        ``replicas`` other than 1 need a cluster (``vecdb serve --ray-address``): here they raise
+        InvalidConfigError.
         """
+        if (shards or 1) != 1 or (replicas or 1) != 1:
+            raise InvalidConfigError(
+                "sharded collections (shards or replicas > 1) need a cluster: run vecdb serve --ray-address",
+                field="shards",
+            )
         name = validate_name(name)
         capacity = parse_capacity(max_records, eviction)
         model = self._embedding_model(embedding)

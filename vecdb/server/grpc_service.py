@@ -110,6 +110,8 @@ class VecDBServicer(pb_grpc.VecDBServicer):
                 embedding,
                 request.max_records if request.HasField("max_records") else None,
                 request.eviction or None,  # type: ignore[arg-type]
+                shards=request.shards if request.HasField("shards") else None,
+                replicas=request.replicas if request.HasField("replicas") else None,
             )
             return convert.to_proto_collection_info(col.info())
 

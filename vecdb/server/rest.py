@@ -79,6 +79,10 @@ class CreateCollectionBody(BaseModel):
     )
     max_records: int | None = Field(None, description="Capacity: a write that overflows evicts old records.")
     eviction: str | None = Field(None, description="fifo (default with max_records) or lru.")
+    shards: int | None = Field(
+        None, description="Spread the collection over this many Ray actors (needs vecdb serve --ray-address)."
+    )
+    replicas: int | None = Field(None, description="Copies of each shard (needs vecdb serve --ray-address).")
 
 
 class CollectionInfo(BaseModel):
@@ -444,6 +448,8 @@ def create_app(
                 body.embedding,
                 body.max_records,
                 body.eviction,  # type: ignore[arg-type]
+                shards=body.shards,
+                replicas=body.replicas,
             ).info(),
         )
 

@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2
 
 from vecdb.config import Settings
 from vecdb.engine import Database
-from vecdb.errors import InvalidConfigError
+from vecdb.errors import InvalidConfigError, UnavailableError
 from vecdb.server.auth import Authenticator
 from vecdb.server.grpc_service import SERVICE_NAME, create_grpc_server
 from vecdb.server.metrics import Metrics
@@ -70,6 +70,26 @@ def _load_all(db: Database, on_ready: list[threading.Event]) -> None:
         event.set()
 
 
+def _open_database(settings: Settings) -> Database:
+    """The data directory; with ``ray_address``, one whose sharded collections live in Ray actors (Ray
+    is imported only then: it is an optional extra)."""
+    if settings.ray_address is None:
+        return Database(settings.data_dir, settings=settings)
+    try:
+        from vecdb.cluster import ClusterDatabase
+    except ImportError as exc:
+        raise InvalidConfigError(
+            f"ray_address is set but Ray is not installed ({exc}): pip install 'vecdb[cluster]'"
+        ) from exc
+    log.info("sharded collections on the Ray cluster at %s", settings.ray_address)
+    return ClusterDatabase(
+        settings.data_dir,
+        settings=settings,
+        ray_address=settings.ray_address,
+        actor_options={"num_cpus": settings.ray_actor_cpus},
+    )
+
+
 def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT. Returns the exit code."""
     handler = logging.StreamHandler()
@@ -86,7 +106,11 @@ def serve(settings: Settings) -> int:
     except InvalidConfigError as exc:
         log.error("TLS: %s", exc.message)
         return 1
-    db = Database(settings.data_dir, settings=settings)
+    try:
+        db = _open_database(settings)
+    except (InvalidConfigError, UnavailableError) as exc:
+        log.error("%s", exc.message)
+        return 1
     try:
         metrics = Metrics(db)
         app = create_app(

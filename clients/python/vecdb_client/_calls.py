@@ -79,21 +79,27 @@ class Call:
         embedding: Mapping[str, Any] | None,
         max_records: int | None = None,
         eviction: str | None = None,
+        shards: int | None = None,
+        replicas: int | None = None,
     ) -> Call:
         if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim < 2**32):
             raise InvalidConfigError(f"dim must be a positive integer, got {dim!r}", field="dim")
-        return cls(
-            "create_collection",
-            {
-                "name": _name(name),
-                "dim": dim,
-                "metric": metric,
-                "index": _object(index, "index", InvalidArgumentError),
-                "embedding": _object(embedding, "embedding", InvalidArgumentError),
-                "max_records": _max_records(max_records),
-                "eviction": eviction,
-            },
-        )
+        args = {
+            "name": _name(name),
+            "dim": dim,
+            "metric": metric,
+            "index": _object(index, "index", InvalidArgumentError),
+            "embedding": _object(embedding, "embedding", InvalidArgumentError),
+            "max_records": _max_records(max_records),
+            "eviction": eviction,
+        }
+        # Only when given: a server without sharding support keeps accepting the request.
+        for key, value in (("shards", shards), ("replicas", replicas)):
+            if value is not None:
+                if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**32:
+                    raise InvalidConfigError(f"{key} must be a positive integer, got {value!r}", field=key)
+                args[key] = value
+        return cls("create_collection", args)
 
     @classmethod
     def named(cls, op: str, name: str) -> Call:

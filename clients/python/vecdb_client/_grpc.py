@@ -79,6 +79,9 @@ def encode(call: Call) -> tuple[str, Any]:
             )
             if a["max_records"] is not None:
                 req.max_records = a["max_records"]
+            for key in ("shards", "replicas"):
+                if a.get(key) is not None:
+                    setattr(req, key, a[key])
         case "list_collections":
             req = pb.ListCollectionsRequest()
         case "get_collection" | "drop_collection" | "list_sources":

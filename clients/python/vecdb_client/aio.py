@@ -191,9 +191,15 @@ class AsyncClient:
         embedding: Mapping[str, Any] | None = None,
         max_records: int | None = None,
         eviction: Literal["fifo", "lru"] | None = None,
+        shards: int | None = None,
+        replicas: int | None = None,
     ) -> AsyncCollection:
         """See ``Client.create_collection``."""
-        await self._send(Call.create_collection(name, dim, metric, index, embedding, max_records, eviction))
+        await self._send(
+            Call.create_collection(
+                name, dim, metric, index, embedding, max_records, eviction, shards=shards, replicas=replicas
+            )
+        )
         return AsyncCollection(self, name)
 
     async def get_collection(self, name: str) -> AsyncCollection:

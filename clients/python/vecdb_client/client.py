@@ -182,6 +182,8 @@ class Client:
         embedding: Mapping[str, Any] | None = None,
         max_records: int | None = None,
         eviction: Literal["fifo", "lru"] | None = None,
+        shards: int | None = None,
+        replicas: int | None = None,
     ) -> Collection:
         """Create an empty collection and return its handle.
 
@@ -189,9 +191,15 @@ class Client:
         (``{}``: the server's default model) lets records and queries be texts alone, and ``dim`` may then
         be omitted. ``max_records`` caps the live records: a write that overflows evicts the oldest
         (``eviction="fifo"``, the default) or least recently used (``"lru"``: searches count as use) in the
-        same atomic batch. Raises CollectionExistsError, InvalidNameError, InvalidConfigError.
+        same atomic batch. ``shards`` / ``replicas`` spread it over Ray actors (a server started with
+        ``--ray-address``; others answer InvalidConfigError). Raises CollectionExistsError, InvalidNameError,
+        InvalidConfigError.
         """
-        self._send(Call.create_collection(name, dim, metric, index, embedding, max_records, eviction))
+        self._send(
+            Call.create_collection(
+                name, dim, metric, index, embedding, max_records, eviction, shards=shards, replicas=replicas
+            )
+        )
         return Collection(self, name)
 
     def get_collection(self, name: str) -> Collection:

@@ -15,7 +15,7 @@ class Vectors(_message.Message):
     def __init__(self, dim: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "dim", "metric", "index_json", "embedding_json", "max_records", "eviction")
+    __slots__ = ("name", "dim", "metric", "index_json", "embedding_json", "max_records", "eviction", "shards", "replicas")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,8 @@ class CreateCollectionRequest(_message.Message):
     EMBEDDING_JSON_FIELD_NUMBER: _ClassVar[int]
     MAX_RECORDS_FIELD_NUMBER: _ClassVar[int]
     EVICTION_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: str
@@ -30,7 +32,9 @@ class CreateCollectionRequest(_message.Message):
     embedding_json: str
     max_records: int
     eviction: str
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., index_json: _Optional[str] = ..., embedding_json: _Optional[str] = ..., max_records: _Optional[int] = ..., eviction: _Optional[str] = ...) -> None: ...
+    shards: int
+    replicas: int
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., index_json: _Optional[str] = ..., embedding_json: _Optional[str] = ..., max_records: _Optional[int] = ..., eviction: _Optional[str] = ..., shards: _Optional[int] = ..., replicas: _Optional[int] = ...) -> None: ...
 
 class CollectionRequest(_message.Message):
     __slots__ = ("name",)
