@@ -19,7 +19,7 @@ import contextlib
 import hashlib
 import itertools
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -406,17 +406,6 @@ class ShardedCollection(Collection):
         if len(merged) > limit:
             return page, encode_cursor(page[-1].id.encode("utf-8"))
         return page, None if bound is None else encode_cursor(bound)
-
-    def iter_records(
-        self, limit: int = 1000, filter: Any = None, include: Sequence[str] = DEFAULT_INCLUDE
-    ) -> Iterator[Record]:
-        """Every record (matching ``filter``), as ``scroll`` reads them."""
-        cursor: str | None = None
-        while True:
-            records, cursor = self.scroll(cursor, limit, filter, include)
-            yield from records
-            if cursor is None:
-                return
 
     def count(self, filter: Any = None) -> int:
         """How many records exist (that match ``filter``): the shards' counts summed."""
