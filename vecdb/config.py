@@ -46,6 +46,12 @@ class Limits(BaseModel):
     max_queries: int = Field(100_000, ge=1, description="Most query vectors in one search call.")
     max_k: int = Field(10_000, ge=1, description="Largest k in a search.")
     max_dim: int = Field(65_536, ge=1, description="Largest vector dimension of a collection.")
+    max_metadata_fields: int = Field(
+        1_000,
+        ge=1,
+        description="Most distinct top-level metadata keys in one collection (each is filterable and "
+        "costs memory); a write bringing new keys past it is refused.",
+    )
 
 
 class StorageSettings(BaseModel):
@@ -65,6 +71,12 @@ class StorageSettings(BaseModel):
         200_000,
         ge=1,
         description="...or after this many records were written or deleted since the last one.",
+    )
+    max_open_files: int = Field(
+        64,
+        ge=-1,
+        description="Most table files each collection's RocksDB keeps open (-1: all of them, one file "
+        "descriptor each). A collection also holds ~4 descriptors of its own (WAL, LOCK, MANIFEST, log).",
     )
     expiry_purge_seconds: float = Field(
         1.0,

@@ -34,7 +34,8 @@ that names the offending item (its position in the batch, the id, the field...).
     │   ├── ClosedError             closed              (the database or collection was closed)
     │   └── EmbeddingDisabledError  embedding_disabled  (texts without vectors, embedding turned off)
     └── StorageError                storage_error       500  INTERNAL (RocksDB or the file system failed)
-        └── CorruptionError         corruption          500  DATA_LOSS (a manifest or record is damaged)
+        ├── CorruptionError         corruption          500  DATA_LOSS (manifest, store file or WAL damaged)
+        └── TooManyOpenFilesError   too_many_open_files 503  RESOURCE_EXHAUSTED (the process ran out of fds)
 
 ``UnavailableError`` and ``DeadlineExceededError`` are what clients raise for transport failures; the
 Python client (``vecdb_client.errors``) mirrors this tree class for class (a test pins it).
@@ -76,6 +77,7 @@ __all__ = [
     "SnapshotExistsError",
     "SnapshotNotFoundError",
     "StorageError",
+    "TooManyOpenFilesError",
     "UnavailableError",
     "VecDBError",
     "error_class_for_code",
@@ -228,6 +230,12 @@ class StorageError(VecDBError):
 class CorruptionError(StorageError):
     code = "corruption"
     grpc_code = "DATA_LOSS"
+
+
+class TooManyOpenFilesError(StorageError):
+    code = "too_many_open_files"
+    http_status = 503
+    grpc_code = "RESOURCE_EXHAUSTED"
 
 
 def _all_subclasses(cls: type[VecDBError]) -> list[type[VecDBError]]:

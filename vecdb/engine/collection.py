@@ -76,6 +76,7 @@ SCROLL_SCAN = 10_000
 _CURSOR_PREFIX = "v1."
 
 CHECKPOINT_FILE = "index.ckpt"
+WATERMARK_FILE = "seq.watermark"
 MAIN_FILE = "index-main-{}.faiss"
 STORE_DIR = "store"
 
@@ -135,7 +136,16 @@ class Collection:
         self._closed = False
         for stale in path.glob(".*.tmp"):  # a checkpoint write cut short by a crash
             stale.unlink(missing_ok=True)
-        self._store = CollectionStore(path / STORE_DIR, dim, create=create, sync=settings.storage.sync_writes)
+        self._store = CollectionStore(
+            path / STORE_DIR,
+            dim,
+            create=create,
+            sync=settings.storage.sync_writes,
+            what=f"store of collection {name!r}",
+            max_open_files=settings.storage.max_open_files,
+            watermark=path / WATERMARK_FILE,
+            on_damage=self._on_damage,
+        )
         try:
             self._records = RecordIndex()
             for rec in self._store.iter_records():
@@ -154,6 +164,35 @@ class Collection:
             self._schedule_checkpoint()
         with self._write_lock:
             self._maybe_maintain()
+
+    # ---- integrity ---------------------------------------------------------------------------------
+
+    def _on_damage(self, err: CorruptionError) -> None:
+        log.error("collection %s is damaged: %s", self.name, err.message)
+
+    @property
+    def damage(self) -> CorruptionError | None:
+        """The first corruption any operation met in this collection's store (None: none so far). Such
+        an operation raised it; nothing partial was returned. ``Database.damaged`` lists these."""
+        return self._store.damage
+
+    def verify(self) -> dict[str, Any]:
+        """Read the whole store (every block checksummed), check that its column families agree with
+        each other and with the in-memory state and the index. Raises CorruptionError; returns counts."""
+        self._check_open()
+        with self._reading():
+            counts = self._store.verify()
+            if counts.records != len(self._records):
+                raise CorruptionError(
+                    f"collection {self.name}: the store holds {counts.records} records, "
+                    f"{len(self._records)} were loaded"
+                )
+            if len(self._index) != counts.records:
+                raise CorruptionError(
+                    f"collection {self.name}: the index holds {len(self._index)} vectors, "
+                    f"the store {counts.records}"
+                )
+            return {"records": counts.records, "seq": self._store.last_seq, "oplog": counts.oplog}
 
     # ---- recovery ----------------------------------------------------------------------------------
 
@@ -182,7 +221,11 @@ class Collection:
             ckpt = read_checkpoint(path)
             if ckpt.meta.get("index") != self._index_meta():
                 raise CorruptionError("checkpoint was written for another index configuration")
+            if ckpt.meta.get("store") != self._store.uuid:
+                raise CorruptionError("checkpoint was written for another store (or before stores had ids)")
             if ckpt.seq > self._store.last_seq:
+                if self._settings.storage.sync_writes:
+                    raise _StoreBehindError(ckpt.seq)
                 raise CorruptionError(f"checkpoint seq {ckpt.seq} is past the store's {self._store.last_seq}")
             main = None
             m = ckpt.meta.get("main")
@@ -199,6 +242,17 @@ class Collection:
                 raise CorruptionError(f"index holds {len(index)} vectors, store {len(self._records)}")
             self._checkpoint_main_id = index.main_id
             return index, ckpt.seq
+        except _StoreBehindError as exc:
+            # The checkpoint covers writes the store no longer has: acknowledged writes were lost (a
+            # damaged or replaced WAL, a store file put back from elsewhere). Refuse, never shrink.
+            raise self._store.mark_damaged(
+                CorruptionError(
+                    f"collection {self.name}: its index checkpoint covers sequence {exc.seq} but the store "
+                    f"ends at {self._store.last_seq}: acknowledged writes are missing from the store",
+                    seq=self._store.last_seq,
+                    acknowledged=exc.seq,
+                )
+            ) from None
         except FileNotFoundError as exc:
             if self._store.last_seq:
                 log.warning("collection %s: %s; rebuilding the index from the store", self.name, exc)
@@ -325,7 +379,7 @@ class Collection:
                         {"id": main_id, "kind": main.kind, "dim": self.dim},
                         main.serialize(),
                     )
-            meta = {"index": self._index_meta(), "main": main_meta}
+            meta = {"index": self._index_meta(), "main": main_meta, "store": self._store.uuid}
             write_checkpoint(self.path / CHECKPOINT_FILE, seq, meta, delta)
             self._checkpoint_seq = seq
             self._checkpoint_main_id = main_id
@@ -520,6 +574,21 @@ class Collection:
             )
         return self._write([], None, lambda: self._load(to_labels(self._records.evaluate(flt)).tolist()))
 
+    def _check_metadata_fields(self, new: list[NewRecord]) -> None:
+        """Refuse a write that would bring the collection's distinct metadata keys past the limit: each
+        key is filterable and costs memory for as long as any record has it (call under the write lock)."""
+        known = self._records.fields
+        fresh = {key for rec in new for key in rec.metadata if key not in known}
+        limit = self._limits.max_metadata_fields
+        if fresh and len(known) + len(fresh) > limit:
+            raise LimitExceededError(
+                f"collection {self.name!r} would hold {len(known) + len(fresh)} distinct metadata keys, "
+                f"more than max_metadata_fields ({limit}): store open-ended data as values, not keys",
+                limit=limit,
+                existing=len(known),
+                new=len(fresh),
+            )
+
     def _evictions(self, n_new: int, removed: list[StoredRecord]) -> list[StoredRecord]:
         """The records a write of ``n_new`` records must evict to stay within capacity: expired ones
         first, then the least recently used (lru) or oldest written (fifo). Call under the write lock."""
@@ -572,6 +641,8 @@ class Collection:
         with self._write_lock:
             self._check_open()
             removed = removed_fn()
+            if new:
+                self._check_metadata_fields(new)
             if new and self.capacity is not None:
                 removed = removed + self._evictions(len(new), removed)
             if not new and not removed:
@@ -812,6 +883,12 @@ class Collection:
                 "seq": self._applied_seq,
                 "checkpoint_seq": self._checkpoint_seq,
             }
+
+
+class _StoreBehindError(Exception):
+    def __init__(self, seq: int) -> None:
+        super().__init__(seq)
+        self.seq = seq
 
 
 def _score_filter(threshold: Any, metric: Metric) -> Callable[[float], bool]:

@@ -16,7 +16,9 @@ real name; leftovers are cleaned on open. Collections are opened (recovered) on 
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import re
 import shutil
 import threading
@@ -34,7 +36,7 @@ from vecdb.config import Settings
 from vecdb.embed import EmbedderRegistry, resolve_model
 from vecdb.engine.capacity import Eviction, parse_capacity
 from vecdb.engine.collection import Collection
-from vecdb.engine.snapshots import Snapshots, read_snapshot
+from vecdb.engine.snapshots import Snapshots, read_snapshot, verify_files
 from vecdb.engine.validate import validate_texts
 from vecdb.errors import (
     ClosedError,
@@ -45,9 +47,10 @@ from vecdb.errors import (
     InvalidArgumentError,
     InvalidConfigError,
     InvalidNameError,
+    StorageError,
 )
 from vecdb.index import parse_index_spec, resolve_device
-from vecdb.storage import atomic_write_json, fsync_dir, read_json
+from vecdb.storage import CollectionStore, atomic_write_json, fsync_dir, read_json
 from vecdb.types import METRICS, Metric, SnapshotInfo
 
 __all__ = ["Database"]
@@ -90,6 +93,18 @@ class Database:
                 f"data directory {self.path} is in use by another process (or another Database)",
                 path=str(self.path),
             ) from exc
+        # The directory itself is locked too: deleting the LOCK file (which a new process would then
+        # recreate and lock) must not let a second process in.
+        self._dir_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(self._dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(self._dir_fd)
+            self._lock_file.release()
+            raise DatabaseLockedError(
+                f"data directory {self.path} is in use by another process (or another Database)",
+                path=str(self.path),
+            ) from exc
         self._dir = self.path / "collections"
         self._dir.mkdir(mode=0o700, exist_ok=True)
         self._snapshots = Snapshots(self.path / "snapshots")
@@ -97,6 +112,8 @@ class Database:
             shutil.rmtree(leftover, ignore_errors=True)
         self._lock = threading.RLock()
         self._open: dict[str, Collection] = {}
+        #: Collections that could not be opened, with why (storage errors: damage, fds, locks).
+        self._failed: dict[str, StorageError] = {}
         emb = self.settings.embedding
         self.embedders = EmbedderRegistry(
             enabled=emb.enabled,
@@ -147,6 +164,7 @@ class Database:
                 self._builder.shutdown(wait=True)
                 self._background.shutdown(wait=True)
             finally:
+                os.close(self._dir_fd)
                 self._lock_file.release()
 
     def _check_open(self) -> None:
@@ -276,9 +294,25 @@ class Database:
                 path = self._dir / name
                 if not path.is_dir():
                     raise CollectionNotFoundError(f"collection {name!r} does not exist", name=name)
-                col = self._make_collection(name, path, self._read_manifest(name, path), create=False)
+                try:
+                    col = self._make_collection(name, path, self._read_manifest(name, path), create=False)
+                except StorageError as exc:
+                    self._failed[name] = exc  # refused, and reported by damaged() (/readyz, /metrics)
+                    raise
+                self._failed.pop(name, None)
                 self._open[name] = col
             return col
+
+    def damaged(self) -> dict[str, str]:
+        """Collections that failed an integrity check or could not be opened, with the reason: those
+        that failed to open (each request to them raises the error again) and open ones whose store met
+        damage while serving (that request raised it; nothing partial was returned). Empty when healthy."""
+        with self._lock:
+            out = {name: f"{exc.code}: {exc.message}" for name, exc in self._failed.items()}
+            for name, col in self._open.items():
+                if col.damage is not None:
+                    out[name] = f"{col.damage.code}: {col.damage.message}"
+            return dict(sorted(out.items()))
 
     def open_collections(self) -> list[Collection]:
         """The collections opened so far (for metrics); ``get_collection`` opens the others."""
@@ -300,6 +334,7 @@ class Database:
             if not path.is_dir():
                 raise CollectionNotFoundError(f"collection {name!r} does not exist", name=name)
             col = self._open.pop(name, None)
+            self._failed.pop(name, None)
             if col is not None:
                 col.close()
             trash = self._dir / f".dropped-{name}-{uuid.uuid4().hex}"
@@ -318,14 +353,29 @@ class Database:
         if name is None:
             name = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         name = validate_name(name, "snapshot")
-        tmp, final = self._snapshots.begin(col.name, name)
+        with self._snapshots.lock(col.name, name):
+            tmp, final = self._snapshots.begin(col.name, name)
+            try:
+                seq, records = col.snapshot_into(tmp)
+                stored = self._verify_snapshot_store(tmp, col.dim, seq)
+                manifest = self._read_manifest(col.name, col.path)
+                return self._snapshots.commit(tmp, final, manifest, col.name, name, seq, records, stored)
+            except BaseException:
+                self._snapshots.abort(tmp)
+                raise
+
+    @staticmethod
+    def _verify_snapshot_store(path: Path, dim: int, seq: int) -> int:
+        """Read the snapshot's store whole (read-only, every block checksummed); its record count."""
+        store = CollectionStore(
+            path / "store", dim, create=False, sync=False, what=f"snapshot {path.name}", read_only=True
+        )
         try:
-            seq, records = col.snapshot_into(tmp)
-            manifest = self._read_manifest(col.name, col.path)
-            return self._snapshots.commit(tmp, final, manifest, col.name, name, seq, records)
-        except BaseException:
-            self._snapshots.abort(tmp)
-            raise
+            if store.last_seq != seq:
+                raise CorruptionError(f"snapshot store holds sequence {store.last_seq}, expected {seq}")
+            return store.verify().records
+        finally:
+            store.close()
 
     def list_snapshots(self, collection: str) -> list[SnapshotInfo]:
         """``collection``'s snapshots, oldest first (they outlive the collection: a dropped collection's
@@ -336,23 +386,33 @@ class Database:
     def delete_snapshot(self, collection: str, name: str) -> None:
         """Raises SnapshotNotFoundError."""
         self._check_open()
-        self._snapshots.delete(validate_name(collection), validate_name(name, "snapshot"))
+        collection, name = validate_name(collection), validate_name(name, "snapshot")
+        with self._snapshots.lock(collection, name):
+            self._snapshots.delete(collection, name)
 
     def restore_snapshot(self, collection: str, name: str, target: str | None = None) -> Collection:
         """A new collection ``target`` (default: ``collection``, which must then not exist) holding
         exactly what the snapshot holds. Raises SnapshotNotFoundError, CollectionExistsError."""
         self._check_open()
-        path = self._snapshots.get(validate_name(collection), validate_name(name, "snapshot"))
-        return self.restore_snapshot_dir(path, target or collection)
+        collection, name = validate_name(collection), validate_name(name, "snapshot")
+        with self._snapshots.lock(collection, name):
+            path = self._snapshots.get(collection, name)
+            return self.restore_snapshot_dir(path, target or collection)
 
     def restore_snapshot_dir(self, path: str | Path, target: str) -> Collection:
         """Restore the snapshot directory ``path`` (one of this database's, or one copied from another
         machine) as the new collection ``target``. The files are copied, never moved or linked.
-        Raises CorruptionError when ``path`` is not a complete snapshot, CollectionExistsError."""
+
+        Nothing becomes visible before the snapshot is verified: its files against the sizes and
+        SHA-256 sums its ``snapshot.json`` lists, then the copy opened and read whole (every block
+        checksummed), its sequence number and record count against ``snapshot.json``. Raises
+        CorruptionError when ``path`` is not a complete, intact snapshot, CollectionExistsError."""
         self._check_open()
         target = validate_name(target)
         src = Path(path)
         meta, manifest = read_snapshot(src)
+        if not verify_files(src, meta):
+            log.warning("snapshot %s predates file checksums: verifying its store only", src.name)
         with self._lock:
             self._check_open()
             final = self._dir / target
@@ -371,10 +431,18 @@ class Database:
                 try:
                     if col.seq != meta["seq"]:
                         raise CorruptionError(
-                            f"snapshot {src} holds sequence {col.seq}, its snapshot.json says {meta['seq']}"
+                            f"snapshot {src.name} holds sequence {col.seq}, "
+                            f"its snapshot.json says {meta['seq']}"
+                        )
+                    counts = col.verify()
+                    if "stored" in meta and counts["records"] != meta["stored"]:
+                        raise CorruptionError(
+                            f"snapshot {src.name} holds {counts['records']} records, its snapshot.json says "
+                            f"{meta['stored']}"
                         )
                 finally:
                     col.close()
+                _fsync_tree(tmp)
                 tmp.rename(final)
                 fsync_dir(self._dir)
             except BaseException:
@@ -434,3 +502,13 @@ class Database:
             capacity=capacity,
             device=self.device,
         )
+
+
+def _fsync_tree(root: Path) -> None:
+    """Make every file and directory under ``root`` durable (a restored collection is real data)."""
+    for path in [*root.rglob("*"), root]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

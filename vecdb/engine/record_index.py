@@ -50,6 +50,11 @@ class RecordIndex:
     def __len__(self) -> int:
         return len(self.all)
 
+    @property
+    def fields(self) -> dict[str, BitMap64]:
+        """The distinct top-level metadata keys some live record has (read-only view)."""
+        return self._present
+
     def add(
         self,
         label: int,

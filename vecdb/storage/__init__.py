@@ -2,13 +2,14 @@
 
 from vecdb.storage.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from vecdb.storage.files import atomic_write, atomic_write_json, fsync_dir, read_json
-from vecdb.storage.store import CollectionStore, NewRecord, OpLogEntry, StoredRecord
+from vecdb.storage.store import CollectionStore, NewRecord, OpLogEntry, StoreCounts, StoredRecord
 
 __all__ = [
     "Checkpoint",
     "CollectionStore",
     "NewRecord",
     "OpLogEntry",
+    "StoreCounts",
     "StoredRecord",
     "atomic_write",
     "atomic_write_json",

@@ -14,23 +14,42 @@ gives the record a new label and retires the old one, so replaying the op-log is
 
 Every change is ONE WriteBatch (records, vectors, id map, source index, op-log entry, counters), written
 with the WAL on and, when ``sync`` is set, fsynced before ``commit`` returns.
+
+Integrity: RocksDB opens in absolute-consistency WAL recovery (a damaged or truncated WAL is an error,
+never a silent rollback to its last good record), the last acknowledged sequence number is also kept in
+a watermark file beside the store (a deleted WAL is noticed), every iterator's status is checked when
+its loop ends (a checksum error ends iteration exactly like the end of the data), and every RocksDB
+error is translated by ``vecdb.storage.translate``. ``verify`` reads every block of every column family.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import orjson
-from rocksdict import Checkpoint, Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import (
+    AccessType,
+    Checkpoint,
+    DBRecoveryMode,
+    Options,
+    Rdict,
+    RdictIter,
+    WriteBatch,
+    WriteOptions,
+)
 
-from vecdb.errors import CorruptionError, DatabaseLockedError, StorageError
+from vecdb.errors import CorruptionError, VecDBError
+from vecdb.storage.translate import translate
+from vecdb.storage.watermark import Watermark
 
-__all__ = ["CollectionStore", "NewRecord", "OpLogEntry", "StoredRecord"]
+__all__ = ["CollectionStore", "NewRecord", "OpLogEntry", "StoreCounts", "StoredRecord"]
 
 FORMAT = 1
 _U64 = struct.Struct(">Q")
@@ -59,6 +78,17 @@ class NewRecord:
     metadata_json: bytes
     source: str | None
     expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCounts:
+    """What ``verify`` read: entries per column family (all of them, every block checksummed)."""
+
+    records: int
+    vectors: int
+    ids: int
+    sources: int
+    oplog: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,38 +129,115 @@ def _decode_record(label: int, blob: bytes) -> StoredRecord:
 
 
 class CollectionStore:
-    """The RocksDB of one collection. Not thread-safe for writes: the engine serializes ``commit``."""
+    """The RocksDB of one collection. Not thread-safe for writes: the engine serializes ``commit``.
 
-    def __init__(self, path: Path, dim: int, *, create: bool, sync: bool) -> None:
+    ``what`` names the store in error messages (clients see them: no server paths). ``watermark`` is the
+    file holding the last acknowledged sequence number (None: no such check, e.g. a read-only look).
+    ``on_damage`` is called with the first ``CorruptionError`` any operation meets, so the owner can
+    report the store as damaged. ``read_only`` opens it beside a writer (or without touching a copy):
+    nothing is written, not even the identity of a store that has none.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        dim: int,
+        *,
+        create: bool,
+        sync: bool,
+        what: str | None = None,
+        max_open_files: int = -1,
+        watermark: Path | None = None,
+        on_damage: Callable[[CorruptionError], None] | None = None,
+        read_only: bool = False,
+    ) -> None:
         self.path = path
         self.dim = dim
+        self.what = what or f"store {path.name}"
+        self._sync = sync
+        self._on_damage = on_damage
+        self.damage: CorruptionError | None = None
         opts = Options(raw_mode=True)
         opts.create_if_missing(create)
         opts.create_missing_column_families(True)
-        try:
-            self._db = Rdict(str(path), opts, column_families={name: Options(raw_mode=True) for name in _CFS})
-        except Exception as exc:
-            text = str(exc)
-            if "lock" in text.lower():
-                raise DatabaseLockedError(
-                    f"store {path} is in use by another process", path=str(path)
-                ) from exc
-            raise StorageError(f"cannot open store {path}: {text}", path=str(path)) from exc
-        self._cf = {name: self._db.get_column_family(name) for name in _CFS}
-        self._h = {name: self._db.get_column_family_handle(name) for name in _CFS}
-        self._wopts = WriteOptions()
-        self._wopts.sync = sync
-        fmt = self._db.get(b"format")
-        if fmt is None:
-            self._db.put(b"format", _U64.pack(FORMAT), self._wopts)
-        elif _U64.unpack(fmt)[0] != FORMAT:
-            raise CorruptionError(f"store {path} has format {_U64.unpack(fmt)[0]}, expected {FORMAT}")
-        self.last_seq = self._get_u64(b"seq")
-        self.next_label = self._get_u64(b"next_label")
+        opts.set_wal_recovery_mode(DBRecoveryMode.absolute_consistency())
+        opts.set_paranoid_checks(True)
+        opts.set_max_open_files(max_open_files)
+        access = AccessType.read_only(False) if read_only else AccessType.read_write()
+        with self._guard("opening"):
+            self._db = Rdict(
+                str(path),
+                opts,
+                column_families={name: Options(raw_mode=True) for name in _CFS},
+                access_type=access,
+            )
         self._closed = False
+        self._watermark: Watermark | None = None
+        try:
+            self._cf = {name: self._db.get_column_family(name) for name in _CFS}
+            self._h = {name: self._db.get_column_family_handle(name) for name in _CFS}
+            self._wopts = WriteOptions()
+            self._wopts.sync = sync
+            with self._guard("reading"):
+                fmt = self._db.get(b"format")
+                if fmt is None and not read_only:
+                    self._db.put(b"format", _U64.pack(FORMAT), self._wopts)
+                elif fmt is not None and _U64.unpack(fmt)[0] != FORMAT:
+                    raise CorruptionError(f"{self.what} has format {_U64.unpack(fmt)[0]}, expected {FORMAT}")
+                raw_id = self._db.get(b"uuid")
+                if raw_id is None and read_only:
+                    raw_id = b""
+                elif raw_id is None:  # new, or written before stores had an identity
+                    raw_id = uuid.uuid4().hex.encode()
+                    self._db.put(b"uuid", raw_id, self._wopts)
+            #: This store's identity: index checkpoints record it, so a foreign one is never loaded.
+            self.uuid = raw_id.decode()
+            self.last_seq = self._get_u64(b"seq")
+            self.next_label = self._get_u64(b"next_label")
+            if watermark is not None:
+                self._watermark = Watermark(watermark)
+                acked = self._watermark.read()
+                if acked is not None and acked > self.last_seq:
+                    raise self.mark_damaged(
+                        CorruptionError(
+                            f"{self.what} ends at sequence {self.last_seq} but sequence {acked} was "
+                            "acknowledged: its write-ahead log was lost or damaged",
+                            seq=self.last_seq,
+                            acknowledged=acked,
+                        )
+                    )
+                if acked != self.last_seq:
+                    self._watermark.write(self.last_seq, durable=True)
+        except BaseException:
+            self.close()
+            raise
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        """Translate whatever RocksDB raises while ``action`` (the one place that does)."""
+        try:
+            yield
+        except VecDBError as exc:
+            if isinstance(exc, CorruptionError):
+                self.mark_damaged(exc)
+            raise
+        except Exception as exc:
+            err = translate(exc, f"{self.what} ({action})")
+            if isinstance(err, CorruptionError):
+                self.mark_damaged(err)
+            raise err from exc
+
+    def mark_damaged(self, err: CorruptionError) -> CorruptionError:
+        """Remember ``err`` as this store's damage (the first one wins) and return it, to raise."""
+        if self.damage is None:
+            self.damage = err
+            if self._on_damage is not None:
+                self._on_damage(err)
+        return err
 
     def _get_u64(self, key: bytes) -> int:
-        raw = self._db.get(key)
+        with self._guard("reading"):
+            raw = self._db.get(key)
         return 0 if raw is None else int(_U64.unpack(raw)[0])
 
     def close(self) -> None:
@@ -138,17 +245,46 @@ class CollectionStore:
         if self._closed:
             return
         self._closed = True
-        for cf in self._cf.values():
+        if self._watermark is not None:
+            if not self._sync and self.damage is None:
+                self._watermark.write(self.last_seq, durable=True)
+            self._watermark.close()
+        for cf in getattr(self, "_cf", {}).values():
             cf.close()
-        self._cf.clear()
-        self._h.clear()
-        self._db.close()
-        del self._db
+        getattr(self, "_cf", {}).clear()
+        getattr(self, "_h", {}).clear()
+        if hasattr(self, "_db"):
+            self._db.close()
+            del self._db
 
     # ---- reads -------------------------------------------------------------------------------------
 
+    def _scan(
+        self, cf: str, start: bytes | None = None, action: str = "reading"
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs of ``cf`` from ``start`` (the first key when None) to the end, in key order.
+
+        When the loop ends the iterator's status is checked: a checksum error stops a RocksDB iterator
+        exactly like the end of the data, so without this a damaged block is a silently short result.
+        A caller that stops early (``break``) needs no check: everything it read was valid.
+        """
+        with self._guard(action):
+            it: RdictIter = self._cf[cf].iter()
+            try:
+                if start is None:
+                    it.seek_to_first()
+                else:
+                    it.seek(start)
+                while it.valid():
+                    yield it.key(), it.value()
+                    it.next()
+                it.status()  # raises RocksDB's error, if the loop ended on one
+            finally:
+                del it
+
     def _multi_get(self, cf: str, keys: list[bytes]) -> list[bytes | None]:
-        return cast("list[bytes | None]", self._cf[cf].get(keys))  # type: ignore[arg-type]
+        with self._guard("reading"):
+            return cast("list[bytes | None]", self._cf[cf].get(keys))  # type: ignore[arg-type]
 
     def lookup_labels(self, ids: Sequence[str]) -> list[int | None]:
         """The current label of each id, None where the id does not exist."""
@@ -157,7 +293,8 @@ class CollectionStore:
 
     def get_records(self, labels: Sequence[int]) -> list[StoredRecord | None]:
         raw = self._multi_get("records", [_label_key(lb) for lb in labels])
-        return [None if r is None else _decode_record(lb, r) for lb, r in zip(labels, raw, strict=True)]
+        with self._guard("decoding records"):
+            return [None if r is None else _decode_record(lb, r) for lb, r in zip(labels, raw, strict=True)]
 
     def get_vectors(self, labels: Sequence[int]) -> np.ndarray:
         """Vectors of live labels, shape (len(labels), dim). A missing label is corruption."""
@@ -165,7 +302,9 @@ class CollectionStore:
         raw = self._multi_get("vectors", [_label_key(lb) for lb in labels])
         for i, (lb, r) in enumerate(zip(labels, raw, strict=True)):
             if r is None or len(r) != 4 * self.dim:
-                raise CorruptionError(f"vector of label {lb} is missing or damaged", label=lb)
+                raise self.mark_damaged(
+                    CorruptionError(f"{self.what}: vector of label {lb} is missing or damaged", label=lb)
+                )
             out[i] = np.frombuffer(r, dtype=np.float32)
         return out
 
@@ -176,98 +315,126 @@ class CollectionStore:
         if not keep:
             return np.empty(0, np.int64), np.empty((0, self.dim), np.float32)
         vecs = np.frombuffer(b"".join(raw[i] for i in keep), dtype=np.float32)  # type: ignore[misc]
+        if vecs.size != len(keep) * self.dim:
+            raise self.mark_damaged(CorruptionError(f"{self.what} holds vectors of the wrong size"))
         return np.asarray(labels, dtype=np.int64)[keep], vecs.reshape(len(keep), self.dim)
 
     def iter_records(self) -> Iterator[StoredRecord]:
-        it = self._cf["records"].iter()
-        try:
-            it.seek_to_first()
-            while it.valid():
-                yield _decode_record(_U64.unpack(it.key())[0], it.value())
-                it.next()
-        finally:
-            del it
+        for key, value in self._scan("records"):
+            with self._guard("decoding records"):
+                rec = _decode_record(_U64.unpack(key)[0], value)
+            yield rec
 
     def iter_vectors(self, batch: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """All (labels, vectors) in label order, in chunks of at most ``batch``."""
-        it = self._cf["vectors"].iter()
-        try:
-            it.seek_to_first()
-            while it.valid():
-                keys: list[bytes] = []
-                vals: list[bytes] = []
-                while it.valid() and len(keys) < batch:
-                    keys.append(it.key())
-                    vals.append(it.value())
-                    it.next()
-                labels = np.frombuffer(b"".join(keys), dtype=">u8").astype(np.int64)
-                vecs = np.frombuffer(b"".join(vals), dtype=np.float32)
-                if vecs.size != len(keys) * self.dim:
-                    raise CorruptionError(f"store {self.path} holds vectors of the wrong size")
-                yield labels, vecs.reshape(len(keys), self.dim)
-        finally:
-            del it
+        keys: list[bytes] = []
+        vals: list[bytes] = []
+        for key, value in self._scan("vectors"):
+            keys.append(key)
+            vals.append(value)
+            if len(keys) == batch:
+                yield self._vector_chunk(keys, vals)
+                keys, vals = [], []
+        if keys:
+            yield self._vector_chunk(keys, vals)
+
+    def _vector_chunk(self, keys: list[bytes], vals: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        labels = np.frombuffer(b"".join(keys), dtype=">u8").astype(np.int64)
+        vecs = np.frombuffer(b"".join(vals), dtype=np.float32)
+        if vecs.size != len(keys) * self.dim:
+            raise self.mark_damaged(CorruptionError(f"{self.what} holds vectors of the wrong size"))
+        return labels, vecs.reshape(len(keys), self.dim)
 
     def scan_ids(self, after: bytes | None, limit: int) -> list[tuple[bytes, int]]:
         """Up to ``limit`` (id as UTF-8, label) pairs in id byte order, starting after ``after``."""
         out: list[tuple[bytes, int]] = []
-        it = self._cf["ids"].iter()
+        if limit <= 0:
+            return out
+        scan = self._scan("ids", after)
         try:
-            if after is None:
-                it.seek_to_first()
-            else:
-                it.seek(after)
-                if it.valid() and it.key() == after:
-                    it.next()
-            while it.valid() and len(out) < limit:
-                out.append((it.key(), _U64.unpack(it.value())[0]))
-                it.next()
+            for key, value in scan:
+                if key == after:
+                    continue
+                out.append((key, _U64.unpack(value)[0]))
+                if len(out) >= limit:
+                    break
         finally:
-            del it
+            scan.close()
         return out
 
     def checkpoint(self, dest: Path) -> None:
         """A consistent copy of the whole store at ``dest`` (must not exist): RocksDB's checkpoint, hard
         links to the immutable table files where the file system allows, copies otherwise."""
-        cp = Checkpoint(self._db)
-        try:
-            cp.create_checkpoint(str(dest))
-        except Exception as exc:
-            raise StorageError(f"cannot checkpoint store {self.path} to {dest}: {exc}") from exc
-        finally:
-            del cp
+        with self._guard("checkpointing"):
+            cp = Checkpoint(self._db)
+            try:
+                cp.create_checkpoint(str(dest))
+            finally:
+                del cp
 
     def source_labels(self, source: str) -> list[int]:
         """Labels of the records of ``source``: a prefix scan, cost proportional to the source."""
         prefix = _source_prefix(source)
         out: list[int] = []
-        it = self._cf["sources"].iter()
+        scan = self._scan("sources", prefix)
         try:
-            it.seek(prefix)
-            while it.valid():
-                key = it.key()
+            for key, _ in scan:
                 if not key.startswith(prefix):  # the length prefix makes this the source's whole range
                     break
                 out.append(_U64.unpack(key[len(prefix) :])[0])
-                it.next()
         finally:
-            del it
+            scan.close()
         return out
 
     def oplog_after(self, seq: int) -> Iterator[OpLogEntry]:
-        it = self._cf["oplog"].iter()
-        try:
-            it.seek(_U64.pack(seq + 1))
-            while it.valid():
-                value = it.value()
-                n_add, n_rem = _OPHEAD.unpack_from(value)
-                body = np.frombuffer(value, dtype="<i8", offset=_OPHEAD.size)
-                if body.size != n_add + n_rem:
-                    raise CorruptionError(f"op-log entry {_U64.unpack(it.key())[0]} is damaged")
-                yield OpLogEntry(_U64.unpack(it.key())[0], body[:n_add], body[n_add:])
-                it.next()
-        finally:
-            del it
+        for key, value in self._scan("oplog", _U64.pack(seq + 1)):
+            entry_seq = _U64.unpack(key)[0]
+            n_add, n_rem = _OPHEAD.unpack_from(value)
+            body = np.frombuffer(value, dtype="<i8", offset=_OPHEAD.size)
+            if body.size != n_add + n_rem:
+                raise self.mark_damaged(CorruptionError(f"{self.what}: op-log entry {entry_seq} is damaged"))
+            yield OpLogEntry(entry_seq, body[:n_add], body[n_add:])
+
+    def verify(self) -> StoreCounts:
+        """Read every entry of every column family (each block's checksum verified) and check that they
+        agree: one vector per record, ids and sources pointing at stored records, records decodable.
+        Raises CorruptionError at the first disagreement. Cost: one pass over the whole store."""
+        labels: set[int] = set()
+        for key, value in self._scan("records", action="verifying"):
+            label = _U64.unpack(key)[0]
+            with self._guard("verifying"):
+                _decode_record(label, value)
+            labels.add(label)
+        n_vec = 0
+        for key, value in self._scan("vectors", action="verifying"):
+            label = _U64.unpack(key)[0]
+            if label not in labels or len(value) != 4 * self.dim:
+                raise self.mark_damaged(
+                    CorruptionError(f"{self.what}: vector of label {label} has no record or a bad size")
+                )
+            n_vec += 1
+        if n_vec != len(labels):
+            raise self.mark_damaged(
+                CorruptionError(f"{self.what} holds {len(labels)} records but {n_vec} vectors")
+            )
+        n_ids = 0
+        for _, value in self._scan("ids", action="verifying"):
+            if _U64.unpack(value)[0] not in labels:
+                raise self.mark_damaged(CorruptionError(f"{self.what}: an id points at a missing record"))
+            n_ids += 1
+        if n_ids != len(labels):
+            raise self.mark_damaged(
+                CorruptionError(f"{self.what} holds {len(labels)} records but {n_ids} ids")
+            )
+        n_src = 0
+        for key, _ in self._scan("sources", action="verifying"):
+            if _U64.unpack(key[-8:])[0] not in labels:
+                raise self.mark_damaged(
+                    CorruptionError(f"{self.what}: a source entry points at a missing record")
+                )
+            n_src += 1
+        n_op = sum(1 for _ in self._scan("oplog", action="verifying"))
+        return StoreCounts(len(labels), n_vec, n_ids, n_src, n_op)
 
     # ---- writes ------------------------------------------------------------------------------------
 
@@ -310,16 +477,17 @@ class CollectionStore:
         wb.put(_U64.pack(seq), entry + removed_labels.astype("<i8").tobytes(), self._h["oplog"])
         wb.put(b"seq", _U64.pack(seq))
         wb.put(b"next_label", _U64.pack(self.next_label + len(new)))
-        try:
+        with self._guard("writing"):
             self._db.write(wb, self._wopts)
-        except Exception as exc:
-            raise StorageError(f"write to {self.path} failed: {exc}", path=str(self.path)) from exc
         self.last_seq = seq
         self.next_label += len(new)
+        if self._watermark is not None and self._sync:
+            self._watermark.write(seq)  # after the WAL's fsync: it never runs ahead of the store
         return seq, labels
 
     def truncate_oplog(self, upto_seq: int) -> None:
         """Drop op-log entries with seq <= ``upto_seq`` (they are in a durable index checkpoint)."""
         wb = WriteBatch(raw_mode=True)
         wb.delete_range(_U64.pack(0), _U64.pack(upto_seq + 1), self._h["oplog"])
-        self._db.write(wb, self._wopts)
+        with self._guard("truncating the op-log"):
+            self._db.write(wb, self._wopts)

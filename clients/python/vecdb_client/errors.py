@@ -35,7 +35,8 @@ refused or reset, HTTP 503, gRPC UNAVAILABLE) and ``DeadlineExceededError`` (the
     │   ├── ClosedError             closed
     │   └── EmbeddingDisabledError  embedding_disabled
     └── StorageError                storage_error
-        └── CorruptionError         corruption
+        ├── CorruptionError         corruption
+        └── TooManyOpenFilesError   too_many_open_files
 
 This module mirrors the server's by hand (the client must not import the server); a test in the server's
 repository pins that both trees have the same classes, codes, parents and statuses.
@@ -73,6 +74,7 @@ __all__ = [
     "SnapshotExistsError",
     "SnapshotNotFoundError",
     "StorageError",
+    "TooManyOpenFilesError",
     "UnavailableError",
     "VecDBError",
     "error_class_for_code",
@@ -228,6 +230,12 @@ class StorageError(VecDBError):
 class CorruptionError(StorageError):
     code = "corruption"
     grpc_code = "DATA_LOSS"
+
+
+class TooManyOpenFilesError(StorageError):
+    code = "too_many_open_files"
+    http_status = 503
+    grpc_code = "RESOURCE_EXHAUSTED"
 
 
 def _all_subclasses(cls: type[VecDBError]) -> list[type[VecDBError]]:
