@@ -90,7 +90,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 def run_command(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Run a data command; returns the exit status (errors are one line on ``err``, status 1)."""
     try:
-        if args.command == "restore":  # a snapshot directory into a data directory: no connection
+        if args.command in ("restore", "check"):  # files of a data directory: no connection
             return run_ops_command(None, args, out)
         with connect(
             args.url,

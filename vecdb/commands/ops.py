@@ -1,4 +1,5 @@
-"""``vecdb snapshot | restore | export | import``: backups and moving data (docs/operations.md).
+"""``vecdb snapshot | restore | export | import | check``: backups, moving data, verifying it
+(docs/operations.md).
 
 - ``snapshot create|list|delete|restore`` work on a server or a data directory alike (the client and the
   engine share the method names).
@@ -7,6 +8,8 @@
 - ``export`` writes every record as JSON Lines (one object a line: id, vector, text, metadata, source),
   or Parquet (with pyarrow installed); ``import`` reads either back, creating the collection when missing.
   Records are read with scroll (pages, in id order) and written in batches: nothing is loaded whole.
+- ``check DATA_DIR`` verifies every collection and snapshot of a data directory, read-only, with or
+  without a server running on it (``vecdb.engine.check``); exit status 1 when anything is damaged.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from vecdb.commands.connect import CommandError, Connection, json_flag
 
 __all__ = ["OPS_COMMANDS", "add_ops_commands", "run_ops_command"]
 
-OPS_COMMANDS = ("snapshot", "restore", "export", "import")
+OPS_COMMANDS = ("snapshot", "restore", "export", "import", "check")
 FIELDS = ["text", "metadata", "source", "vector"]
 
 
@@ -81,10 +84,25 @@ def add_ops_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], c
     p.add_argument("--batch", type=int, default=1000, help="records per upsert (default 1000)")
     connection_args(p)
 
+    p = sub.add_parser(
+        "check",
+        help="verify a data directory's collections and snapshots (read-only; a server may be running)",
+        description="Read every collection's store whole (block checksums, column families against each "
+        "other), compare it with its acknowledged-sequence watermark (a lost or damaged write-ahead log) "
+        "and its index checkpoint, and verify every snapshot's files, store and counts. Opens everything "
+        "read-only, so it can run beside `vecdb serve` on the same directory. Exit status 1 when anything "
+        "is damaged.",
+    )
+    p.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="the data directory")
+    p.add_argument("--collection", action="append", help="only this collection (repeatable)")
+    p.add_argument("--json", action="store_true", help="one JSON object per checked item")
+
 
 def run_ops_command(conn: Connection | None, args: argparse.Namespace, out: TextIO) -> int:
     if args.command == "restore":
         return _restore(args, out)
+    if args.command == "check":
+        return _check(args, out)
     assert conn is not None
     return {"snapshot": _snapshot, "export": _export, "import": _import}[args.command](conn, args, out)
 
@@ -131,6 +149,27 @@ def _restore(args: argparse.Namespace, out: TextIO) -> int:
     except VecDBError as exc:
         raise CommandError(str(exc)) from exc
     return 0
+
+
+def _check(args: argparse.Namespace, out: TextIO) -> int:
+    from vecdb.engine.check import check_data_dir
+
+    try:
+        results = check_data_dir(args.data_dir, args.collection)
+    except FileNotFoundError as exc:
+        raise CommandError(str(exc)) from exc
+    for r in results:
+        if args.json:
+            out.write(json.dumps(r.to_dict()) + "\n")
+            continue
+        facts = ", ".join(f"{k} {v}" for k, v in r.facts.items())
+        out.write(f"{'ok' if r.ok else 'DAMAGED'}  {r.kind} {r.name}{': ' + facts if facts else ''}\n")
+        for problem in r.problems:
+            out.write(f"    {problem}\n")
+    bad = sum(not r.ok for r in results)
+    if not args.json:
+        out.write(f"{len(results)} checked, {bad} damaged\n")
+    return 1 if bad else 0
 
 
 # ---- export / import -----------------------------------------------------------------------------------

@@ -31,6 +31,14 @@ class _CollectionCollector(Collector):
         building = GaugeMetricFamily(
             "vecdb_index_building", "1 while a background index build runs.", labels=["collection"]
         )
+        damaged = GaugeMetricFamily(
+            "vecdb_collection_damaged",
+            "1 for a collection that failed an integrity check or could not be opened (vecdb check "
+            "says why).",
+            labels=["collection"],
+        )
+        for name in self._db.damaged():
+            damaged.add_metric([name], 1)
         for col in self._db.open_collections():
             try:
                 info = col.info()
@@ -45,6 +53,7 @@ class _CollectionCollector(Collector):
         yield records
         yield vectors
         yield building
+        yield damaged
 
 
 class Metrics:

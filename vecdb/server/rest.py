@@ -417,11 +417,16 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"], responses={503: {"model": dict[str, str]}})
+    @app.get("/readyz", tags=["ops"], responses={503: {"model": dict[str, Any]}})
     def readyz() -> Response:
-        if app.state.ready:
-            return ORJSONResponse({"status": "ready"})
-        return ORJSONResponse({"status": "loading"}, status_code=503)
+        if not app.state.ready:
+            return ORJSONResponse({"status": "loading"}, status_code=503)
+        damaged = db.damaged()
+        if damaged:  # names stay out of this unauthenticated answer: /metrics and vecdb check name them
+            return ORJSONResponse(
+                {"status": "degraded", "damaged_collections": len(damaged)}, status_code=503
+            )
+        return ORJSONResponse({"status": "ready"})
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def prometheus_metrics() -> Response:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import struct
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,7 +261,7 @@ class CollectionStore:
 
     def _scan(
         self, cf: str, start: bytes | None = None, action: str = "reading"
-    ) -> Iterator[tuple[bytes, bytes]]:
+    ) -> Generator[tuple[bytes, bytes], None, None]:
         """(key, value) pairs of ``cf`` from ``start`` (the first key when None) to the end, in key order.
 
         When the loop ends the iterator's status is checked: a checksum error stops a RocksDB iterator
