@@ -35,6 +35,9 @@ from vecdb.errors import (
 )
 from vecdb.storage.translate import translate
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+from damage import flip, table_file_of
+
 DIM = 8
 N = 3000
 NAME = "c"
@@ -60,27 +63,6 @@ def fill(db: Database, name: str = NAME, n: int = N, seed: int = 0) -> Any:
 
 def store_dir(data: Path, name: str = NAME) -> Path:
     return data / "collections" / name / "store"
-
-
-def flip(path: Path, at: float = 0.5) -> None:
-    """Flip one byte at ``at`` (a fraction) of ``path``."""
-    data = bytearray(path.read_bytes())
-    data[int(len(data) * at)] ^= 0xFF
-    path.write_bytes(bytes(data))
-
-
-def table_file_of(store: Path, cf: str) -> Path:
-    """The largest table (SST) file of column family ``cf`` in a closed store: a table file names its
-    column family in its properties block (``rocksdb.column.family.name``: delta-encoded after
-    ``...family.id`` as 4 key bytes "name" and the value, each preceded by its length)."""
-    found = []
-    for sst in store.glob("*.sst"):
-        data = sst.read_bytes()
-        at = data.rfind(b"column.family.id")  # the next key shares this prefix, then "name" + value
-        if at >= 0 and bytes([4, len(cf)]) + b"name" + cf.encode() in data[at : at + 60]:
-            found.append(sst)
-    assert found, f"no table file for {cf}"
-    return max(found, key=lambda p: p.stat().st_size)
 
 
 # ---- H1: the write-ahead log ----------------------------------------------------------------------
