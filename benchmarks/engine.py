@@ -41,7 +41,7 @@ import numpy as np
 from _common import log, pct
 
 from vecdb.config import Settings, StorageSettings
-from vecdb.engine.collection import CHECKPOINT_FILE
+from vecdb.engine.vector_state import CHECKPOINT_FILE
 from vecdb.engine.database import Database
 
 COLLECTION = "bench"

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vecdb.engine.collection import CHECKPOINT_FILE, MAIN_FILE, STORE_DIR, WATERMARK_FILE
+from vecdb.engine.collection import STORE_DIR, WATERMARK_FILE
 from vecdb.engine.snapshots import SNAPSHOT_FILE, read_snapshot, verify_files
+from vecdb.engine.vector_state import CHECKPOINT_FILE, MAIN_FILE
 from vecdb.errors import VecDBError
 from vecdb.storage import CollectionStore, read_checkpoint, read_json
 from vecdb.storage.watermark import Watermark

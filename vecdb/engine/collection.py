@@ -30,6 +30,7 @@ import numpy as np
 from vecdb.config import Settings
 from vecdb.embed import EmbedderRegistry
 from vecdb.engine.capacity import Capacity, Recency
+from vecdb.engine.derived import Change, Derived, FilterState, RecencyState
 from vecdb.engine.locks import RWLock
 from vecdb.engine.record_index import RecordIndex, to_labels
 from vecdb.engine.validate import (
@@ -43,6 +44,7 @@ from vecdb.engine.validate import (
     validate_source,
     validate_texts,
 )
+from vecdb.engine.vector_state import VectorIndexState
 from vecdb.errors import (
     ClosedError,
     CorruptionError,
@@ -53,18 +55,15 @@ from vecdb.errors import (
 )
 from vecdb.filters import parse_filter
 from vecdb.index import (
-    AnnIndex,
     AnySpec,
     BuildCancelledError,
     Device,
-    FlatIndex,
     IndexPolicy,
     Job,
-    TieredIndex,
     parse_search_params,
     set_search_threads,
 )
-from vecdb.storage import CollectionStore, NewRecord, StoredRecord, read_checkpoint, write_checkpoint
+from vecdb.storage import CollectionStore, NewRecord, StoredRecord
 from vecdb.types import DEFAULT_INCLUDE, Hit, Metric, Record, SourceInfo
 
 __all__ = ["Collection"]
@@ -75,9 +74,7 @@ log = logging.getLogger(__name__)
 SCROLL_SCAN = 10_000
 _CURSOR_PREFIX = "v1."
 
-CHECKPOINT_FILE = "index.ckpt"
 WATERMARK_FILE = "seq.watermark"
-MAIN_FILE = "index-main-{}.faiss"
 STORE_DIR = "store"
 
 
@@ -128,7 +125,6 @@ class Collection:
             ivf_regrow=ix.ivf_regrow_factor,
             exact_max=ix.exact_max_admitted,
         )
-        self._checkpoint_main_id: str | None = None
         self._build_future: Future[None] | None = None
         self._write_lock = threading.Lock()
         self._checkpoint_lock = threading.Lock()
@@ -146,21 +142,41 @@ class Collection:
             watermark=path / WATERMARK_FILE,
             on_damage=self._on_damage,
         )
+        self._records = RecordIndex()
+        self._vectors = VectorIndexState(
+            name,
+            path,
+            self._store,
+            self._records,
+            dim=dim,
+            metric=metric,
+            spec=spec,
+            policy=self._policy,
+            device=device,
+            strict=settings.storage.sync_writes,
+        )
+        #: Everything derived from the store: one scan feeds them at open, each write batch updates them,
+        #: checkpoints and snapshots loop over them (vecdb.engine.derived). Order: the vector index
+        #: recovers last (it settles against the records' live labels).
+        self._derived: list[Derived] = [FilterState(self._records)]
+        if self._recency is not None:
+            self._derived.append(RecencyState(self._recency))
+        self._derived.append(self._vectors)
         try:
-            self._records = RecordIndex()
             for rec in self._store.iter_records():
-                self._records.add(rec.label, rec.id, rec.metadata, rec.source, rec.expires_at)
-                if self._recency is not None:
-                    self._recency.add(rec.label)  # labels come in write order
-            self._index, self._checkpoint_seq = self._recover_index()
+                for d in self._derived:
+                    d.load(rec)
+            for d in self._derived:
+                d.recover()
         except BaseException:
             self._store.close()
             raise
+        self._index = self._vectors.index
         self._applied_seq = self._store.last_seq
         self._changes_since_checkpoint = 0
         self._ops_since_checkpoint = 0
         self._pending_checkpoint: Future[None] | None = None
-        if self._checkpoint_seq < self._applied_seq:
+        if self._checkpoint_seq() < self._applied_seq:
             self._schedule_checkpoint()
         with self._write_lock:
             self._maybe_maintain()
@@ -193,102 +209,6 @@ class Collection:
                     f"the store {counts.records}"
                 )
             return {"records": counts.records, "seq": self._store.last_seq, "oplog": counts.oplog}
-
-    # ---- recovery ----------------------------------------------------------------------------------
-
-    def _index_meta(self) -> dict[str, Any]:
-        return {"dim": self.dim, "metric": self.metric, "spec": self.spec.model_dump()}
-
-    def _new_index(
-        self, main: AnnIndex | None = None, delta: FlatIndex | None = None, main_id: str | None = None
-    ) -> TieredIndex:
-        return TieredIndex(
-            self.spec,
-            self.dim,
-            self.metric,
-            self._policy,
-            main,
-            delta,
-            main_id,
-            self._store.get_present_vectors,
-            self._device,
-        )
-
-    def _recover_index(self) -> tuple[TieredIndex, int]:
-        """Checkpoint + op-log replay, else a rebuild from the store. Returns (index, seq it covers)."""
-        path = self.path / CHECKPOINT_FILE
-        try:
-            ckpt = read_checkpoint(path)
-            if ckpt.meta.get("index") != self._index_meta():
-                raise CorruptionError("checkpoint was written for another index configuration")
-            if ckpt.meta.get("store") != self._store.uuid:
-                raise CorruptionError("checkpoint was written for another store (or before stores had ids)")
-            if ckpt.seq > self._store.last_seq:
-                if self._settings.storage.sync_writes:
-                    raise _StoreBehindError(ckpt.seq)
-                raise CorruptionError(f"checkpoint seq {ckpt.seq} is past the store's {self._store.last_seq}")
-            main = None
-            m = ckpt.meta.get("main")
-            if m is not None:
-                mck = read_checkpoint(self.path / MAIN_FILE.format(m["id"]))
-                if mck.meta != {"id": m["id"], "kind": m["kind"], "dim": self.dim}:
-                    raise CorruptionError(f"ANN checkpoint {m['id']} does not match the index checkpoint")
-                main = AnnIndex.deserialize(m["kind"], self.dim, int(m["trained_n"]), mck.payload)
-            delta = FlatIndex.deserialize(self.dim, self.metric, ckpt.payload)
-            index = self._new_index(main, delta, None if m is None else m["id"])
-            self._replay(index, ckpt.seq)
-            index.settle(self._records.all)
-            if len(index) != len(self._records):
-                raise CorruptionError(f"index holds {len(index)} vectors, store {len(self._records)}")
-            self._checkpoint_main_id = index.main_id
-            return index, ckpt.seq
-        except _StoreBehindError as exc:
-            # The checkpoint covers writes the store no longer has: acknowledged writes were lost (a
-            # damaged or replaced WAL, a store file put back from elsewhere). Refuse, never shrink.
-            raise self._store.mark_damaged(
-                CorruptionError(
-                    f"collection {self.name}: its index checkpoint covers sequence {exc.seq} but the store "
-                    f"ends at {self._store.last_seq}: acknowledged writes are missing from the store",
-                    seq=self._store.last_seq,
-                    acknowledged=exc.seq,
-                )
-            ) from None
-        except FileNotFoundError as exc:
-            if self._store.last_seq:
-                log.warning("collection %s: %s; rebuilding the index from the store", self.name, exc)
-        except (CorruptionError, OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
-            log.warning("collection %s: %s; rebuilding the index from the store", self.name, exc)
-        return self._rebuild(), 0
-
-    def _replay(self, index: TieredIndex, after: int) -> None:
-        removed: list[np.ndarray] = []
-        added: list[np.ndarray] = []
-        expected = after + 1
-        for entry in self._store.oplog_after(after):
-            if entry.seq != expected:
-                raise CorruptionError(f"op-log has a gap: expected seq {expected}, found {entry.seq}")
-            expected += 1
-            removed.append(entry.removed)
-            added.append(entry.added)
-        if expected != self._store.last_seq + 1:
-            raise CorruptionError(f"op-log ends at {expected - 1}, the store is at {self._store.last_seq}")
-        if removed:
-            index.remove(np.concatenate(removed))
-        live = [int(lb) for lb in np.concatenate(added)] if added else []
-        live = [lb for lb in live if lb in self._records.all]  # later ops may have retired them
-        if live:
-            index.add(np.asarray(live, dtype=np.int64), self._store.get_vectors(live))
-
-    def _rebuild(self) -> TieredIndex:
-        """Every stored vector into the exact delta; background maintenance builds the ANN index."""
-        index = self._new_index()
-        for labels, vectors in self._store.iter_vectors():
-            index.add(labels, vectors)
-        if len(index) != len(self._records):
-            raise CorruptionError(
-                f"collection {self.name}: store holds {len(index)} vectors for {len(self._records)} records"
-            )
-        return index
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -343,10 +263,7 @@ class Collection:
             seq = self._store.last_seq
             visible = len(self._records) - len(self._records.expired(time.time()))
             self._store.checkpoint(dest / STORE_DIR)
-            names = [CHECKPOINT_FILE]
-            if self._checkpoint_main_id is not None:
-                names.append(MAIN_FILE.format(self._checkpoint_main_id))
-            for name in names:
+            for name in [f for d in self._derived for f in d.checkpoint_files()]:
                 src = self.path / name
                 if src.exists():
                     _link_or_copy(src, dest / name)
@@ -357,37 +274,23 @@ class Collection:
         self._check_open()
         self._checkpoint()
 
-    def _checkpoint(self) -> None:
-        """Persist the index: the (immutable) ANN part once per build, the delta every time.
+    def _checkpoint_seq(self) -> int:
+        """The op-log must be kept past this: the oldest checkpoint of the structures that have one."""
+        seqs = [seq for d in self._derived if (seq := d.checkpoint_seq) is not None]
+        return min(seqs) if seqs else self._applied_seq
 
-        The delta is serialized under the read lock (a memory copy); files are written outside it.
-        """
+    def _checkpoint(self) -> None:
+        """Checkpoint every derived structure that keeps one, as of one sequence number: each captures
+        its state under the read lock (a memory copy) and writes its files outside it; then the op-log
+        entries every checkpoint covers are dropped."""
         with self._checkpoint_lock:
             with self._rw.read():
                 seq = self._applied_seq
-                main, main_id = self._index.main, self._index.main_id
-                if seq <= self._checkpoint_seq and main_id == self._checkpoint_main_id:
-                    return
-                delta = self._index.delta.serialize()
-            main_meta = None
-            if main is not None and main_id is not None:
-                main_meta = {"id": main_id, "kind": main.kind, "trained_n": main.trained_n}
-                if main_id != self._checkpoint_main_id:
-                    write_checkpoint(
-                        self.path / MAIN_FILE.format(main_id),
-                        0,
-                        {"id": main_id, "kind": main.kind, "dim": self.dim},
-                        main.serialize(),
-                    )
-            meta = {"index": self._index_meta(), "main": main_meta, "store": self._store.uuid}
-            write_checkpoint(self.path / CHECKPOINT_FILE, seq, meta, delta)
-            self._checkpoint_seq = seq
-            self._checkpoint_main_id = main_id
-            keep = MAIN_FILE.format(main_id)
-            for old in self.path.glob(MAIN_FILE.format("*")):
-                if old.name != keep:
-                    old.unlink(missing_ok=True)
-            self._store.truncate_oplog(seq)
+                writers = [w for d in self._derived if (w := d.prepare_checkpoint(seq)) is not None]
+            for write in writers:
+                write()
+            if writers:
+                self._store.truncate_oplog(self._checkpoint_seq())
 
     def _schedule_checkpoint(self) -> None:
         if self._pending_checkpoint is not None and not self._pending_checkpoint.done():
@@ -653,18 +556,9 @@ class Collection:
                 hidden = sum(r.label in dead for r in removed) if dead else 0
             with self._rw.write():
                 seq, labels = self._store.commit(new, vecs, removed)
-                self._index.remove(np.fromiter((r.label for r in removed), np.int64, len(removed)))
-                if new:
-                    assert vecs is not None
-                    self._index.add(labels, vecs)
-                for r in removed:
-                    self._records.remove(r.label, r.metadata, r.source)
-                    if self._recency is not None:
-                        self._recency.remove(r.label)
-                for label, rec in zip(labels.tolist(), new, strict=True):
-                    self._records.add(label, rec.id, rec.metadata, rec.source, rec.expires_at)
-                    if self._recency is not None:
-                        self._recency.add(label)
+                change = Change(seq, labels, new, vecs if new else None, removed)
+                for d in self._derived:
+                    d.apply(change)
                 self._applied_seq = seq
             self._maybe_maintain()
             self._ops_since_checkpoint += 1
@@ -881,14 +775,8 @@ class Collection:
                 "capacity": None if self.capacity is None else self.capacity.to_dict(),
                 "index_state": self._index.state(),
                 "seq": self._applied_seq,
-                "checkpoint_seq": self._checkpoint_seq,
+                "checkpoint_seq": self._checkpoint_seq(),
             }
-
-
-class _StoreBehindError(Exception):
-    def __init__(self, seq: int) -> None:
-        super().__init__(seq)
-        self.seq = seq
 
 
 def _score_filter(threshold: Any, metric: Metric) -> Callable[[float], bool]:
