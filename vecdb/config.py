@@ -45,6 +45,19 @@ class Limits(BaseModel):
     max_batch: int = Field(100_000, ge=1, description="Most records in one upsert or ids in one get/delete.")
     max_queries: int = Field(100_000, ge=1, description="Most query vectors in one search call.")
     max_k: int = Field(10_000, ge=1, description="Largest k in a search.")
+    max_hits: int = Field(
+        100_000,
+        ge=1,
+        description="Most hits one search may return: queries x k, refused before any search work. "
+        "Measured over REST with short texts and metadata: ~2.2 KB of peak server memory and ~18 us per "
+        "hit (100,000 hits: +215 MB, 1.8 s).",
+    )
+    max_response_bytes: int = Field(
+        64 << 20,
+        ge=1024,
+        description="Largest vector payload of one search answer: with include 'vector', queries x k x "
+        "dim x 4 bytes; refused before searching, never truncated.",
+    )
     max_dim: int = Field(65_536, ge=1, description="Largest vector dimension of a collection.")
 
 

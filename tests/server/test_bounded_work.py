@@ -1,0 +1,120 @@
+"""Bounded work per request (issue 18): limits that hold before the server does the work, on every
+transport. A search's answer (queries x k hits, and their vectors) is refused before searching."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import grpc
+import numpy as np
+import pytest
+
+from tests.server.conftest import make_app, make_client, run_grpc_server
+from vecdb import Database
+from vecdb.config import Limits, Settings, StorageSettings
+from vecdb.errors import LimitExceededError
+from vecdb.server import convert
+from vecdb.server._generated import vecdb_pb2 as pb
+
+if TYPE_CHECKING:
+    from tests.server.conftest import GrpcServer
+
+DIM = 16
+#: Small limits, so that the refusals are cheap to provoke: 40 hits; 1024 bytes = 16 hits' vectors.
+LIMITS = Limits(max_k=30, max_queries=20, max_hits=40, max_response_bytes=1024)
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    settings = Settings(storage=StorageSettings(sync_writes=False), limits=LIMITS)
+    with Database(tmp_path_factory.mktemp("limited") / "data", settings=settings) as database:
+        database.create_collection("docs", DIM).upsert(
+            [f"r{i}" for i in range(50)], np.random.default_rng(0).normal(size=(50, DIM)).tolist()
+        )
+        yield database
+
+
+@pytest.fixture(scope="module")
+def limited_grpc(limited: Database) -> Iterator[GrpcServer]:
+    yield from run_grpc_server(limited)
+
+
+def queries(n: int) -> list[list[float]]:
+    return np.random.default_rng(n).normal(size=(n, DIM)).tolist()
+
+
+# Each case: (queries, k, include, the details of the refusal). Every queries and k is within max_queries
+# and max_k on its own: only their product (or the vectors' size) is over.
+REFUSED = [
+    (3, 14, None, {"queries": 3, "k": 14, "hits": 42, "limit": 40}),
+    (20, 30, ["text"], {"queries": 20, "k": 30, "hits": 600, "limit": 40}),
+    (4, 5, ["vector"], {"queries": 4, "k": 5, "dim": DIM, "bytes": 20 * DIM * 4, "limit": 1024}),
+]
+ALLOWED = [(4, 10, None), (1, 16, ["vector"]), (2, 8, ["vector", "text"])]
+
+
+@pytest.mark.parametrize(("n", "k", "include", "details"), REFUSED)
+def test_embedded_search_refuses_an_answer_over_the_limits(
+    limited: Database, n: int, k: int, include: list[str] | None, details: dict[str, int]
+) -> None:
+    col = limited.get_collection("docs")
+    with pytest.raises(LimitExceededError) as caught:
+        col.search(queries(n), k=k, **({} if include is None else {"include": include}))
+    assert caught.value.details == details
+
+
+@pytest.mark.parametrize(("n", "k", "include", "details"), REFUSED)
+async def test_rest_search_refuses_an_answer_over_the_limits(
+    limited: Database, n: int, k: int, include: list[str] | None, details: dict[str, int]
+) -> None:
+    async with make_client(make_app(limited)) as client:
+        r = await client.post(
+            "/v1/collections/docs/search", json={"vectors": queries(n), "k": k, "include": include}
+        )
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "limit_exceeded"
+    assert r.json()["error"]["details"] == details
+
+
+@pytest.mark.parametrize(("n", "k", "include", "details"), REFUSED)
+def test_grpc_search_refuses_an_answer_over_the_limits(
+    limited_grpc: GrpcServer, n: int, k: int, include: list[str] | None, details: dict[str, int]
+) -> None:
+    request = pb.SearchRequest(
+        collection="docs", queries=convert.to_proto_vectors(np.asarray(queries(n), np.float32)), k=k
+    )
+    if include is not None:
+        request.include.CopyFrom(pb.Include(fields=include))
+    with pytest.raises(grpc.RpcError) as caught:
+        limited_grpc.stub.Search(request, timeout=10)
+    err = caught.value
+    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+    trailers = dict(err.trailing_metadata())  # type: ignore[attr-defined]
+    assert trailers["vecdb-error-code"] == "limit_exceeded"
+    assert json.loads(trailers["vecdb-error-details"]) == details
+
+
+@pytest.mark.parametrize(("n", "k", "include"), ALLOWED)
+async def test_searches_within_the_limits_answer(
+    limited: Database, n: int, k: int, include: list[str] | None
+) -> None:
+    async with make_client(make_app(limited)) as client:
+        r = await client.post(
+            "/v1/collections/docs/search", json={"vectors": queries(n), "k": k, "include": include}
+        )
+    assert r.status_code == 200, r.text
+    assert [len(hits) for hits in r.json()["results"]] == [k] * n
+
+
+def test_query_texts_are_refused_before_they_are_embedded(tmp_path: Path) -> None:
+    """Texts x k over max_hits: refused before they are embedded (this collection has no model, so
+    reaching the embedding step would be a different error)."""
+    settings = Settings(storage=StorageSettings(sync_writes=False), limits=LIMITS)
+    with Database(tmp_path / "data", settings=settings) as db:
+        col = db.create_collection("docs", DIM)
+        with pytest.raises(LimitExceededError) as caught:
+            col.search(texts=["a", "b", "c"], k=14)
+        assert caught.value.details == {"queries": 3, "k": 14, "hits": 42, "limit": 40}
