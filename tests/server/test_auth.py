@@ -135,16 +135,26 @@ async def test_rest_bearer_scheme_is_case_insensitive(
     assert r.status_code == 200, r.text
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
 async def test_rest_ops_endpoints_need_no_key(shared_rest_auth: httpx.AsyncClient, path: str) -> None:
     r = await shared_rest_auth.get(path)
     assert r.status_code == 200, r.text
 
 
+async def test_rest_metrics_need_a_key_of_any_role(shared_rest_auth: httpx.AsyncClient) -> None:
+    """/metrics names collections (``vecdb_records{collection}``): with keys configured it needs one."""
+    r = await shared_rest_auth.get("/metrics")
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthenticated"
+    assert "collection=" not in r.text
+    for key in (ADMIN, READ):
+        r = await shared_rest_auth.get("/metrics", headers={"authorization": f"Bearer {key}"})
+        assert r.status_code == 200, r.text
+
+
 async def test_rest_denials_are_counted(rest_auth: httpx.AsyncClient) -> None:
     await rest_auth.get("/v1/collections")
     await rest_auth.delete("/v1/collections/victim", headers={"authorization": f"Bearer {READ}"})
-    text = (await rest_auth.get("/metrics")).text
+    text = (await rest_auth.get("/metrics", headers={"authorization": f"Bearer {READ}"})).text
     assert (
         'vecdb_requests_total{code="unauthenticated",operation="list_collections",transport="rest"} 1.0'
         in text

@@ -4,7 +4,7 @@ transport. A search's answer (queries x k hits, and their vectors) is refused be
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +12,7 @@ import grpc
 import numpy as np
 import pytest
 
-from tests.server.conftest import make_app, make_client, run_grpc_server
+from tests.server.conftest import API_KEYS, make_app, make_client, run_grpc_server
 from vecdb import Database
 from vecdb.config import Limits, Settings, StorageSettings
 from vecdb.errors import LimitExceededError
@@ -118,3 +118,64 @@ def test_query_texts_are_refused_before_they_are_embedded(tmp_path: Path) -> Non
         with pytest.raises(LimitExceededError) as caught:
             col.search(texts=["a", "b", "c"], k=14)
         assert caught.value.details == {"queries": 3, "k": 14, "hits": 42, "limit": 40}
+
+
+# ---- the API key is checked before the body is read (REST) ----------------------------------------------
+
+BODY_ROUTES = [
+    ("POST", "/v1/collections"),
+    ("POST", "/v1/collections/docs/upsert"),
+    ("POST", "/v1/collections/docs/search"),
+    ("PUT", "/v1/collections/docs/sources/a/b"),
+    ("POST", "/v1/embed"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
+@pytest.mark.parametrize("body", [b"{not json", b'{"k": "x"}', b"\xff\xfe", b"[" * 10_000])
+async def test_a_malformed_body_without_a_key_is_401(
+    limited: Database, method: str, path: str, body: bytes
+) -> None:
+    async with make_client(make_app(limited, API_KEYS)) as client:
+        r = await client.request(method, path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 401, r.text
+    assert r.json()["error"]["code"] == "unauthenticated"
+    assert r.headers["www-authenticate"] == "Bearer"
+
+
+async def test_a_malformed_write_with_a_read_only_key_is_403(limited: Database) -> None:
+    async with make_client(make_app(limited, API_KEYS)) as client:
+        r = await client.post(
+            "/v1/collections/docs/upsert", content=b"{not json", headers={"authorization": "Bearer ro"}
+        )
+    assert r.status_code == 403 and r.json()["error"]["code"] == "permission_denied"
+
+
+async def test_a_large_body_without_a_key_is_refused_unread(limited: Database) -> None:
+    """A streamed (chunked) 63 MB body without a key: 401 before the server pulls a single chunk."""
+    pulled = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        for _ in range(63):
+            pulled += 1
+            yield b" " * (1 << 20)
+
+    async with make_client(make_app(limited, API_KEYS)) as client:
+        r = await client.post("/v1/collections/docs/search", content=body())
+    assert r.status_code == 401, r.text
+    assert pulled <= 1  # httpx may prime the stream; the server reads nothing
+
+
+async def test_with_a_key_the_body_is_still_read_and_checked(limited: Database) -> None:
+    async with make_client(make_app(limited, API_KEYS)) as client:
+        r = await client.post(
+            "/v1/collections/docs/search", content=b"{not json", headers={"authorization": "Bearer ro"}
+        )
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_argument"
+        r = await client.post(
+            "/v1/collections/docs/search",
+            json={"vectors": queries(1), "k": 2},
+            headers={"authorization": "Bearer ro"},
+        )
+        assert r.status_code == 200, r.text

@@ -18,6 +18,7 @@ import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -314,6 +315,78 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+@dataclasses.dataclass(frozen=True)
+class RequiresKey:
+    """A route's operation, for ``KeyCheck`` (a no-op as a dependency: the key was checked already)."""
+
+    operation: str
+
+    def __call__(self) -> None:
+        return None
+
+
+#: The operation of ``GET /metrics`` for the key check: any valid key (read-only included) may scrape.
+METRICS_OPERATION = "metrics"
+
+
+class KeyCheck:
+    """Check the API key from the request line and headers, before anything reads the body.
+
+    FastAPI parses (and validates) a body before route dependencies run, so a key check there lets an
+    anonymous client make the server read, buffer and parse up to ``max_request_bytes``, and answers a
+    malformed body with 400 instead of 401. Here the route (hence the operation) is found from the
+    method and path alone; a refused request's body is never read. Paths of no operation (``/healthz``,
+    ``/readyz``, ``/docs``, ``/openapi.json``, unknown paths) pass; ``/metrics`` needs a key of any role.
+    """
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator, metrics: Metrics, routes: Any) -> None:
+        self.app = app
+        self.authenticator = authenticator
+        self.metrics = metrics
+        self._routes = routes  # the router's list: read at the first request, when every route exists
+        self._table: list[tuple[APIRoute, str]] | None = None
+
+    def _operation(self, scope: Scope) -> str | None:
+        if self._table is None:
+            self._table = [
+                (route, dep.dependency.operation)
+                for route in self._routes
+                if isinstance(route, APIRoute)
+                for dep in route.dependencies
+                if isinstance(dep.dependency, RequiresKey)
+            ]
+        if scope.get("path") == "/metrics":
+            return METRICS_OPERATION
+        for route, operation in self._table:
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                return operation
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.authenticator.enabled:
+            await self.app(scope, receive, send)
+            return
+        operation = self._operation(scope)
+        if operation is not None:
+            headers = dict(scope.get("headers") or [])
+            authorization = headers.get(b"authorization")
+            try:
+                self.authenticator.check(
+                    None if authorization is None else authorization.decode("latin-1"), operation
+                )
+            except VecDBError as exc:
+                self.metrics.observe("rest", operation, exc.code, 0.0)
+                response = error_response(exc.http_status, exc.code, exc.message, exc.details)
+                if isinstance(exc, AuthenticationError):
+                    response.headers["WWW-Authenticate"] = "Bearer"
+                # Connection: close, since the body (if any) stays unread.
+                response.headers["Connection"] = "close"
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def _allowed_methods(request: Request) -> list[str]:
     """The methods of every route whose path matches the request's."""
     methods: set[str] = set()
@@ -344,6 +417,8 @@ def create_app(
     )
     app.state.ready = False
     app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
+    # Added last, so it runs first: the key is checked before BodyLimit or FastAPI read the body.
+    app.add_middleware(KeyCheck, authenticator=authenticator, metrics=metrics, routes=app.router.routes)
 
     @app.exception_handler(VecDBError)
     async def _vecdb_error(request: Request, exc: VecDBError) -> Response:
@@ -384,16 +459,8 @@ def create_app(
         return error_response(500, "internal", f"internal error: {type(exc).__name__}")
 
     def authorized(op: str) -> Any:
-        """A dependency checking the API key before the body is even validated."""
-
-        def check(request: Request) -> None:
-            try:
-                authenticator.check(request.headers.get("authorization"), op)
-            except VecDBError as exc:
-                metrics.observe("rest", op, exc.code, 0.0)
-                raise
-
-        return Depends(check)
+        """The route's operation: ``KeyCheck`` checks the key for it before the body is read."""
+        return Depends(RequiresKey(op))
 
     def call(request: Request, op: str, fn: Callable[[], T]) -> T:
         start = time.perf_counter()
@@ -411,7 +478,7 @@ def create_app(
             metrics.observe("rest", op, code, elapsed)
             log.debug("rest %s %s %.2f ms", op, code, elapsed * 1000)
 
-    # ---- health and metrics (no key needed) ----
+    # ---- health (no key needed) and metrics (a key of any role, when keys are configured) ----
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
