@@ -157,6 +157,12 @@ class EmbeddingSettings(BaseModel):
     default_model: str = Field(
         "all-MiniLM-L6-v2", description="Model of embedding={} (packaged, no download)."
     )
+    allowed_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Further models that requests (/v1/embed, create_collection over REST or gRPC) may "
+        "name: names or local folder paths; comma-separated in the environment. The default model, the "
+        "packaged one and the models of existing collections are always allowed.",
+    )
     batch_size: int = Field(
         16,
         ge=1,
@@ -165,6 +171,13 @@ class EmbeddingSettings(BaseModel):
         "faster than 64 on 2 cores).",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: the GPU when torch sees one.")
+
+    @field_validator("allowed_models", mode="before")
+    @classmethod
+    def _split_models(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [m.strip() for m in value.split(",") if m.strip()]
+        return value
 
 
 class Settings(BaseSettings):

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
+import httpx
 import numpy as np
 import pytest
 
 from tests.server.conftest import API_KEYS, make_app, make_client, run_grpc_server
 from vecdb import Database
 from vecdb.config import Limits, Settings, StorageSettings
-from vecdb.errors import LimitExceededError
+from vecdb.errors import LimitExceededError, ModelUnavailableError
 from vecdb.server import convert
 from vecdb.server._generated import vecdb_pb2 as pb
 
@@ -179,3 +180,72 @@ async def test_with_a_key_the_body_is_still_read_and_checked(limited: Database) 
             headers={"authorization": "Bearer ro"},
         )
         assert r.status_code == 200, r.text
+
+
+# ---- models named in requests: an allow-list, no server path probed or echoed ----------------------------
+
+
+@pytest.fixture
+def not_a_model(tmp_path: Path) -> Path:
+    folder = tmp_path / "secret-folder"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    return folder
+
+
+def rest_refused(r: httpx.Response, model: str) -> None:
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["code"] == "model_unavailable"
+    assert error["details"] == {"model": model}
+    assert str(Path.home()) not in r.text or str(Path.home()) in model
+
+
+@pytest.mark.parametrize("kind", ["home", "folder", "absolute-root", "hub-name"])
+async def test_requests_cannot_name_arbitrary_models(
+    limited: Database, limited_grpc: GrpcServer, not_a_model: Path, kind: str
+) -> None:
+    model = {"home": "~", "folder": str(not_a_model), "absolute-root": "/", "hub-name": "org/some-model"}[
+        kind
+    ]
+    async with make_client(make_app(limited, API_KEYS)) as client:
+        ro = {"authorization": "Bearer ro"}
+        rest_refused(await client.post("/v1/embed", json={"texts": ["x"], "model": model}, headers=ro), model)
+        adm = {"authorization": "Bearer adm"}
+        body = {"name": f"m-{kind}", "embedding": {"model": model}}
+        rest_refused(await client.post("/v1/collections", json=body, headers=adm), model)
+    for call in (
+        lambda: limited_grpc.stub.Embed(pb.EmbedRequest(texts=["x"], model=model), timeout=10),
+        lambda: limited_grpc.stub.CreateCollection(
+            pb.CreateCollectionRequest(name=f"g-{kind}", embedding_json=json.dumps({"model": model})),
+            timeout=10,
+        ),
+    ):
+        with pytest.raises(grpc.RpcError) as caught:
+            call()
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+        assert dict(caught.value.trailing_metadata())["vecdb-error-code"] == "model_unavailable"  # type: ignore[attr-defined]
+    assert limited.embedders._models == {}  # nothing probed into the cache
+    assert f"m-{kind}" not in limited.list_collections() and f"g-{kind}" not in limited.list_collections()
+
+
+def test_allowed_models_setting_lets_a_configured_folder_through(tmp_path: Path, not_a_model: Path) -> None:
+    settings = Settings(
+        storage=StorageSettings(sync_writes=False),
+        embedding={"allowed_models": f"{not_a_model}, other-model"},  # type: ignore[arg-type]
+    )
+    assert settings.embedding.allowed_models == [str(not_a_model), "other-model"]
+    with Database(tmp_path / "data", settings=settings) as db:
+        for model in (str(not_a_model), "other-model", "all-MiniLM-L6-v2", settings.embedding.default_model):
+            db.check_model_allowed(model)
+        with pytest.raises(ModelUnavailableError):
+            db.check_model_allowed(str(tmp_path))
+
+
+def test_an_unavailable_model_is_not_echoed_as_a_server_path() -> None:
+    """The error names the model as given, never the path it resolved to."""
+    from vecdb.embed import resolve_model
+
+    with pytest.raises(ModelUnavailableError) as caught:
+        resolve_model("~/no-such-model-folder", allow_download=False)
+    assert str(Path.home()) not in str(caught.value)

@@ -102,6 +102,8 @@ class VecDBServicer(pb_grpc.VecDBServicer):
         def run() -> pb.CollectionInfo:
             index = convert.json_or_none(request.index_json, "index_json", InvalidConfigError)
             embedding = convert.json_or_none(request.embedding_json, "embedding_json", InvalidConfigError)
+            if isinstance(embedding, dict):  # over the wire, only the models the server offers
+                self._db.check_model_allowed(embedding.get("model"))
             col = self._db.create_collection(
                 request.name,
                 request.dim or None,

@@ -504,10 +504,10 @@ def create_app(
         dependencies=[authorized("create_collection")],
     )
     def create_collection(body: CreateCollectionBody, request: Request) -> Any:
-        return call(
-            request,
-            "create_collection",
-            lambda: db.create_collection(
+        def run() -> Any:
+            if body.embedding is not None:  # over the wire, only the models the server offers
+                db.check_model_allowed(body.embedding.get("model"))
+            return db.create_collection(
                 body.name,
                 body.dim,
                 body.metric,  # type: ignore[arg-type]
@@ -517,8 +517,9 @@ def create_app(
                 body.eviction,  # type: ignore[arg-type]
                 shards=body.shards,
                 replicas=body.replicas,
-            ).info(),
-        )
+            ).info()
+
+        return call(request, "create_collection", run)
 
     @app.get(
         "/v1/collections",
