@@ -27,9 +27,27 @@ __all__ = [
     "Settings",
     "StorageSettings",
     "load_settings",
+    "parse_api_key",
 ]
 
 _CONFIG_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar("vecdb_config_file", default=None)
+
+
+def parse_api_key(entry: str) -> tuple[str, Literal["admin", "read"]]:
+    """``KEY``, ``KEY:admin`` or ``KEY:read`` -> (KEY, role). Anything after the last ':' that is not a
+    role is an error, never a silent admin key (``KEY:reed`` is a typo, not a key with a colon)."""
+    if ":" not in entry:
+        secret, role = entry, "admin"
+    else:
+        secret, _, role = entry.rpartition(":")
+    if not secret or role not in ("admin", "read"):
+        raise ValueError(
+            "each API key is KEY, KEY:admin or KEY:read with a non-empty KEY; "
+            f"the role {role!r} is not one of admin, read"
+            if secret
+            else "an API key is empty"
+        )
+    return secret, "read" if role == "read" else "admin"
 
 
 class Limits(BaseModel):
@@ -249,9 +267,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_keys(cls, keys: list[str]) -> list[str]:
         for key in keys:
-            secret, _, role = key.rpartition(":") if ":" in key else (key, "", "admin")
-            if not secret or role not in ("admin", "read"):
-                raise ValueError("each API key is KEY or KEY:read or KEY:admin, with a non-empty KEY")
+            parse_api_key(key)
         return keys
 
     @model_validator(mode="after")

@@ -12,13 +12,20 @@ import grpc
 import httpx
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from tests.server.conftest import API_KEYS, make_app, make_client, run_grpc_server
 from vecdb import Database
 from vecdb.config import Limits, Settings, StorageSettings
-from vecdb.errors import LimitExceededError, ModelUnavailableError
+from vecdb.errors import (
+    InvalidConfigError,
+    LimitExceededError,
+    ModelUnavailableError,
+    PermissionDeniedError,
+)
 from vecdb.server import convert
 from vecdb.server._generated import vecdb_pb2 as pb
+from vecdb.server.auth import Authenticator
 
 if TYPE_CHECKING:
     from tests.server.conftest import GrpcServer
@@ -249,3 +256,28 @@ def test_an_unavailable_model_is_not_echoed_as_a_server_path() -> None:
     with pytest.raises(ModelUnavailableError) as caught:
         resolve_model("~/no-such-model-folder", allow_download=False)
     assert str(Path.home()) not in str(caught.value)
+
+
+# ---- API key roles fail closed ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("entry", ["KEY:reed", "KEY:READ", "KEY:", "KEY:read ", "a:b", ":read", ""])
+def test_an_unknown_role_is_an_error_never_an_admin_key(entry: str) -> None:
+    with pytest.raises(InvalidConfigError):
+        Authenticator([entry])
+    with pytest.raises(ValidationError):
+        Settings(api_keys=[entry])
+
+
+@pytest.mark.parametrize(
+    ("entry", "role"), [("k", "admin"), ("k:admin", "admin"), ("k:read", "read"), ("a:b:read", "read")]
+)
+def test_known_roles_parse(entry: str, role: str) -> None:
+    auth = Authenticator([entry])
+    token = entry.rpartition(":")[0] if entry.endswith((":read", ":admin")) else entry
+    auth.check(f"Bearer {token}", "search")
+    if role == "read":
+        with pytest.raises(PermissionDeniedError):
+            auth.check(f"Bearer {token}", "upsert")
+    else:
+        auth.check(f"Bearer {token}", "upsert")
