@@ -232,6 +232,45 @@ class Settings(BaseSettings):
     )
     max_request_bytes: int = Field(64 << 20, ge=1024, description="Largest REST body or gRPC message.")
     grpc_workers: int = Field(16, ge=1, description="Threads serving gRPC calls.")
+    grpc_max_concurrent_rpcs: int = Field(
+        64,
+        ge=1,
+        description="gRPC calls running or waiting for a thread; one more is RESOURCE_EXHAUSTED at once.",
+    )
+    grpc_max_streams: int = Field(
+        8,
+        ge=0,
+        description="Streaming gRPC calls (UpsertStream, Scroll) open at once; must be below grpc_workers, "
+        "so that unary calls and the health check always find a thread. One more is RESOURCE_EXHAUSTED.",
+    )
+    grpc_stream_idle_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A gRPC stream that sends (or, for Scroll, reads) no message for this long is ended "
+        "with DEADLINE_EXCEEDED, freeing its thread.",
+    )
+    grpc_connection_idle_seconds: float = Field(
+        300.0, gt=0, description="A gRPC connection with no call for this long is closed."
+    )
+    grpc_keepalive_seconds: float = Field(
+        60.0, gt=0, description="The server pings each gRPC connection this often to find dead peers."
+    )
+    rest_max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Open REST connections (and requests in progress) beyond which new requests are "
+        "answered 503 at once.",
+    )
+    rest_keep_alive_seconds: int = Field(
+        5, ge=1, description="An idle REST keep-alive connection is closed after this long."
+    )
+    read_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A REST request's headers and body, and a gRPC connection's handshake, must arrive "
+        "within this long (from the connection, or the end of its previous response); the connection is "
+        "closed otherwise (slow or idle clients cannot hold sockets).",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level; debug logs one line per request."
     )
@@ -269,6 +308,16 @@ class Settings(BaseSettings):
         for key in keys:
             parse_api_key(key)
         return keys
+
+    @model_validator(mode="after")
+    def _check_streams(self) -> Settings:
+        if self.grpc_max_streams >= self.grpc_workers:
+            raise ValueError(
+                f"grpc_max_streams ({self.grpc_max_streams}) must be below grpc_workers "
+                f"({self.grpc_workers}): a stream holds its thread, and unary calls and the health check "
+                "need one"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_tls(self) -> Settings:
