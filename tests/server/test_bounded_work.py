@@ -281,3 +281,17 @@ def test_known_roles_parse(entry: str, role: str) -> None:
             auth.check(f"Bearer {token}", "upsert")
     else:
         auth.check(f"Bearer {token}", "upsert")
+
+
+async def test_openapi_documents_the_engines_limits(limited: Database) -> None:
+    async with make_client(make_app(limited)) as client:
+        schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    k = schemas["SearchBody"]["properties"]["k"]
+    assert (k["minimum"], k["maximum"]) == (1, LIMITS.max_k)
+    assert str(LIMITS.max_hits) in k["description"]
+    dim = next(
+        a for a in schemas["CreateCollectionBody"]["properties"]["dim"]["anyOf"] if a["type"] != "null"
+    )
+    assert dim["maximum"] == LIMITS.max_dim
+    assert schemas["UpsertBody"]["properties"]["ids"]["maxItems"] == LIMITS.max_batch
+    assert schemas["CreateCollectionBody"]["properties"]["name"]["pattern"] == "^[A-Za-z0-9_-]{1,64}$"

@@ -26,6 +26,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vecdb import __version__
+from vecdb.config import Limits
 from vecdb.engine import Database
 from vecdb.errors import (
     AuthenticationError,
@@ -397,6 +398,33 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+def _document_limits(schemas: dict[str, Any], limits: Limits) -> None:
+    """The engine's constraints in the schema (this server's limits). Only documented: the engine checks
+    them, so that a violation has the same error code (413 ``limit_exceeded``, ``invalid_name``...) over
+    REST and gRPC rather than pydantic's 400."""
+    constraints: dict[tuple[str, str], dict[str, Any]] = {
+        ("CreateCollectionBody", "name"): {"pattern": "^[A-Za-z0-9_-]{1,64}$"},
+        ("CreateCollectionBody", "dim"): {"minimum": 1, "maximum": limits.max_dim},
+        ("CreateCollectionBody", "max_records"): {"minimum": 1},
+        ("UpsertBody", "ids"): {"minItems": 1, "maxItems": limits.max_batch},
+        ("GetBody", "ids"): {"minItems": 1, "maxItems": limits.max_batch},
+        ("ReplaceSourceBody", "ids"): {"maxItems": limits.max_batch},
+        ("SearchBody", "k"): {"minimum": 1, "maximum": limits.max_k},
+        ("ScrollBody", "limit"): {"minimum": 1, "maximum": limits.max_batch},
+    }
+    for (model, field), extra in constraints.items():
+        prop = schemas.get(model, {}).get("properties", {}).get(field)
+        if prop is None:
+            continue
+        target = next((alt for alt in prop.get("anyOf", ()) if alt.get("type") != "null"), prop)
+        target.update(extra)
+    search = schemas.get("SearchBody", {}).get("properties", {})
+    if "k" in search:
+        search["k"]["description"] = (
+            f"Hits per query, 1 to {limits.max_k}; queries x k at most {limits.max_hits} (limits.max_hits)."
+        )
+
+
 def create_app(
     db: Database, *, authenticator: Authenticator, metrics: Metrics, max_request_bytes: int
 ) -> FastAPI:
@@ -754,6 +782,7 @@ def create_app(
             schemas = schema.get("components", {}).get("schemas", {})
             for unused in ("HTTPValidationError", "ValidationError"):
                 schemas.pop(unused, None)
+            _document_limits(schemas, db.settings.limits)
             app.openapi_schema = schema
         return app.openapi_schema
 
