@@ -237,11 +237,12 @@ class Settings(BaseSettings):
         ge=1,
         description="gRPC calls running or waiting for a thread; one more is RESOURCE_EXHAUSTED at once.",
     )
-    grpc_max_streams: int = Field(
-        8,
+    grpc_max_streams: int | None = Field(
+        None,
         ge=0,
         description="Streaming gRPC calls (UpsertStream, Scroll) open at once; must be below grpc_workers, "
-        "so that unary calls and the health check always find a thread. One more is RESOURCE_EXHAUSTED.",
+        "so that unary calls and the health check always find a thread. One more is RESOURCE_EXHAUSTED. "
+        "None: half of grpc_workers.",
     )
     grpc_stream_idle_seconds: float = Field(
         30.0,
@@ -311,7 +312,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_streams(self) -> Settings:
-        if self.grpc_max_streams >= self.grpc_workers:
+        if self.grpc_max_streams is not None and self.grpc_max_streams >= self.grpc_workers:
             raise ValueError(
                 f"grpc_max_streams ({self.grpc_max_streams}) must be below grpc_workers "
                 f"({self.grpc_workers}): a stream holds its thread, and unary calls and the health check "

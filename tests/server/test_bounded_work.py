@@ -295,3 +295,10 @@ async def test_openapi_documents_the_engines_limits(limited: Database) -> None:
     assert dim["maximum"] == LIMITS.max_dim
     assert schemas["UpsertBody"]["properties"]["ids"]["maxItems"] == LIMITS.max_batch
     assert schemas["CreateCollectionBody"]["properties"]["name"]["pattern"] == "^[A-Za-z0-9_-]{1,64}$"
+
+
+def test_grpc_max_streams_must_leave_threads_for_unary_calls() -> None:
+    assert Settings(grpc_workers=4).grpc_max_streams is None  # half of the workers
+    assert Settings(grpc_workers=4, grpc_max_streams=3).grpc_max_streams == 3
+    with pytest.raises(ValidationError, match="grpc_max_streams"):
+        Settings(grpc_workers=4, grpc_max_streams=4)
