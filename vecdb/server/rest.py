@@ -782,7 +782,8 @@ def create_app(
             schemas = schema.get("components", {}).get("schemas", {})
             for unused in ("HTTPValidationError", "ValidationError"):
                 schemas.pop(unused, None)
-            _document_limits(schemas, db.settings.limits)
+            settings = getattr(db, "settings", None)  # the schema is also built without a database
+            _document_limits(schemas, settings.limits if settings is not None else Limits())
             app.openapi_schema = schema
         return app.openapi_schema
 
