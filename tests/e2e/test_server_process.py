@@ -416,8 +416,10 @@ def test_api_keys_enforced_end_to_end(server_factory: StartServer) -> None:
     body = {"ids": ["a"], "vectors": [[1.0, 0.0, 0.0, 0.0]]}
     search = {"vectors": [[1.0, 0.0, 0.0, 0.0]], "k": 1}
     with sp.http() as anon, sp.http("adm") as adm, sp.http("ro") as ro, sp.http("wrong") as wrong:
-        for path in ("/healthz", "/readyz", "/metrics"):
-            assert anon.get(path).status_code == 200  # ops endpoints need no key
+        for path in ("/healthz", "/readyz"):
+            assert anon.get(path).status_code == 200  # health endpoints need no key
+        rest_error(anon.get("/metrics"), 401, "unauthenticated")  # metrics name collections
+        assert ro.get("/metrics").status_code == 200
         rest_error(anon.get("/v1/collections"), 401, "unauthenticated")
         rest_error(wrong.get("/v1/collections"), 401, "unauthenticated")
         rest_error(

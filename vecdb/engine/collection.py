@@ -35,6 +35,7 @@ from vecdb.engine.locks import RWLock
 from vecdb.engine.record_index import RecordIndex, to_labels
 from vecdb.engine.validate import (
     split_missing_vectors,
+    validate_hits,
     validate_id_list,
     validate_include,
     validate_k,
@@ -608,12 +609,15 @@ class Collection:
         keep = _score_filter(score_threshold, self.metric)
         if (vectors is None) == (texts is None):
             raise InvalidArgumentError("search takes exactly one of vectors and texts")
-        if texts is not None:
-            vectors = self._embed(validate_texts(texts, self._limits))
-        queries = validate_queries(vectors, self.dim, self.metric, self._limits)
         k = validate_k(k, self._limits)
-        flt = parse_filter(filter)
         fields = validate_include(include)
+        if texts is not None:
+            texts = validate_texts(texts, self._limits)
+            validate_hits(len(texts), k, self.dim, fields, self._limits)  # before embedding them
+            vectors = self._embed(texts)
+        queries = validate_queries(vectors, self.dim, self.metric, self._limits)
+        validate_hits(len(queries), k, self.dim, fields, self._limits)
+        flt = parse_filter(filter)
         search_params = parse_search_params(params)
         with self._reading():
             allowed = None if flt is None else self._records.evaluate(flt)

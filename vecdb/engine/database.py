@@ -33,7 +33,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from vecdb.config import Settings
-from vecdb.embed import EmbedderRegistry, resolve_model
+from vecdb.embed import PACKAGED_MODELS, EmbedderRegistry, resolve_model
 from vecdb.engine.capacity import Eviction, parse_capacity
 from vecdb.engine.collection import Collection
 from vecdb.engine.snapshots import Snapshots, read_snapshot, verify_files
@@ -47,6 +47,7 @@ from vecdb.errors import (
     InvalidArgumentError,
     InvalidConfigError,
     InvalidNameError,
+    ModelUnavailableError,
     StorageError,
 )
 from vecdb.index import parse_index_spec, resolve_device
@@ -281,8 +282,32 @@ class Database:
             if model and model != own:
                 raise InvalidArgumentError(f"collection {collection!r} uses model {own!r}, not {model!r}")
             model = own
+        elif model and self.embedders.enabled:
+            self.check_model_allowed(model)
         name = model or self.settings.embedding.default_model
         return self.embedders.get(name).encode(validate_texts(texts, self.settings.limits)), name
+
+    def check_model_allowed(self, model: Any) -> None:
+        """Raise ``ModelUnavailableError`` (naming ``model`` only) unless a request may name it: the
+        default model, the packaged one, a model of an open collection, or one of
+        ``embedding.allowed_models``. Anything else (a folder path, ``~``, a hub name) could make the
+        server probe, load and keep arbitrary folders; paths are for the server's configuration only.
+        No model (None, "") or not a string: nothing to check here (the caller's validation says)."""
+        if not model or not isinstance(model, str):
+            return
+        if model in PACKAGED_MODELS or model == self.settings.embedding.default_model:
+            return
+        if model in self.settings.embedding.allowed_models:
+            return
+        with self._lock:
+            if any(col.embedding_model == model for col in self._open.values()):
+                return
+        raise ModelUnavailableError(
+            f"embedding model {model!r} is not one this server offers: requests may name the default "
+            "model, the packaged all-MiniLM-L6-v2, a model of an existing collection, or one listed in "
+            "embedding.allowed_models",
+            model=model,
+        )
 
     def get_collection(self, name: str) -> Collection:
         """The collection (opened and recovered on first use). Raises CollectionNotFoundError."""

@@ -30,6 +30,7 @@ from vecdb.types import INCLUDE_FIELDS, Metric
 __all__ = [
     "MAX_VECTOR_NORM",
     "split_missing_vectors",
+    "validate_hits",
     "validate_id_list",
     "validate_include",
     "validate_k",
@@ -261,6 +262,35 @@ def validate_k(k: Any, limits: Limits) -> int:
     if k > limits.max_k:
         raise LimitExceededError(f"k={k} exceeds the limit of {limits.max_k}", limit=limits.max_k)
     return int(k)
+
+
+def validate_hits(queries: int, k: int, dim: int, include: Iterable[str], limits: Limits) -> None:
+    """Refuse a search whose answer may hold more than ``max_hits`` hits (queries x k) or, with vectors
+    included, more than ``max_response_bytes`` of them (hits x dim x 4): checked before any search work,
+    since the answer is built in memory whole. Never a silent cap."""
+    hits = queries * k
+    if hits > limits.max_hits:
+        raise LimitExceededError(
+            f"{queries} queries x k={k} = {hits} hits exceeds the limit of {limits.max_hits} hits per "
+            "search: send fewer queries per call or a smaller k",
+            queries=queries,
+            k=k,
+            hits=hits,
+            limit=limits.max_hits,
+        )
+    if "vector" in include:
+        size = hits * dim * 4
+        if size > limits.max_response_bytes:
+            raise LimitExceededError(
+                f"{queries} queries x k={k} with vectors of dim {dim} is up to {size} bytes of vectors, "
+                f"over the limit of {limits.max_response_bytes} bytes per response: leave 'vector' out "
+                "of include, or send fewer queries or a smaller k",
+                queries=queries,
+                k=k,
+                dim=dim,
+                bytes=size,
+                limit=limits.max_response_bytes,
+            )
 
 
 def validate_limit(limit: Any, limits: Limits) -> int:

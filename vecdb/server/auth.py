@@ -11,7 +11,8 @@ import hmac
 from collections.abc import Sequence
 from typing import Literal
 
-from vecdb.errors import AuthenticationError, PermissionDeniedError
+from vecdb.config import parse_api_key
+from vecdb.errors import AuthenticationError, InvalidConfigError, PermissionDeniedError
 
 __all__ = ["OPERATIONS", "WRITE_OPERATIONS", "Authenticator", "Role"]
 
@@ -53,12 +54,15 @@ WRITE_OPERATIONS = frozenset(
 
 class Authenticator:
     def __init__(self, api_keys: Sequence[str]) -> None:
+        """Raises ``InvalidConfigError`` for an entry that is not ``KEY``, ``KEY:admin`` or ``KEY:read``:
+        an unknown role fails closed, never as an admin key."""
         self._keys: list[tuple[bytes, Role]] = []
         for entry in api_keys:
-            key, _, role = (
-                entry.rpartition(":") if entry.endswith((":read", ":admin")) else (entry, "", "admin")
-            )
-            self._keys.append((key.encode(), "read" if role == "read" else "admin"))
+            try:
+                key, role = parse_api_key(entry)
+            except ValueError as exc:
+                raise InvalidConfigError(f"api_keys: {exc}", field="api_keys") from None
+            self._keys.append((key.encode(), role))
 
     @property
     def enabled(self) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,11 +23,19 @@ from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError, Message
+from grpc._cython import cygrpc  # type: ignore[attr-defined]
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from vecdb.engine import Database
-from vecdb.errors import InvalidArgumentError, InvalidConfigError, InvalidFilterError, VecDBError
+from vecdb.errors import (
+    DeadlineExceededError,
+    InvalidArgumentError,
+    InvalidConfigError,
+    InvalidFilterError,
+    LimitExceededError,
+    VecDBError,
+)
 from vecdb.server import convert
 from vecdb.server._generated import vecdb_pb2 as pb
 from vecdb.server._generated import vecdb_pb2_grpc as pb_grpc
@@ -102,6 +111,8 @@ class VecDBServicer(pb_grpc.VecDBServicer):
         def run() -> pb.CollectionInfo:
             index = convert.json_or_none(request.index_json, "index_json", InvalidConfigError)
             embedding = convert.json_or_none(request.embedding_json, "embedding_json", InvalidConfigError)
+            if isinstance(embedding, dict):  # over the wire, only the models the server offers
+                self._db.check_model_allowed(embedding.get("model"))
             col = self._db.create_collection(
                 request.name,
                 request.dim or None,
@@ -325,9 +336,28 @@ def _decode(cls: type[Message], raw: bytes, what: str) -> Any:
         ) from exc
 
 
-def _handlers(servicer: VecDBServicer) -> grpc.GenericRpcHandler[Any, Any]:
+def _enter(guard: StreamGuard, servicer: VecDBServicer, context: Any, op: str) -> int:
+    token = guard.enter(context)
+    if token is None:
+        servicer._call(
+            context,
+            op,
+            partial(
+                _raise,
+                LimitExceededError(
+                    f"{guard.max_streams} streaming calls are open already (grpc_max_streams): retry later",
+                    limit=guard.max_streams,
+                ),
+            ),
+        )
+        raise AssertionError("unreachable: _call aborts")
+    return token
+
+
+def _handlers(servicer: VecDBServicer, guard: StreamGuard) -> grpc.GenericRpcHandler[Any, Any]:
     """Handlers for every method of vecdb.v1.VecDB that take the request as bytes and decode it under
-    ``servicer._call`` (auth first, then INVALID_ARGUMENT for bytes that do not decode)."""
+    ``servicer._call`` (auth first, then INVALID_ARGUMENT for bytes that do not decode); streaming ones
+    under ``guard``."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in pb.DESCRIPTOR.services_by_name["VecDB"].methods:
         request_cls: type[Message] = getattr(pb, method.input_type.name)
@@ -343,16 +373,38 @@ def _handlers(servicer: VecDBServicer) -> grpc.GenericRpcHandler[Any, Any]:
                     request = _decode(cls, raw, "the request")
                 except InvalidArgumentError as exc:
                     servicer._call(context, op, partial(_raise, exc))
-                return impl(request, context)
+                token = _enter(guard, servicer, context, op)
+                try:
+                    for message in impl(request, context):
+                        yield message
+                        guard.touch(token)  # the client read the last one (flow control)
+                finally:
+                    guard.leave(token)
 
             handlers[method.name] = grpc.unary_stream_rpc_method_handler(
                 streaming, response_serializer=serialize
             )
         elif method.client_streaming:
 
-            def stream(raws: Iterator[bytes], context: Any, impl: Any = impl, cls: Any = request_cls) -> Any:
-                decoded = (_decode(cls, raw, f"stream message {i}") for i, raw in enumerate(raws))
-                return impl(decoded, context)
+            def stream(
+                raws: Iterator[bytes], context: Any, impl: Any = impl, cls: Any = request_cls, op: str = op
+            ) -> Any:
+                token = _enter(guard, servicer, context, op)
+
+                def decoded() -> Iterator[Message]:
+                    try:
+                        for i, raw in enumerate(raws):
+                            guard.touch(token)
+                            yield _decode(cls, raw, f"stream message {i}")
+                    except grpc.RpcError:  # the call was cancelled: by the watchdog, or the client
+                        if guard.expired(token):
+                            raise DeadlineExceededError(guard.idle_message) from None
+                        raise
+
+                try:
+                    return impl(decoded(), context)
+                finally:
+                    guard.leave(token)
 
             handlers[method.name] = grpc.stream_unary_rpc_method_handler(
                 stream, response_serializer=serialize
@@ -376,6 +428,83 @@ def _raise(exc: Exception) -> Any:
     raise exc
 
 
+class StreamGuard:
+    """Bounds on streaming calls, which hold a pool thread for as long as the client keeps them open.
+
+    At most ``max_streams`` run at once (fewer than the pool's threads, so unary calls and the health
+    check always find one): one more is RESOURCE_EXHAUSTED at once. A stream with no message for
+    ``idle_seconds`` (a client that stops sending, or stops reading a Scroll) is cancelled with
+    DEADLINE_EXCEEDED by a watchdog thread, which frees its thread.
+    """
+
+    def __init__(self, max_streams: int, idle_seconds: float) -> None:
+        self.max_streams = max_streams
+        self.idle_seconds = idle_seconds
+        self._lock = threading.Lock()
+        self._active: dict[int, tuple[float, Any]] = {}  # id -> (deadline, context)
+        self._next_id = 0
+        self._watchdog: threading.Thread | None = None
+        self._stopped = threading.Event()
+
+    def enter(self, context: Any) -> int | None:
+        """A token for a new stream, or None when ``max_streams`` are open already."""
+        with self._lock:
+            if len(self._active) >= self.max_streams:
+                return None
+            self._next_id += 1
+            self._active[self._next_id] = (time.monotonic() + self.idle_seconds, context)
+            if self._watchdog is None:
+                self._watchdog = threading.Thread(target=self._watch, daemon=True, name="vecdb-grpc-idle")
+                self._watchdog.start()
+            return self._next_id
+
+    @property
+    def idle_message(self) -> str:
+        return f"stream idle for more than {self.idle_seconds:g} s (grpc_stream_idle_seconds)"
+
+    def expired(self, token: int) -> bool:
+        """Whether the watchdog cancelled this stream (before ``leave``)."""
+        with self._lock:
+            return token not in self._active
+
+    def touch(self, token: int) -> None:
+        with self._lock:
+            entry = self._active.get(token)
+            if entry is not None:
+                self._active[token] = (time.monotonic() + self.idle_seconds, entry[1])
+
+    def leave(self, token: int) -> None:
+        with self._lock:
+            self._active.pop(token, None)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _watch(self) -> None:
+        period = min(1.0, max(0.05, self.idle_seconds / 4))
+        while not self._stopped.wait(period):
+            now = time.monotonic()
+            with self._lock:
+                idle = [(t, ctx) for t, (deadline, ctx) in self._active.items() if deadline <= now]
+                for token, _ in idle:
+                    del self._active[token]
+            for _, context in idle:
+                log.warning("gRPC stream idle for %.1f s: cancelled", self.idle_seconds)
+                _cancel(
+                    context, f"stream idle for more than {self.idle_seconds:g} s (grpc_stream_idle_seconds)"
+                )
+
+
+def _cancel(context: Any, details: str) -> None:
+    """End a call from another thread with DEADLINE_EXCEEDED: grpcio's public ``cancel`` can only say
+    CANCELLED, its core call takes a status (a blocked read in the handler then raises and returns)."""
+    call = getattr(getattr(context, "_rpc_event", None), "call", None)
+    try:
+        call.cancel(cygrpc.StatusCode.deadline_exceeded, details)  # type: ignore[union-attr]
+    except Exception:  # grpcio internals moved: the public way (status CANCELLED)
+        context.cancel()
+
+
 def create_grpc_server(
     db: Database,
     *,
@@ -385,20 +514,46 @@ def create_grpc_server(
     workers: int,
     max_message_bytes: int,
     credentials: grpc.ServerCredentials | None = None,
+    max_concurrent_rpcs: int | None = None,
+    max_streams: int | None = None,
+    stream_idle_seconds: float = 30.0,
+    connection_idle_seconds: float = 300.0,
+    keepalive_seconds: float = 60.0,
+    handshake_seconds: float = 10.0,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """A started-ready (not yet started) gRPC server bound to ``address`` (over TLS with ``credentials``);
-    returns it, its port, and the health servicer (NOT_SERVING until the caller marks it SERVING)."""
+    returns it, its port, and the health servicer (NOT_SERVING until the caller marks it SERVING).
+
+    ``max_concurrent_rpcs`` (default 4 x workers): calls running or queued for a thread; one more is
+    RESOURCE_EXHAUSTED at once. ``max_streams`` (default half the workers, always fewer than them):
+    streaming calls at once. See ``StreamGuard`` and docs/server.md."""
+    if max_streams is None:
+        max_streams = workers // 2
+    if max_streams >= workers:
+        raise InvalidConfigError(
+            f"grpc_max_streams ({max_streams}) must be below grpc_workers ({workers}): streams hold their "
+            "thread, and unary calls and the health check need one",
+            field="grpc_max_streams",
+        )
     server = grpc.server(
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vecdb-grpc"),
+        maximum_concurrent_rpcs=max_concurrent_rpcs if max_concurrent_rpcs is not None else 4 * workers,
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             # grpcio binds with SO_REUSEPORT by default: a second server on the same port would silently
             # share connections with this one (and serve another data directory).
             ("grpc.so_reuseport", 0),
+            # A connection without calls is closed after this long; dead peers are found by pings; a
+            # connection that never completes its (TLS and HTTP/2) handshake is dropped.
+            ("grpc.max_connection_idle_ms", int(connection_idle_seconds * 1000)),
+            ("grpc.keepalive_time_ms", int(keepalive_seconds * 1000)),
+            ("grpc.keepalive_timeout_ms", 20_000),
+            ("grpc.server_handshake_timeout_ms", int(handshake_seconds * 1000)),
         ],
     )
-    server.add_generic_rpc_handlers((_handlers(VecDBServicer(db, authenticator, metrics)),))
+    guard = StreamGuard(max_streams, stream_idle_seconds)
+    server.add_generic_rpc_handlers((_handlers(VecDBServicer(db, authenticator, metrics), guard),))
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):

@@ -18,6 +18,7 @@ import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,6 +26,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vecdb import __version__
+from vecdb.config import Limits
 from vecdb.engine import Database
 from vecdb.errors import (
     AuthenticationError,
@@ -314,6 +316,78 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+@dataclasses.dataclass(frozen=True)
+class RequiresKey:
+    """A route's operation, for ``KeyCheck`` (a no-op as a dependency: the key was checked already)."""
+
+    operation: str
+
+    def __call__(self) -> None:
+        return None
+
+
+#: The operation of ``GET /metrics`` for the key check: any valid key (read-only included) may scrape.
+METRICS_OPERATION = "metrics"
+
+
+class KeyCheck:
+    """Check the API key from the request line and headers, before anything reads the body.
+
+    FastAPI parses (and validates) a body before route dependencies run, so a key check there lets an
+    anonymous client make the server read, buffer and parse up to ``max_request_bytes``, and answers a
+    malformed body with 400 instead of 401. Here the route (hence the operation) is found from the
+    method and path alone; a refused request's body is never read. Paths of no operation (``/healthz``,
+    ``/readyz``, ``/docs``, ``/openapi.json``, unknown paths) pass; ``/metrics`` needs a key of any role.
+    """
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator, metrics: Metrics, routes: Any) -> None:
+        self.app = app
+        self.authenticator = authenticator
+        self.metrics = metrics
+        self._routes = routes  # the router's list: read at the first request, when every route exists
+        self._table: list[tuple[APIRoute, str]] | None = None
+
+    def _operation(self, scope: Scope) -> str | None:
+        if self._table is None:
+            self._table = [
+                (route, dep.dependency.operation)
+                for route in self._routes
+                if isinstance(route, APIRoute)
+                for dep in route.dependencies
+                if isinstance(dep.dependency, RequiresKey)
+            ]
+        if scope.get("path") == "/metrics":
+            return METRICS_OPERATION
+        for route, operation in self._table:
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                return operation
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.authenticator.enabled:
+            await self.app(scope, receive, send)
+            return
+        operation = self._operation(scope)
+        if operation is not None:
+            headers = dict(scope.get("headers") or [])
+            authorization = headers.get(b"authorization")
+            try:
+                self.authenticator.check(
+                    None if authorization is None else authorization.decode("latin-1"), operation
+                )
+            except VecDBError as exc:
+                self.metrics.observe("rest", operation, exc.code, 0.0)
+                response = error_response(exc.http_status, exc.code, exc.message, exc.details)
+                if isinstance(exc, AuthenticationError):
+                    response.headers["WWW-Authenticate"] = "Bearer"
+                # Connection: close, since the body (if any) stays unread.
+                response.headers["Connection"] = "close"
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def _allowed_methods(request: Request) -> list[str]:
     """The methods of every route whose path matches the request's."""
     methods: set[str] = set()
@@ -322,6 +396,33 @@ def _allowed_methods(request: Request) -> list[str]:
         if match != Match.NONE:
             methods |= getattr(route, "methods", None) or set()
     return sorted(methods)
+
+
+def _document_limits(schemas: dict[str, Any], limits: Limits) -> None:
+    """The engine's constraints in the schema (this server's limits). Only documented: the engine checks
+    them, so that a violation has the same error code (413 ``limit_exceeded``, ``invalid_name``...) over
+    REST and gRPC rather than pydantic's 400."""
+    constraints: dict[tuple[str, str], dict[str, Any]] = {
+        ("CreateCollectionBody", "name"): {"pattern": "^[A-Za-z0-9_-]{1,64}$"},
+        ("CreateCollectionBody", "dim"): {"minimum": 1, "maximum": limits.max_dim},
+        ("CreateCollectionBody", "max_records"): {"minimum": 1},
+        ("UpsertBody", "ids"): {"minItems": 1, "maxItems": limits.max_batch},
+        ("GetBody", "ids"): {"minItems": 1, "maxItems": limits.max_batch},
+        ("ReplaceSourceBody", "ids"): {"maxItems": limits.max_batch},
+        ("SearchBody", "k"): {"minimum": 1, "maximum": limits.max_k},
+        ("ScrollBody", "limit"): {"minimum": 1, "maximum": limits.max_batch},
+    }
+    for (model, field), extra in constraints.items():
+        prop = schemas.get(model, {}).get("properties", {}).get(field)
+        if prop is None:
+            continue
+        target = next((alt for alt in prop.get("anyOf", ()) if alt.get("type") != "null"), prop)
+        target.update(extra)
+    search = schemas.get("SearchBody", {}).get("properties", {})
+    if "k" in search:
+        search["k"]["description"] = (
+            f"Hits per query, 1 to {limits.max_k}; queries x k at most {limits.max_hits} (limits.max_hits)."
+        )
 
 
 def create_app(
@@ -344,6 +445,8 @@ def create_app(
     )
     app.state.ready = False
     app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
+    # Added last, so it runs first: the key is checked before BodyLimit or FastAPI read the body.
+    app.add_middleware(KeyCheck, authenticator=authenticator, metrics=metrics, routes=app.router.routes)
 
     @app.exception_handler(VecDBError)
     async def _vecdb_error(request: Request, exc: VecDBError) -> Response:
@@ -384,16 +487,8 @@ def create_app(
         return error_response(500, "internal", f"internal error: {type(exc).__name__}")
 
     def authorized(op: str) -> Any:
-        """A dependency checking the API key before the body is even validated."""
-
-        def check(request: Request) -> None:
-            try:
-                authenticator.check(request.headers.get("authorization"), op)
-            except VecDBError as exc:
-                metrics.observe("rest", op, exc.code, 0.0)
-                raise
-
-        return Depends(check)
+        """The route's operation: ``KeyCheck`` checks the key for it before the body is read."""
+        return Depends(RequiresKey(op))
 
     def call(request: Request, op: str, fn: Callable[[], T]) -> T:
         start = time.perf_counter()
@@ -411,7 +506,7 @@ def create_app(
             metrics.observe("rest", op, code, elapsed)
             log.debug("rest %s %s %.2f ms", op, code, elapsed * 1000)
 
-    # ---- health and metrics (no key needed) ----
+    # ---- health (no key needed) and metrics (a key of any role, when keys are configured) ----
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -442,10 +537,10 @@ def create_app(
         dependencies=[authorized("create_collection")],
     )
     def create_collection(body: CreateCollectionBody, request: Request) -> Any:
-        return call(
-            request,
-            "create_collection",
-            lambda: db.create_collection(
+        def run() -> Any:
+            if body.embedding is not None:  # over the wire, only the models the server offers
+                db.check_model_allowed(body.embedding.get("model"))
+            return db.create_collection(
                 body.name,
                 body.dim,
                 body.metric,  # type: ignore[arg-type]
@@ -455,8 +550,9 @@ def create_app(
                 body.eviction,  # type: ignore[arg-type]
                 shards=body.shards,
                 replicas=body.replicas,
-            ).info(),
-        )
+            ).info()
+
+        return call(request, "create_collection", run)
 
     @app.get(
         "/v1/collections",
@@ -691,6 +787,8 @@ def create_app(
             schemas = schema.get("components", {}).get("schemas", {})
             for unused in ("HTTPValidationError", "ValidationError"):
                 schemas.pop(unused, None)
+            settings = getattr(db, "settings", None)  # the schema is also built without a database
+            _document_limits(schemas, settings.limits if settings is not None else Limits())
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import resource
 import signal
 import threading
 import time
@@ -24,6 +25,7 @@ from vecdb.engine import Database
 from vecdb.errors import InvalidConfigError, UnavailableError
 from vecdb.server.auth import Authenticator
 from vecdb.server.grpc_service import SERVICE_NAME, create_grpc_server
+from vecdb.server.http_guard import protocol_with_read_timeout
 from vecdb.server.metrics import Metrics
 from vecdb.server.rest import create_app
 from vecdb.server.tls import load_server_tls
@@ -55,6 +57,21 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def raise_open_files_limit() -> tuple[int, int]:
+    """Raise the soft limit on open files to the hard limit (every connection is a file descriptor: at a
+    1,024 soft limit, ~1,000 idle sockets stop both listeners from accepting). Returns (before, after)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft >= hard:
+        return soft, soft
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("could not raise the open-files limit from %d to %d: %s", soft, target, exc)
+        return soft, soft
+    return soft, target
 
 
 def _load_all(db: Database, on_ready: list[threading.Event]) -> None:
@@ -96,6 +113,8 @@ def serve(settings: Settings) -> int:
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
     authenticator = Authenticator(settings.api_keys)
+    before, after = raise_open_files_limit()
+    log.info("open files limit: %d (soft limit was %d)", after, before)
     if not authenticator.enabled and not _is_loopback(settings.host):
         log.warning(
             "no API key configured and listening on %s: anyone who can reach it can read and write",
@@ -124,6 +143,12 @@ def serve(settings: Settings) -> int:
             workers=settings.grpc_workers,
             max_message_bytes=settings.max_request_bytes,
             credentials=None if tls is None else tls.grpc_credentials(),
+            max_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
+            max_streams=settings.grpc_max_streams,
+            stream_idle_seconds=settings.grpc_stream_idle_seconds,
+            connection_idle_seconds=settings.grpc_connection_idle_seconds,
+            keepalive_seconds=settings.grpc_keepalive_seconds,
+            handshake_seconds=settings.read_timeout_seconds,
         )
         grpc_server.start()
         ready = threading.Event()
@@ -144,6 +169,9 @@ def serve(settings: Settings) -> int:
             access_log=settings.log_level == "debug",
             timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
             lifespan="off",
+            http=protocol_with_read_timeout(settings.read_timeout_seconds),
+            limit_concurrency=settings.rest_max_connections,
+            timeout_keep_alive=settings.rest_keep_alive_seconds,
             **({} if tls is None else tls.uvicorn_options()),
         )
         server = uvicorn.Server(config)
