@@ -6,6 +6,7 @@ import json
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -275,6 +276,20 @@ async def test_healthz(rest: httpx.AsyncClient) -> None:
     r = await rest.get("/healthz")
     assert r.status_code == 200
     assert r.json() == {"status": "ok"}
+
+
+async def test_healthz_answers_while_every_worker_thread_is_busy(rest: httpx.AsyncClient) -> None:
+    """A burst of (sync) requests holds every token of the thread pool: /healthz still answers."""
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    holders = [object() for _ in range(int(limiter.total_tokens))]
+    for h in holders:
+        await limiter.acquire_on_behalf_of(h)
+    try:
+        with anyio.fail_after(5):
+            assert (await rest.get("/healthz")).json() == {"status": "ok"}
+    finally:
+        for h in holders:
+            limiter.release_on_behalf_of(h)
 
 
 async def test_readyz_is_503_until_ready(app: FastAPI, rest: httpx.AsyncClient) -> None:

@@ -509,7 +509,8 @@ def create_app(
     # ---- health (no key needed) and metrics (a key of any role, when keys are configured) ----
 
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
+        # On the event loop, not the thread pool: a write burst that fills the pool must not stall it.
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["ops"], responses={503: {"model": dict[str, Any]}})
