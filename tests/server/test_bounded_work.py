@@ -74,6 +74,20 @@ def test_embedded_search_refuses_an_answer_over_the_limits(
     assert caught.value.details == details
 
 
+def test_get_and_scroll_refuse_pages_of_vectors_over_the_limit(limited: Database) -> None:
+    """1024 bytes = 16 vectors of dim 16: a get or scroll page of 17 with vectors is refused unread."""
+    col = limited.get_collection("docs")
+    ids = [f"r{i}" for i in range(17)]
+    with pytest.raises(LimitExceededError) as caught:
+        col.get(ids, include=["vector"])
+    assert caught.value.details == {"rows": 17, "dim": DIM, "bytes": 17 * DIM * 4, "limit": 1024}
+    with pytest.raises(LimitExceededError):
+        col.scroll(limit=17, include=["vector", "text"])
+    assert len(col.get(ids[:16], include=["vector"])) == 16
+    assert len(col.get(ids, include=["text"])) == 17  # without vectors: max_batch bounds it
+    assert len(col.scroll(limit=16, include=["vector"])[0]) == 16
+
+
 @pytest.mark.parametrize(("n", "k", "include", "details"), REFUSED)
 async def test_rest_search_refuses_an_answer_over_the_limits(
     limited: Database, n: int, k: int, include: list[str] | None, details: dict[str, int]

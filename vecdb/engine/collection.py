@@ -44,6 +44,7 @@ from vecdb.engine.validate import (
     validate_records,
     validate_source,
     validate_texts,
+    validate_vector_bytes,
 )
 from vecdb.engine.vector_state import VectorIndexState
 from vecdb.errors import (
@@ -579,6 +580,7 @@ class Collection:
         self._check_open()
         id_list = list(dict.fromkeys(validate_id_list(ids, self._limits, allow_duplicates=True)))
         fields = validate_include(include)
+        validate_vector_bytes(len(id_list), self.dim, fields, self._limits, "get")
         with self._reading():
             dead = self._records.expired(time.time())
             labels = [lb for lb in self._store.lookup_labels(id_list) if lb is not None and lb not in dead]
@@ -709,6 +711,7 @@ class Collection:
         limit = validate_limit(limit, self._limits)
         flt = parse_filter(filter)
         fields = validate_include(include)
+        validate_vector_bytes(limit, self.dim, fields, self._limits, "a scroll page")
         with self._reading():
             allowed = None if flt is None else self._records.evaluate(flt)
             dead = self._records.expired(time.time())

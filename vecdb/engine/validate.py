@@ -39,6 +39,7 @@ __all__ = [
     "validate_records",
     "validate_source",
     "validate_texts",
+    "validate_vector_bytes",
 ]
 
 
@@ -291,6 +292,22 @@ def validate_hits(queries: int, k: int, dim: int, include: Iterable[str], limits
                 bytes=size,
                 limit=limits.max_response_bytes,
             )
+
+
+def validate_vector_bytes(rows: int, dim: int, include: Iterable[str], limits: Limits, what: str) -> None:
+    """Refuse a get or scroll page of ``rows`` records whose vectors (with ``vector`` in include) would
+    exceed ``max_response_bytes``: checked before reading, never truncated."""
+    size = rows * dim * 4
+    if "vector" in include and size > limits.max_response_bytes:
+        raise LimitExceededError(
+            f"{what} of {rows} records with vectors of dim {dim} is up to {size} bytes of vectors, over the "
+            f"limit of {limits.max_response_bytes} bytes per response: leave 'vector' out of include or "
+            "ask for fewer records",
+            rows=rows,
+            dim=dim,
+            bytes=size,
+            limit=limits.max_response_bytes,
+        )
 
 
 def validate_limit(limit: Any, limits: Limits) -> int:
