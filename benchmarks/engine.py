@@ -41,8 +41,8 @@ import numpy as np
 from _common import log, pct
 
 from vecdb.config import Settings, StorageSettings
-from vecdb.engine.vector_state import CHECKPOINT_FILE
 from vecdb.engine.database import Database
+from vecdb.engine.vector_state import CHECKPOINT_FILE
 
 COLLECTION = "bench"
 BATCH = 1000
