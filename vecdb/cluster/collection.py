@@ -31,8 +31,10 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from vecdb.cluster.shard import ShardActor, ShardFailure
 from vecdb.config import Settings
 from vecdb.embed import EmbedderRegistry
-from vecdb.engine.collection import Collection, decode_cursor, encode_cursor
+from vecdb.engine.collection import Collection
 from vecdb.engine.validate import (
+    decode_cursor,
+    encode_cursor,
     split_missing_vectors,
     validate_id_list,
     validate_include,

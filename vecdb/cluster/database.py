@@ -20,7 +20,7 @@ from vecdb.config import Settings
 from vecdb.engine import Database
 from vecdb.engine.capacity import Eviction
 from vecdb.engine.collection import Collection
-from vecdb.engine.database import validate_name
+from vecdb.engine.validate import validate_name
 from vecdb.errors import (
     CollectionExistsError,
     CorruptionError,

@@ -17,7 +17,6 @@ real name; leftovers are cleaned on open. Collections are opened (recovered) on 
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import threading
 import uuid
@@ -35,7 +34,7 @@ from vecdb.embed import EmbedderRegistry, resolve_model
 from vecdb.engine.capacity import Eviction, parse_capacity
 from vecdb.engine.collection import Collection
 from vecdb.engine.snapshots import Snapshots, read_snapshot
-from vecdb.engine.validate import validate_texts
+from vecdb.engine.validate import NAME_RE, validate_name, validate_texts
 from vecdb.errors import (
     ClosedError,
     CollectionExistsError,
@@ -44,7 +43,6 @@ from vecdb.errors import (
     DatabaseLockedError,
     InvalidArgumentError,
     InvalidConfigError,
-    InvalidNameError,
 )
 from vecdb.index import parse_index_spec, resolve_device
 from vecdb.storage import atomic_write_json, fsync_dir, read_json
@@ -54,17 +52,8 @@ __all__ = ["Database"]
 
 log = logging.getLogger(__name__)
 
-NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MANIFEST = "collection.json"
 MANIFEST_FORMAT = 1
-
-
-def validate_name(name: Any, what: str = "collection") -> str:
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise InvalidNameError(
-            f"invalid {what} name {name!r}: use 1-64 letters, digits, '_' or '-'", name=str(name)[:100]
-        )
-    return name
 
 
 class Database:

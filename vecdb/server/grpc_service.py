@@ -25,7 +25,7 @@ from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from vecdb.engine import Database
+from vecdb.engine import DatabaseAPI
 from vecdb.errors import InvalidArgumentError, InvalidConfigError, InvalidFilterError, VecDBError
 from vecdb.server import convert
 from vecdb.server._generated import vecdb_pb2 as pb
@@ -65,7 +65,7 @@ def _details_text(details: dict[str, Any]) -> str:
 
 
 class VecDBServicer(pb_grpc.VecDBServicer):
-    def __init__(self, db: Database, authenticator: Authenticator, metrics: Metrics) -> None:
+    def __init__(self, db: DatabaseAPI, authenticator: Authenticator, metrics: Metrics) -> None:
         self._db = db
         self._auth = authenticator
         self._metrics = metrics
@@ -377,7 +377,7 @@ def _raise(exc: Exception) -> Any:
 
 
 def create_grpc_server(
-    db: Database,
+    db: DatabaseAPI,
     *,
     authenticator: Authenticator,
     metrics: Metrics,

@@ -25,7 +25,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vecdb import __version__
-from vecdb.engine import Database
+from vecdb.engine import DatabaseAPI
 from vecdb.errors import (
     AuthenticationError,
     InvalidFilterError,
@@ -325,7 +325,7 @@ def _allowed_methods(request: Request) -> list[str]:
 
 
 def create_app(
-    db: Database, *, authenticator: Authenticator, metrics: Metrics, max_request_bytes: int
+    db: DatabaseAPI, *, authenticator: Authenticator, metrics: Metrics, max_request_bytes: int
 ) -> FastAPI:
     """The REST application over an open Database. ``app.state.ready`` drives /readyz."""
     app = FastAPI(
