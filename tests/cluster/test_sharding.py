@@ -303,3 +303,27 @@ def _langchain_and_cache(client: Any) -> None:
     hit = cache.lookup("What is the capital city of France?")
     assert hit is not None and hit.response == "Paris" and not hit.exact
     assert cache.get("How tall is Mount Everest?") == "8,849 m"
+
+
+def test_one_contract_over_real_actors(cluster: None, tmp_path: Path) -> None:
+    """The divergences the unit tests pin without Ray (tests/unit/test_cluster_contract.py), once over
+    real shard actors: a name held by a sharded collection, closed collections, expiry errors' details,
+    sharded collections in open_collections (and so in /metrics)."""
+    from vecdb.engine import CollectionAPI, DatabaseAPI
+    from vecdb.errors import ClosedError, CollectionExistsError, InvalidArgumentError
+
+    with ClusterDatabase(tmp_path / "d", actor_options=ACTOR) as db:
+        assert isinstance(db, DatabaseAPI) and not isinstance(db, Database)
+        col = db.create_collection("sh", dim=DIM, metric="l2", index={"type": "flat"}, shards=2)
+        assert isinstance(col, CollectionAPI) and not isinstance(col, Collection)
+        with pytest.raises(CollectionExistsError):
+            db.create_collection("sh", dim=DIM)
+        with pytest.raises(InvalidArgumentError) as err:
+            col.upsert(["a", "b"], np.ones((2, DIM), dtype=np.float32), expires_at=[4e9])
+        assert err.value.details == {"field": "expires_at", "expected": 2, "got": 1}
+        col.upsert(["a", "b", "c"], np.eye(3, DIM, dtype=np.float32))
+        assert [c.name for c in db.open_collections()] == ["sh"]
+        assert col.info()["index_state"]["vectors"] == 3
+        db.drop_collection("sh")
+        with pytest.raises(ClosedError):
+            col.count()

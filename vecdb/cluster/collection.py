@@ -1,38 +1,49 @@
-"""A collection spread over N shards, each held by R replica actors (``vecdb.cluster.shard``).
+"""A collection spread over N shards, each held by a group of R replicas (``vecdb.cluster.replicas``:
+Ray actors, each an embedded engine collection, ``vecdb.cluster.shard``).
 
-Routing: a record lives on shard ``blake2b(id) mod N`` (stable across processes and restarts, unlike
-Python's ``hash``). Writes by id go to their shard; deletes by source or filter fan out. Search fans out to
-every shard in parallel and merges the per-shard top-k: each shard returns its own exact top-k, so the
-merged top-k of a flat index equals the unsharded one (cosine/ip: higher first, l2: lower first, ties by
-id). Get, count, list_sources and scroll merge too.
+``ShardedCollection`` implements ``CollectionAPI`` by composition: it validates every request with the
+engine's own checks (``vecdb.engine.validate``) before any shard sees it, routes records by id
+(``vecdb.cluster.routing``), calls the shards' engine methods by keyword, and merges their answers with
+pure functions (``vecdb.cluster.merge``). It never subclasses the engine's ``Collection``.
+
+Routing: a record lives on shard ``blake2b(id) mod N``. Writes by id go to their shard; deletes by
+source or filter fan out. Search fans out to every shard in parallel and merges the per-shard top-k.
 
 Replicas: a write is acknowledged only once every replica of each shard it touches has applied it. A
 replica that is down (Ray is restarting it) is waited for up to ``WRITE_WAIT_SECONDS``; then the write
 fails with ``UnavailableError`` (it may have reached some replicas: writes are idempotent, retry it).
 Reads go to one replica per shard (round robin) and fall back to the others; when no replica of a shard
 answers, the read raises ``UnavailableError`` naming the missing shards, never a partial result.
+
+This module does not import Ray: tests drive it with in-process replica groups.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-import ray
-from ray.exceptions import GetTimeoutError, RayActorError
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from vecdb.cluster.shard import ShardActor, ShardFailure
+from vecdb.cluster.merge import (
+    merge_get,
+    merge_hits,
+    merge_index_state,
+    merge_scroll,
+    merge_sources,
+    sum_counts,
+)
+from vecdb.cluster.routing import route
+from vecdb.cluster.shard import ShardFailure
 from vecdb.config import Settings
 from vecdb.embed import EmbedderRegistry
-from vecdb.engine.collection import Collection, decode_cursor, encode_cursor
 from vecdb.engine.validate import (
+    check_embedded_dim,
+    check_expiry,
+    decode_cursor,
     split_missing_vectors,
     validate_id_list,
     validate_include,
@@ -42,35 +53,47 @@ from vecdb.engine.validate import (
     validate_source,
     validate_texts,
 )
-from vecdb.errors import InvalidArgumentError, InvalidConfigError, UnavailableError
+from vecdb.errors import ClosedError, InvalidArgumentError, InvalidConfigError, UnavailableError
 from vecdb.index import parse_index_spec
 from vecdb.types import DEFAULT_INCLUDE, Hit, Metric, Record, SourceInfo
 
-__all__ = ["START_TIMEOUT_SECONDS", "WRITE_WAIT_SECONDS", "ShardedCollection", "place_replicas", "shard_of"]
+__all__ = ["WRITE_WAIT_SECONDS", "NoReplicaError", "ReplicaGroup", "ShardedCollection"]
 
-#: Per shard: the positional and keyword arguments of one collection method call.
-Calls = dict[int, tuple[tuple[Any, ...], dict[str, Any]]]
-
-#: How long a collection's actors may take to start (be placed, open their stores).
-START_TIMEOUT_SECONDS = 120.0
 #: How long a write waits for a restarting replica before it fails with UnavailableError.
 WRITE_WAIT_SECONDS = 30.0
 
 
-def shard_of(record_id: str, shards: int) -> int:
-    """The shard of a record id: stable everywhere (blake2b, never Python's salted ``hash``)."""
-    digest = hashlib.blake2b(record_id.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % shards
+class NoReplicaError(Exception):
+    """No replica of a shard answered a read (raised by a ``ReplicaGroup``'s wait function)."""
 
 
-def place_replicas(shards: int, replicas: int) -> list[list[str]]:
-    """A node id for each replica of each shard: the alive nodes with CPUs, in turn, so a shard's
-    replicas land on different nodes whenever there are at least ``replicas`` of them."""
-    alive: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
-    nodes = sorted(n["NodeID"] for n in alive if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0)
-    if not nodes:
-        raise UnavailableError("the Ray cluster has no alive node with CPUs to hold shards")
-    return [[nodes[(s * replicas + r) % len(nodes)] for r in range(replicas)] for s in range(shards)]
+class ReplicaGroup(Protocol):
+    """The replicas of one shard. ``read`` and ``write`` start a call of the shard's engine collection
+    method ``method(**kwargs)`` and return a function that waits for it, so that every shard works in
+    parallel. A result may be a ``ShardFailure`` (the engine's error, carried back whole)."""
+
+    #: The replicas (Ray actor handles), in replica order.
+    actors: list[Any]
+
+    def read(self, method: str, kwargs: dict[str, Any], turn: int) -> Callable[[], Any]:
+        """Start on replica ``turn mod R``; the wait function falls back on the others in turn and
+        raises NoReplicaError when none answered."""
+        ...
+
+    def write(
+        self, method: str, kwargs: dict[str, Any], deadline: float
+    ) -> Callable[[], tuple[list[Any], list[int]]]:
+        """Start on every replica; the wait function retries a restarting replica until ``deadline``
+        (``time.monotonic``) and returns each replica's result and the replicas that stayed down."""
+        ...
+
+    def close(self) -> None:
+        """Close every replica's store and end the replicas."""
+        ...
+
+    def destroy(self) -> None:
+        """Delete every replica's data and end the replicas."""
+        ...
 
 
 def _unwrap(value: Any) -> Any:
@@ -79,101 +102,61 @@ def _unwrap(value: Any) -> Any:
     return value
 
 
-class ShardedCollection(Collection):
-    """The public methods of ``Collection`` over shard actors. Holds no records itself.
-
-    It subclasses Collection so that the server and every caller take it where they take a collection;
-    it never runs Collection's constructor, and each public method is overridden here (the ones that make
-    no sense across shards, such as snapshots, raise InvalidArgumentError).
-    """
+class ShardedCollection:
+    """``CollectionAPI`` over shard replica groups. Holds no records itself; snapshots are not
+    supported yet (``snapshot_into`` raises InvalidConfigError)."""
 
     def __init__(
         self,
         name: str,
         config: dict[str, Any],
+        groups: Sequence[ReplicaGroup],
         *,
-        data_dir: Path,
+        path: Path,
         settings: Settings,
         embedders: EmbedderRegistry,
-        actor_options: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
-        self.path = data_dir / "shards" / name
+        self.path = path
         self.dim = int(config["dim"])
         self.metric: Metric = config["metric"]
         self.spec = parse_index_spec(config["index"])
         embedding = config.get("embedding")
-        self.embedding_model = embedding["model"] if isinstance(embedding, dict) else None
+        self.embedding_model: str | None = embedding["model"] if isinstance(embedding, dict) else None
         self.capacity = None
         self.shards = int(config["shards"])
         self.replicas = int(config["replicas"])
-        self._settings = settings
+        if len(groups) != self.shards:
+            raise ValueError(f"{len(groups)} replica groups for {self.shards} shards")
+        self.groups = list(groups)
         self._limits = settings.limits
         self._embedders = embedders
         self._closed = False
-        actor_class = ray.remote(ShardActor)
-        base = {"max_restarts": -1, "max_task_retries": 0, **(actor_options or {"num_cpus": 1})}
-        # Each replica is pinned to the node its data lives on (chosen at create time, kept in the
-        # registry): a restarted actor must find its own store, never start empty on another node.
-        placement: list[list[str]] | None = config.get("placement")
-        shard_config = {"dim": self.dim, "metric": self.metric, "index": config["index"]}
-
-        def start(s: int, r: int) -> Any:
-            opts = dict(base)
-            if placement is not None:
-                opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(placement[s][r], soft=False)
-            return actor_class.options(**opts).remote(
-                str(self.path / f"s{s}-r{r}"), name, shard_config, settings
-            )
-
-        #: actors[shard][replica]
-        self.actors: list[list[Any]] = [
-            [start(s, r) for r in range(self.replicas)] for s in range(self.shards)
-        ]
         self._turn = itertools.count()
-        # Surface a start-up failure (bad path, locked store, no room in the cluster) here rather than
-        # on the first request.
-        everyone = [a for row in self.actors for a in row]
-        try:
-            ray.get([a.ping.remote() for a in everyone], timeout=START_TIMEOUT_SECONDS)
-        except (GetTimeoutError, RayActorError) as exc:
-            for actor in everyone:
-                ray.kill(actor, no_restart=True)
-            raise UnavailableError(
-                f"collection {name!r}: its {len(everyone)} shard actors did not all start within "
-                f"{START_TIMEOUT_SECONDS:.0f} s (not enough resources in the Ray cluster for "
-                f"{actor_options or {'num_cpus': 1}} each?): {exc}",
-                shards=self.shards,
-                replicas=self.replicas,
-            ) from exc
+
+    @property
+    def actors(self) -> list[list[Any]]:
+        """actors[shard][replica]."""
+        return [g.actors for g in self.groups]
 
     # ---- plumbing ----------------------------------------------------------------------------------
 
     def _check_open(self) -> None:
         if self._closed:
-            raise UnavailableError(f"collection {self.name!r} is closed")
+            raise ClosedError(f"collection {self.name!r} is closed")
 
-    def _read_any(self, calls: Calls, method: str) -> dict[int, Any]:
-        """``method`` on one replica of each shard in ``calls``, in parallel; falls back to the other
-        replicas of a shard whose replica is down. Raises UnavailableError naming every shard with no
-        replica left (never a partial result)."""
-        start = next(self._turn)
-        order = {s: [(start + i) % self.replicas for i in range(self.replicas)] for s in calls}
-        refs = {s: self.actors[s][order[s][0]].call.remote(method, *calls[s]) for s in calls}
+    def _read(self, method: str, calls: dict[int, dict[str, Any]]) -> dict[int, Any]:
+        """``method(**calls[s])`` on one replica of each shard ``s``, in parallel. Raises
+        UnavailableError naming every shard with no replica left (never a partial result)."""
+        turn = next(self._turn)
+        waits = {s: self.groups[s].read(method, kwargs, turn) for s, kwargs in calls.items()}
         results: dict[int, Any] = {}
         missing: list[int] = []
-        for s, first in refs.items():
-            ref, tried = first, 0
-            while True:
-                try:
-                    results[s] = ray.get(ref)
-                    break
-                except RayActorError:
-                    tried += 1
-                    if tried == self.replicas:
-                        missing.append(s)
-                        break
-                    ref = self.actors[s][order[s][tried]].call.remote(method, *calls[s])
+        for s, wait in waits.items():
+            try:
+                results[s] = wait()
+            except NoReplicaError:
+                missing.append(s)
         if missing:
             raise UnavailableError(
                 f"collection {self.name!r}: no replica of shard(s) {missing} answered "
@@ -182,49 +165,31 @@ class ShardedCollection(Collection):
             )
         return {s: _unwrap(v) for s, v in results.items()}
 
-    def _fan_read(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
-        out = self._read_any({s: (args, kwargs) for s in range(self.shards)}, method)
+    def _fan_read(self, method: str, **kwargs: Any) -> list[Any]:
+        """``method(**kwargs)`` on every shard; the results in shard order."""
+        out = self._read(method, {s: kwargs for s in range(self.shards)})
         return [out[s] for s in range(self.shards)]
 
-    def _write_all(self, calls: Calls, method: str) -> dict[int, Any]:
-        """``method`` on every replica of each shard in ``calls``; returns replica 0's result per shard.
-        Acknowledged only when every replica applied it; a replica being restarted is waited for."""
-        refs = {
-            (s, r): self.actors[s][r].call.remote(method, *calls[s])
-            for s in calls
-            for r in range(self.replicas)
-        }
+    def _write(self, method: str, calls: dict[int, dict[str, Any]]) -> list[Any]:
+        """``method(**calls[s])`` on every replica of each shard ``s``; replica 0's results. Acknowledged
+        only when every replica applied it; a replica being restarted is waited for."""
         deadline = time.monotonic() + WRITE_WAIT_SECONDS
-        results: dict[tuple[int, int], Any] = {}
+        waits = {s: self.groups[s].write(method, kwargs, deadline) for s, kwargs in calls.items()}
+        results: dict[int, list[Any]] = {}
         down: list[tuple[int, int]] = []
-        for (s, r), first in refs.items():
-            ref = first
-            while True:
-                try:
-                    results[s, r] = ray.get(ref)
-                    break
-                except RayActorError:
-                    if time.monotonic() > deadline:
-                        down.append((s, r))
-                        break
-                    time.sleep(0.2)
-                    ref = self.actors[s][r].call.remote(method, *calls[s])
+        for s, wait in waits.items():
+            results[s], replicas_down = wait()
+            down += [(s, r) for r in replicas_down]
         if down:
             raise UnavailableError(
                 f"collection {self.name!r}: replica(s) {down} (shard, replica) did not come back within "
                 f"{WRITE_WAIT_SECONDS:.0f} s; the write may have reached other replicas: retry it",
                 replicas=[list(x) for x in down],
             )
-        for value in results.values():
-            _unwrap(value)
-        return {s: results[s, 0] for s in calls}
-
-    def _route(self, ids: Sequence[str]) -> dict[int, list[int]]:
-        """Positions of ``ids`` per shard, in order."""
-        out: dict[int, list[int]] = {}
-        for i, rid in enumerate(ids):
-            out.setdefault(shard_of(rid, self.shards), []).append(i)
-        return out
+        for values in results.values():
+            for value in values:
+                _unwrap(value)
+        return [results[s][0] for s in calls]
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         if self.embedding_model is None:
@@ -232,7 +197,8 @@ class ShardedCollection(Collection):
                 f"collection {self.name!r} has no embedding model: send vectors (create it with "
                 'embedding={"model": ...} to send texts alone)'
             )
-        return self._embedders.get(self.embedding_model).encode(texts)
+        vectors = self._embedders.get(self.embedding_model).encode(texts)
+        return check_embedded_dim(vectors, self.embedding_model, self.dim)
 
     # ---- writes ------------------------------------------------------------------------------------
 
@@ -276,18 +242,20 @@ class ShardedCollection(Collection):
         """As ``Collection.upsert``; each record is written on its shard (all replicas)."""
         self._check_open()
         id_list, vecs, text_col, meta_col, src_col = self._prepare(ids, vectors, texts, metadatas, sources)
+        check_expiry(ttl, expires_at, len(id_list))
         per_record = isinstance(expires_at, list | tuple | np.ndarray)
-        if per_record and len(expires_at) != len(id_list):  # type: ignore[arg-type]
-            raise InvalidArgumentError(f"expires_at has {len(expires_at)} entries for {len(id_list)} ids")  # type: ignore[arg-type]
-        calls: Calls = {}
-        for s, pos in self._route(id_list).items():
-            exp = [expires_at[i] for i in pos] if per_record else expires_at  # type: ignore[index]
-            calls[s] = (
-                ([id_list[i] for i in pos], vecs[pos], [text_col[i] for i in pos],
-                 [meta_col[i] for i in pos], [src_col[i] for i in pos]),
-                {"ttl": ttl, "expires_at": exp},
-            )  # fmt: skip
-        return sum(self._write_all(calls, "upsert").values())
+        calls: dict[int, dict[str, Any]] = {}
+        for s, pos in route(id_list, self.shards).items():
+            calls[s] = {
+                "ids": [id_list[i] for i in pos],
+                "vectors": vecs[pos],
+                "texts": [text_col[i] for i in pos],
+                "metadatas": [meta_col[i] for i in pos],
+                "sources": [src_col[i] for i in pos],
+                "ttl": ttl,
+                "expires_at": [expires_at[i] for i in pos] if per_record else expires_at,  # type: ignore[index]
+            }
+        return sum(self._write("upsert", calls))
 
     def replace_source(
         self,
@@ -297,25 +265,27 @@ class ShardedCollection(Collection):
         texts: Sequence[str | None] | None = None,
         metadatas: Sequence[dict[str, Any] | None] | None = None,
     ) -> int:
-        """Replace every record of ``source``: delete it on every shard, then upsert the new records on
-        theirs. NOT atomic across shards (a reader may see the source missing or partly written
-        meanwhile), unlike ``Collection.replace_source``; each shard's part is atomic."""
+        """Replace every record of ``source``: every shard replaces its part (its own records of the
+        source by the new records routed to it). NOT atomic across shards (a reader may see the source
+        partly replaced meanwhile), unlike ``Collection.replace_source``; each shard's part is atomic."""
         self._check_open()
         source = validate_source(source, self._limits)
         n = len(ids) if ids is not None and not isinstance(ids, str) else -1
         id_list, vecs, text_col, meta_col, _ = self._prepare(
             ids, vectors, texts, metadatas, [source] * max(n, 0), allow_empty=True
         )
-        routed = self._route(id_list)
-        calls: Calls = {}
+        routed = route(id_list, self.shards)
+        calls: dict[int, dict[str, Any]] = {}
         for s in range(self.shards):
             pos = routed.get(s, [])
-            calls[s] = (
-                (source, [id_list[i] for i in pos], vecs[pos], [text_col[i] for i in pos],
-                 [meta_col[i] for i in pos]),
-                {},
-            )  # fmt: skip
-        removed = sum(self._write_all(calls, "replace_source").values())
+            calls[s] = {
+                "source": source,
+                "ids": [id_list[i] for i in pos],
+                "vectors": vecs[pos],
+                "texts": [text_col[i] for i in pos],
+                "metadatas": [meta_col[i] for i in pos],
+            }
+        removed = sum(self._write("replace_source", calls))
         return len(id_list) if id_list else removed  # as Collection: written, or deleted when none
 
     def delete(
@@ -330,10 +300,13 @@ class ShardedCollection(Collection):
             )
         if ids is not None:
             id_list = validate_id_list(ids, self._limits, allow_duplicates=True)
-            calls: Calls = {s: (([id_list[i] for i in pos],), {}) for s, pos in self._route(id_list).items()}
+            routed = route(id_list, self.shards)
+            calls: dict[int, dict[str, Any]] = {
+                s: {"ids": [id_list[i] for i in pos]} for s, pos in routed.items()
+            }
         else:
-            calls = {s: ((), {"filter": filter, "source": source}) for s in range(self.shards)}
-        return sum(self._write_all(calls, "delete").values())
+            calls = {s: {"filter": filter, "source": source} for s in range(self.shards)}
+        return sum(self._write("delete", calls))
 
     def purge_expired(self) -> int:
         """Each shard's own database purges its expired records; nothing to do here."""
@@ -346,12 +319,9 @@ class ShardedCollection(Collection):
         self._check_open()
         id_list = list(dict.fromkeys(validate_id_list(ids, self._limits, allow_duplicates=True)))
         validate_include(include)
-        routed = self._route(id_list)
-        found = self._read_any(
-            {s: (([id_list[i] for i in pos], include), {}) for s, pos in routed.items()}, "get"
-        )
-        by_id = {rec.id: rec for recs in found.values() for rec in recs}
-        return [by_id[i] for i in id_list if i in by_id]
+        routed = route(id_list, self.shards)
+        calls = {s: {"ids": [id_list[i] for i in pos], "include": include} for s, pos in routed.items()}
+        return merge_get(list(self._read("get", calls).values()), id_list)
 
     def search(
         self,
@@ -370,13 +340,16 @@ class ShardedCollection(Collection):
         if texts is not None:
             vectors = self._embed(validate_texts(texts, self._limits))
         k = validate_k(k, self._limits)
-        rows = self._fan_read("search", vectors, k, filter, include, params, None, score_threshold)
-        lower_is_better = self.metric == "l2"
-
-        def key(hit: Hit) -> tuple[float, str]:
-            return (hit.score if lower_is_better else -hit.score, hit.id)
-
-        return [sorted(itertools.chain(*per_query), key=key)[:k] for per_query in zip(*rows, strict=True)]
+        rows = self._fan_read(
+            "search",
+            vectors=vectors,
+            k=k,
+            filter=filter,
+            include=include,
+            params=params,
+            score_threshold=score_threshold,
+        )
+        return merge_hits(rows, k, self.metric)
 
     def scroll(
         self,
@@ -393,36 +366,33 @@ class ShardedCollection(Collection):
         self._check_open()
         decode_cursor(cursor)
         limit = validate_limit(limit, self._limits)
-        pages = self._fan_read("scroll", cursor, limit, filter, include)
-        bound: bytes | None = None  # the smallest position a shard with more to give has reached
-        for _, nxt in pages:
-            pos = decode_cursor(nxt)
-            if pos is not None and (bound is None or pos < bound):
-                bound = pos
-        merged = sorted((rec for recs, _ in pages for rec in recs), key=lambda rec: rec.id.encode("utf-8"))
-        if bound is not None:
-            merged = [rec for rec in merged if rec.id.encode("utf-8") <= bound]
-        page = merged[:limit]
-        if len(merged) > limit:
-            return page, encode_cursor(page[-1].id.encode("utf-8"))
-        return page, None if bound is None else encode_cursor(bound)
+        pages = self._fan_read("scroll", cursor=cursor, limit=limit, filter=filter, include=include)
+        return merge_scroll(pages, limit)
+
+    def iter_records(
+        self, limit: int = 1000, filter: Any = None, include: Sequence[str] = DEFAULT_INCLUDE
+    ) -> Iterator[Record]:
+        """Every record (matching ``filter``), ``limit`` a page, as ``scroll`` reads them."""
+        cursor: str | None = None
+        while True:
+            records, cursor = self.scroll(cursor, limit, filter, include)
+            yield from records
+            if cursor is None:
+                return
 
     def count(self, filter: Any = None) -> int:
         """How many records exist (that match ``filter``): the shards' counts summed."""
         self._check_open()
-        return sum(self._fan_read("count", filter))
+        return sum_counts(self._fan_read("count", filter=filter))
 
     def list_sources(self) -> list[SourceInfo]:
         """Every source with its number of records (summed over shards), sorted by source."""
         self._check_open()
-        counts: dict[str, int] = {}
-        for infos in self._fan_read("list_sources"):
-            for info in infos:
-                counts[info.source] = counts.get(info.source, 0) + info.count
-        return [SourceInfo(s, counts[s]) for s in sorted(counts)]
+        return merge_sources(self._fan_read("list_sources"))
 
     def info(self) -> dict[str, Any]:
-        """As ``Collection.info``, summed over shards; ``shards`` holds each shard's own info."""
+        """As ``Collection.info``, summed over shards; ``index_state`` sums the shards' vector counts
+        and holds each shard's own state in ``shards``."""
         self._check_open()
         infos = self._fan_read("info")
         return {
@@ -434,16 +404,17 @@ class ShardedCollection(Collection):
             "count": sum(i["count"] for i in infos),
             "sources": len(self.list_sources()),
             "capacity": None,
-            "index_state": {"shards": [i["index_state"] for i in infos]},
+            "index_state": merge_index_state([i["index_state"] for i in infos]),
             "seq": sum(i["seq"] for i in infos),
             "checkpoint_seq": sum(i["checkpoint_seq"] for i in infos),
             "cluster": {"shards": self.shards, "replicas": self.replicas},
         }
 
-    # ---- what does not cross shards ----------------------------------------------------------------
+    # ---- lifecycle: what does not cross shards -----------------------------------------------------
 
     @property
     def seq(self) -> int:
+        """The shards' sequence numbers summed (grows with every write)."""
         return int(self.info()["seq"])
 
     def snapshot_into(self, dest: Path) -> tuple[int, int]:
@@ -451,30 +422,23 @@ class ShardedCollection(Collection):
 
     def checkpoint(self) -> None:
         """Shards checkpoint on their own schedule and when closed."""
+        self._check_open()
 
     def wait_for_index(self, timeout: float | None = None) -> bool:
+        """Shards build their indexes on their own."""
+        self._check_open()
         return True
 
     def close(self) -> None:
-        """Close every replica's store (checkpointing its index), then end the actors. Idempotent."""
+        """Close every replica's store (checkpointing its index), then end the replicas. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        refs = [a.close.remote() for row in self.actors for a in row]
-        for ref in refs:
-            with contextlib.suppress(RayActorError):  # a dead replica recovers from its store next time
-                ray.get(ref)
-        for row in self.actors:
-            for actor in row:
-                ray.kill(actor, no_restart=True)
+        for group in self.groups:
+            group.close()
 
     def destroy(self) -> None:
-        """Delete every replica's data and end the actors (drop_collection)."""
+        """Delete every replica's data and end the replicas (drop_collection)."""
         self._closed = True
-        refs = [a.destroy.remote() for row in self.actors for a in row]
-        for ref in refs:
-            with contextlib.suppress(RayActorError):
-                ray.get(ref)
-        for row in self.actors:
-            for actor in row:
-                ray.kill(actor, no_restart=True)
+        for group in self.groups:
+            group.destroy()

@@ -1,35 +1,49 @@
-"""A Database whose collections may be sharded over Ray actors (``vecdb serve --ray-address``).
+"""A ``DatabaseAPI`` whose collections may be sharded over Ray actors (``vecdb serve --ray-address``).
 
-Unsharded collections live in the data directory as always. Sharded ones are listed in
-``DATA_DIR/cluster.json`` (name, shards, replicas, dim, metric, index spec, embedding; written
+It composes the engine: a local ``Database`` holds the unsharded collections in the data directory as
+always, and every call about one of them is delegated to it. Sharded ones are listed in
+``DATA_DIR/cluster.json`` (name, shards, replicas, dim, metric, index spec, embedding, placement; written
 atomically); their records live in the shard actors' own directories, ``DATA_DIR/shards/NAME/sS-rR`` on
-whichever node Ray placed each actor (see docs/scaling.md).
+whichever node Ray placed each actor (see docs/scaling.md). A name is held by one kind or the other,
+never both: creating or restoring a collection under a name either kind holds raises
+CollectionExistsError.
 """
 
 from __future__ import annotations
 
 import shutil
+import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
+import numpy as np
 import ray
 
-from vecdb.cluster.collection import ShardedCollection, place_replicas
+from vecdb.cluster.collection import ShardedCollection
+from vecdb.cluster.replicas import place_replicas, start_replicas
 from vecdb.config import Settings
-from vecdb.engine import Database
-from vecdb.engine.capacity import Eviction
-from vecdb.engine.collection import Collection
-from vecdb.engine.database import validate_name
+from vecdb.engine import CollectionAPI, Database, Eviction
+from vecdb.engine.validate import (
+    validate_dim,
+    validate_embedding,
+    validate_metric,
+    validate_name,
+    validate_texts,
+)
 from vecdb.errors import (
+    ClosedError,
     CollectionExistsError,
     CorruptionError,
+    InvalidArgumentError,
     InvalidConfigError,
     UnavailableError,
 )
 from vecdb.index import parse_index_spec
 from vecdb.storage import atomic_write_json, read_json
-from vecdb.types import METRICS, Metric, SnapshotInfo
+from vecdb.types import Metric, SnapshotInfo
 
 __all__ = ["ClusterDatabase"]
 
@@ -39,9 +53,10 @@ MAX_SHARDS = 1024
 MAX_REPLICAS = 16
 
 
-class ClusterDatabase(Database):
-    """``Database`` plus sharded collections. Connects to Ray at ``ray_address`` (``"auto"``: the
-    cluster this node belongs to; None: the Ray already initialized in this process, or a new local one).
+class ClusterDatabase:
+    """``DatabaseAPI``: a local ``Database`` plus sharded collections. Connects to Ray at
+    ``ray_address`` (``"auto"``: the cluster this node belongs to; None: the Ray already initialized in
+    this process, or a new local one).
 
     ``actor_options`` are Ray options for every shard actor (default ``{"num_cpus": 1}``), e.g.
     ``{"num_cpus": 0.5}`` or ``{"resources": {"vecdb": 1}}`` to keep shards on labelled nodes.
@@ -55,7 +70,7 @@ class ClusterDatabase(Database):
         ray_address: str | None = None,
         actor_options: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(path, settings=settings)
+        self._local = Database(path, settings=settings)
         try:
             if not ray.is_initialized():
                 try:
@@ -64,13 +79,18 @@ class ClusterDatabase(Database):
                     raise UnavailableError(
                         f"cannot connect to the Ray cluster at {ray_address!r}: {exc}", address=ray_address
                     ) from exc
-            self.path = self.path.resolve()
+            self.settings = self._local.settings
+            self.path = self._local.path.resolve()
+            #: The embedding models, shared with the local database (texts are embedded in the front end).
+            self.embedders = self._local.embedders
+            self._lock = threading.RLock()
+            self._closed = False
             self._actor_options = actor_options
             self._registry_path = self.path / REGISTRY
             self._registry: dict[str, dict[str, Any]] = self._read_registry()
             self._sharded: dict[str, ShardedCollection] = {}
         except BaseException:
-            super().close()
+            self._local.close()
             raise
 
     def _read_registry(self) -> dict[str, dict[str, Any]]:
@@ -92,13 +112,35 @@ class ClusterDatabase(Database):
     def _write_registry(self) -> None:
         atomic_write_json(self._registry_path, {"format": REGISTRY_FORMAT, "collections": self._registry})
 
+    # ---- lifecycle ---------------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
     def close(self) -> None:
-        """Close every sharded collection (its actors checkpoint and end), then the local ones."""
+        """Close every sharded collection (its actors checkpoint and end), then the local database.
+        Idempotent."""
         with self._lock:
-            sharded, self._sharded = list(getattr(self, "_sharded", {}).values()), {}
+            self._closed = True
+            sharded, self._sharded = list(self._sharded.values()), {}
         for col in sharded:
             col.close()
-        super().close()
+        self._local.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"database {self.path} is closed")
+
+    def _check_free(self, name: str) -> None:
+        """CollectionExistsError when a sharded collection holds ``name`` (call under the lock)."""
+        self._check_open()
+        if name in self._registry:
+            raise CollectionExistsError(f"collection {name!r} already exists", name=name)
 
     # ---- collections -------------------------------------------------------------------------------
 
@@ -113,11 +155,15 @@ class ClusterDatabase(Database):
         eviction: Eviction | None = None,
         shards: int | None = None,
         replicas: int | None = None,
-    ) -> Collection:
+    ) -> CollectionAPI:
         """As ``Database.create_collection``; given ``shards`` or ``replicas`` (even 1) make a sharded
         collection held by ``shards x replicas`` Ray actors. A sharded collection has no capacity."""
         if shards is None and replicas is None:
-            return super().create_collection(name, dim, metric, index, embedding, max_records, eviction)
+            with self._lock:
+                self._check_free(validate_name(name))
+                return self._local.create_collection(
+                    name, dim, metric, index, embedding, max_records, eviction
+                )
         name = validate_name(name)
         for what, value, top in (
             ("shards", shards or 1, MAX_SHARDS),
@@ -131,7 +177,7 @@ class ClusterDatabase(Database):
             raise InvalidConfigError(
                 "a sharded collection has no capacity (max_records / eviction)", field="max_records"
             )
-        model = self._embedding_model(embedding)
+        model = validate_embedding(embedding, self.settings)
         if model is not None and self.embedders.enabled:
             model_dim = self.embedders.get(model).dim
             dim = model_dim if dim is None else dim
@@ -139,16 +185,12 @@ class ClusterDatabase(Database):
                 raise InvalidConfigError(
                     f"dim {dim} does not match model {model!r} ({model_dim})", field="dim"
                 )
-        if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= self.settings.limits.max_dim:
-            raise InvalidConfigError(
-                f"dim must be an integer from 1 to {self.settings.limits.max_dim}, got {dim!r}", field="dim"
-            )
-        if metric not in METRICS:
-            raise InvalidConfigError(f"metric must be one of {list(METRICS)}, got {metric!r}", field="metric")
+        dim = validate_dim(dim, self.settings.limits)
+        metric = validate_metric(metric)
         spec = parse_index_spec(index, dim)
         with self._lock:
-            self._check_open()
-            if name in self._registry or (self._dir / name).exists():
+            self._check_free(name)
+            if name in self._local.list_collections():
                 raise CollectionExistsError(f"collection {name!r} already exists", name=name)
             shutil.rmtree(self.path / "shards" / name, ignore_errors=True)  # a dropped one's leftovers
             config = {
@@ -168,36 +210,41 @@ class ClusterDatabase(Database):
             return col
 
     def _open_sharded(self, name: str, config: dict[str, Any]) -> ShardedCollection:
+        path = self.path / "shards" / name
+        groups = start_replicas(name, config, path, self.settings, self._actor_options)
         col = ShardedCollection(
-            name,
-            config,
-            data_dir=self.path,
-            settings=self.settings,
-            embedders=self.embedders,
-            actor_options=self._actor_options,
+            name, config, groups, path=path, settings=self.settings, embedders=self.embedders
         )
         self._sharded[name] = col
         return col
 
-    def get_collection(self, name: str) -> Collection:
+    def get_collection(self, name: str) -> CollectionAPI:
         """The collection; a sharded one's actors are started on first use."""
         name = validate_name(name)
         with self._lock:
             self._check_open()
             if name in self._registry:
                 return self._sharded.get(name) or self._open_sharded(name, self._registry[name])
-        return super().get_collection(name)
+        return self._local.get_collection(name)
+
+    def open_collections(self) -> Sequence[CollectionAPI]:
+        """The collections opened so far: the local ones and the sharded ones (metrics read them)."""
+        with self._lock:
+            if self._closed:
+                return []
+            return [*self._local.open_collections(), *self._sharded.values()]
 
     def list_collections(self) -> list[str]:
         with self._lock:
-            return sorted(set(super().list_collections()) | set(self._registry))
+            self._check_open()
+            return sorted(set(self._local.list_collections()) | set(self._registry))
 
     def drop_collection(self, name: str) -> None:
         name = validate_name(name)
         with self._lock:
             self._check_open()
             if name not in self._registry:
-                super().drop_collection(name)
+                self._local.drop_collection(name)
                 return
             col = self._sharded.pop(name, None) or self._open_sharded(name, self._registry[name])
             self._sharded.pop(name, None)
@@ -208,7 +255,52 @@ class ClusterDatabase(Database):
     def is_sharded(self, name: str) -> bool:
         return name in self._registry
 
+    def damaged(self) -> dict[str, str]:
+        """The local collections' (a shard's damage fails the requests that meet it; its actor's
+        database is not polled here)."""
+        return self._local.damaged()
+
+    def check_model_allowed(self, model: Any) -> None:
+        """As ``Database.check_model_allowed``; sharded collections' models count too."""
+        if model and isinstance(model, str):
+            with self._lock:
+                if any(col.embedding_model == model for col in self._sharded.values()):
+                    return
+        self._local.check_model_allowed(model)
+
+    def embed(
+        self, texts: Any, model: str | None = None, collection: str | None = None
+    ) -> tuple[np.ndarray, str]:
+        """As ``Database.embed``; a sharded collection's model is the front end's."""
+        self._check_open()
+        if not collection or collection not in self._registry:
+            return self._local.embed(texts, model, collection)
+        own = self.get_collection(collection).embedding_model
+        if own is None:
+            raise InvalidArgumentError(f"collection {collection!r} has no embedding model")
+        if model and model != own:
+            raise InvalidArgumentError(f"collection {collection!r} uses model {own!r}, not {model!r}")
+        return self.embedders.get(own).encode(validate_texts(texts, self.settings.limits)), own
+
+    # ---- snapshots (local collections only, for now) -----------------------------------------------
+
     def create_snapshot(self, collection: str, name: str | None = None) -> SnapshotInfo:
         if collection in self._registry:
             raise InvalidConfigError(f"collection {collection!r} is sharded: snapshots are not supported yet")
-        return super().create_snapshot(collection, name)
+        return self._local.create_snapshot(collection, name)
+
+    def list_snapshots(self, collection: str) -> list[SnapshotInfo]:
+        return self._local.list_snapshots(collection)
+
+    def delete_snapshot(self, collection: str, name: str) -> None:
+        self._local.delete_snapshot(collection, name)
+
+    def restore_snapshot(self, collection: str, name: str, target: str | None = None) -> CollectionAPI:
+        with self._lock:
+            self._check_free(validate_name(target or collection))
+            return self._local.restore_snapshot(collection, name, target)
+
+    def restore_snapshot_dir(self, path: str | Path, target: str) -> CollectionAPI:
+        with self._lock:
+            self._check_free(validate_name(target))
+            return self._local.restore_snapshot_dir(path, target)

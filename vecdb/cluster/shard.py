@@ -15,13 +15,13 @@ from typing import Any
 from vecdb.config import Settings
 from vecdb.engine import Database
 from vecdb.errors import CollectionNotFoundError, VecDBError
+from vecdb.operations import OPERATIONS
 
 __all__ = ["SHARD_METHODS", "ShardActor", "ShardFailure"]
 
-#: The collection methods a shard serves (everything a ShardedCollection fans out or routes).
-SHARD_METHODS = frozenset(
-    {"upsert", "get", "delete", "replace_source", "search", "count", "list_sources", "scroll", "info"}
-)
+#: The collection methods a shard serves: every collection operation (``vecdb.operations``) and ``info``
+#: (get_collection's answer).
+SHARD_METHODS = frozenset(op.name for op in OPERATIONS if op.target == "collection") | {"info"}
 
 
 class ShardFailure:
@@ -52,12 +52,14 @@ class ShardActor:
                 name, dim=config["dim"], metric=config["metric"], index=config["index"]
             )
 
-    def call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Run ``collection.method(*args, **kwargs)``; a VecDBError comes back as a ShardFailure."""
+    def call(self, method: str, kwargs: dict[str, Any]) -> Any:
+        """Run ``collection.method(**kwargs)`` (keywords only: a parameter the engine reorders or
+        renames cannot be filled silently with another's value); a VecDBError comes back as a
+        ShardFailure."""
         if method not in SHARD_METHODS:
             raise ValueError(f"not a shard method: {method}")
         try:
-            return getattr(self.col, method)(*args, **kwargs)
+            return getattr(self.col, method)(**kwargs)
         except VecDBError as exc:
             return ShardFailure(exc)
 

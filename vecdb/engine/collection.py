@@ -9,8 +9,6 @@ checkpoint is missing, damaged or cannot be caught up.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import logging
 import math
@@ -34,6 +32,8 @@ from vecdb.engine.derived import Change, Derived, FilterState, RecencyState
 from vecdb.engine.locks import RWLock
 from vecdb.engine.record_index import RecordIndex, to_labels
 from vecdb.engine.validate import (
+    decode_cursor,
+    encode_cursor,
     split_missing_vectors,
     validate_hits,
     validate_id_list,
@@ -74,7 +74,6 @@ log = logging.getLogger(__name__)
 
 #: Ids a filtered scroll page may scan beyond its limit before it returns (possibly short).
 SCROLL_SCAN = 10_000
-_CURSOR_PREFIX = "v1."
 
 WATERMARK_FILE = "seq.watermark"
 STORE_DIR = "store"
@@ -838,26 +837,6 @@ def _seconds(value: Any, what: str, kind: str = "a number of seconds") -> float:
         shown = shown or repr(value)[:100]
         raise InvalidArgumentError(f"{what} must be {kind}, positive and finite, got {shown}", field=what)
     return seconds
-
-
-def encode_cursor(last_id: bytes) -> str:
-    """An opaque scroll cursor: the last id returned."""
-    return _CURSOR_PREFIX + base64.urlsafe_b64encode(last_id).decode("ascii").rstrip("=")
-
-
-def decode_cursor(cursor: Any) -> bytes | None:
-    if cursor is None:
-        return None
-    if not isinstance(cursor, str) or not cursor.startswith(_CURSOR_PREFIX):
-        raise InvalidArgumentError(f"invalid scroll cursor {cursor!r:.80}: pass the next_cursor of a page")
-    body = cursor[len(_CURSOR_PREFIX) :]
-    try:
-        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidArgumentError(f"invalid scroll cursor {cursor!r:.80}: {exc}") from exc
-    if not raw:
-        raise InvalidArgumentError(f"invalid scroll cursor {cursor!r:.80}")
-    return raw
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import re
 import shutil
 import threading
 import uuid
@@ -37,7 +36,7 @@ from vecdb.embed import PACKAGED_MODELS, EmbedderRegistry, resolve_model
 from vecdb.engine.capacity import Eviction, parse_capacity
 from vecdb.engine.collection import Collection
 from vecdb.engine.snapshots import Snapshots, read_snapshot, verify_files
-from vecdb.engine.validate import validate_texts
+from vecdb.engine.validate import NAME_RE, validate_name, validate_texts
 from vecdb.errors import (
     ClosedError,
     CollectionExistsError,
@@ -46,7 +45,6 @@ from vecdb.errors import (
     DatabaseLockedError,
     InvalidArgumentError,
     InvalidConfigError,
-    InvalidNameError,
     ModelUnavailableError,
     StorageError,
 )
@@ -58,17 +56,8 @@ __all__ = ["Database"]
 
 log = logging.getLogger(__name__)
 
-NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MANIFEST = "collection.json"
 MANIFEST_FORMAT = 1
-
-
-def validate_name(name: Any, what: str = "collection") -> str:
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise InvalidNameError(
-            f"invalid {what} name {name!r}: use 1-64 letters, digits, '_' or '-'", name=str(name)[:100]
-        )
-    return name
 
 
 class Database:

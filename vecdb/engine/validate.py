@@ -2,45 +2,183 @@
 
 Every check raises a typed ``VecDBError`` whose message and ``details`` name the offending item
 (its position in the batch and, where known, its id).
+
+This module is public: the engine and every variant composed from it (``vecdb.cluster``) validate
+requests with these functions, so a request is accepted or refused with the same error everywhere.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import orjson
 
-from vecdb.config import Limits
+from vecdb.config import Limits, Settings
+from vecdb.embed import resolve_model
 from vecdb.errors import (
     DimensionMismatchError,
     DuplicateIdError,
     InvalidArgumentError,
+    InvalidConfigError,
     InvalidIdError,
     InvalidMetadataError,
+    InvalidNameError,
     InvalidSourceError,
     InvalidVectorError,
     LimitExceededError,
 )
 from vecdb.storage import NewRecord
-from vecdb.types import INCLUDE_FIELDS, Metric
+from vecdb.types import INCLUDE_FIELDS, METRICS, Metric
 
 __all__ = [
+    "CURSOR_PREFIX",
     "MAX_VECTOR_NORM",
+    "NAME_RE",
+    "check_embedded_dim",
+    "check_expiry",
+    "decode_cursor",
+    "encode_cursor",
     "split_missing_vectors",
+    "validate_dim",
+    "validate_embedding",
     "validate_hits",
     "validate_id_list",
     "validate_include",
     "validate_k",
     "validate_limit",
+    "validate_metric",
+    "validate_name",
     "validate_queries",
     "validate_records",
     "validate_source",
     "validate_texts",
     "validate_vector_bytes",
 ]
+
+#: Collection and snapshot names: they become directory names (and parts of REST paths).
+NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: Every scroll cursor starts with it (the cursor format's version).
+CURSOR_PREFIX = "v1."
+
+
+def validate_name(name: Any, what: str = "collection") -> str:
+    """``name`` when it is a valid collection (or ``what``) name; InvalidNameError otherwise."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise InvalidNameError(
+            f"invalid {what} name {name!r}: use 1-64 letters, digits, '_' or '-'", name=str(name)[:100]
+        )
+    return name
+
+
+def encode_cursor(last_id: bytes) -> str:
+    """An opaque scroll cursor: the last id returned."""
+    return CURSOR_PREFIX + base64.urlsafe_b64encode(last_id).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: Any) -> bytes | None:
+    """The last id a scroll cursor stands for (None for None: the first page). InvalidArgumentError
+    for anything that is not a cursor ``encode_cursor`` made."""
+    if cursor is None:
+        return None
+    if not isinstance(cursor, str) or not cursor.startswith(CURSOR_PREFIX):
+        raise InvalidArgumentError(f"invalid scroll cursor {cursor!r:.80}: pass the next_cursor of a page")
+    body = cursor[len(CURSOR_PREFIX) :]
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidArgumentError(f"invalid scroll cursor {cursor!r:.80}: {exc}") from exc
+    if not raw:
+        raise InvalidArgumentError(f"invalid scroll cursor {cursor!r:.80}")
+    return raw
+
+
+def validate_embedding(embedding: Any, settings: Settings) -> str | None:
+    """The model name of a collection's ``embedding`` option (``{"model": NAME}``; ``{}``: the default
+    model), resolved locally (ModelUnavailableError otherwise); None without one. InvalidConfigError
+    for anything else."""
+    if embedding is None:
+        return None
+    if not isinstance(embedding, dict) or set(embedding) - {"model"}:
+        raise InvalidConfigError(
+            f'embedding must be an object like {{"model": "all-MiniLM-L6-v2"}}, got {embedding!r}',
+            field="embedding",
+        )
+    model = embedding.get("model") or settings.embedding.default_model
+    if not isinstance(model, str):
+        raise InvalidConfigError(f"embedding.model must be a string, got {model!r}", field="embedding.model")
+    resolve_model(model, allow_download=settings.embedding.allow_download)
+    return model
+
+
+def validate_dim(dim: Any, limits: Limits) -> int:
+    """A collection's dimension: an integer from 1 to ``max_dim``."""
+    if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= limits.max_dim:
+        raise InvalidConfigError(
+            f"dim must be an integer from 1 to {limits.max_dim}, got {dim!r}", field="dim"
+        )
+    return dim
+
+
+def validate_metric(metric: Any) -> Metric:
+    if metric not in METRICS:
+        raise InvalidConfigError(f"metric must be one of {list(METRICS)}, got {metric!r}", field="metric")
+    return metric  # type: ignore[no-any-return]
+
+
+def check_embedded_dim(vectors: np.ndarray, model: str, dim: int) -> np.ndarray:
+    """``vectors`` from ``model`` when they have the collection's ``dim``; InvalidConfigError otherwise
+    (a model replaced under the same name, or a collection created while embedding was off)."""
+    if vectors.ndim != 2 or vectors.shape[1] != dim:
+        got = vectors.shape[1] if vectors.ndim == 2 else vectors.shape
+        raise InvalidConfigError(f"model {model!r} gives {got}-d vectors, the collection has {dim}")
+    return vectors
+
+
+def check_expiry(ttl: Any, expires_at: Any, n: int) -> None:
+    """Raise as an upsert of ``n`` records would for its ``ttl`` / ``expires_at``: both given, a list of
+    the wrong length (``details``: field, expected, got), or a time that is not a positive, finite
+    number."""
+    if ttl is None and expires_at is None:
+        return
+    if ttl is not None and expires_at is not None:
+        raise InvalidArgumentError("give ttl or expires_at, not both")
+    if ttl is not None:
+        _seconds(ttl, "ttl")
+    elif isinstance(expires_at, list | tuple | np.ndarray):
+        if len(expires_at) != n:
+            raise InvalidArgumentError(
+                f"{len(expires_at)} expires_at for {n} ids",
+                field="expires_at",
+                expected=n,
+                got=len(expires_at),
+            )
+        for i, t in enumerate(expires_at):
+            if t is not None:
+                _seconds(t, f"expires_at[{i}]", "a unix time")
+    else:
+        _seconds(expires_at, "expires_at", "a unix time")
+
+
+def _seconds(value: Any, what: str, kind: str = "a number of seconds") -> float:
+    """A positive, finite float from an int or float (numpy's included); InvalidArgumentError otherwise."""
+    number = isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
+    shown = None
+    try:
+        seconds = float(value) if number else math.nan
+    except OverflowError:
+        seconds, shown = math.inf, "an integer beyond float range"
+    if not math.isfinite(seconds) or seconds <= 0:
+        shown = shown or repr(value)[:100]
+        raise InvalidArgumentError(f"{what} must be {kind}, positive and finite, got {shown}", field=what)
+    return seconds
 
 
 def split_missing_vectors(ids: Any, vectors: Any, texts: Any, dim: int) -> tuple[Any, list[int]]:

@@ -11,6 +11,7 @@ import hmac
 from collections.abc import Sequence
 from typing import Literal
 
+from vecdb import operations
 from vecdb.config import parse_api_key
 from vecdb.errors import AuthenticationError, InvalidConfigError, PermissionDeniedError
 
@@ -18,38 +19,9 @@ __all__ = ["OPERATIONS", "WRITE_OPERATIONS", "Authenticator", "Role"]
 
 Role = Literal["admin", "read"]
 
-#: Every operation, named as in the engine (and the metrics' ``operation`` label).
-OPERATIONS = (
-    "create_collection",
-    "list_collections",
-    "get_collection",
-    "drop_collection",
-    "upsert",
-    "get",
-    "delete",
-    "replace_source",
-    "search",
-    "count",
-    "list_sources",
-    "embed",
-    "scroll",
-    "create_snapshot",
-    "list_snapshots",
-    "delete_snapshot",
-    "restore_snapshot",
-)
-WRITE_OPERATIONS = frozenset(
-    {
-        "create_collection",
-        "drop_collection",
-        "upsert",
-        "delete",
-        "replace_source",
-        "create_snapshot",
-        "delete_snapshot",
-        "restore_snapshot",
-    }
-)
+#: Every operation, named as in the engine (and the metrics' ``operation`` label): ``vecdb.operations``.
+OPERATIONS = tuple(op.name for op in operations.OPERATIONS)
+WRITE_OPERATIONS = frozenset(op.name for op in operations.OPERATIONS if op.writes)
 
 
 class Authenticator:

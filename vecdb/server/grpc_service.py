@@ -27,7 +27,7 @@ from grpc._cython import cygrpc  # type: ignore[attr-defined]
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from vecdb.engine import Database
+from vecdb.engine import DatabaseAPI
 from vecdb.errors import (
     DeadlineExceededError,
     InvalidArgumentError,
@@ -74,7 +74,7 @@ def _details_text(details: dict[str, Any]) -> str:
 
 
 class VecDBServicer(pb_grpc.VecDBServicer):
-    def __init__(self, db: Database, authenticator: Authenticator, metrics: Metrics) -> None:
+    def __init__(self, db: DatabaseAPI, authenticator: Authenticator, metrics: Metrics) -> None:
         self._db = db
         self._auth = authenticator
         self._metrics = metrics
@@ -506,7 +506,7 @@ def _cancel(context: Any, details: str) -> None:
 
 
 def create_grpc_server(
-    db: Database,
+    db: DatabaseAPI,
     *,
     authenticator: Authenticator,
     metrics: Metrics,

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from vecdb.engine import Database
+from vecdb.engine import DatabaseAPI
 
 __all__ = ["Metrics"]
 
@@ -18,7 +18,7 @@ _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 
 
 class _CollectionCollector(Collector):
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: DatabaseAPI) -> None:
         self._db = db
 
     def collect(self) -> Iterator[Metric]:
@@ -59,7 +59,7 @@ class _CollectionCollector(Collector):
 class Metrics:
     """One registry per server, so tests can run several servers in one process."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: DatabaseAPI) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "vecdb_requests",

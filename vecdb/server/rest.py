@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vecdb import __version__
 from vecdb.config import Limits
-from vecdb.engine import Database
+from vecdb.engine import DatabaseAPI
 from vecdb.errors import (
     AuthenticationError,
     InvalidFilterError,
@@ -426,7 +426,7 @@ def _document_limits(schemas: dict[str, Any], limits: Limits) -> None:
 
 
 def create_app(
-    db: Database, *, authenticator: Authenticator, metrics: Metrics, max_request_bytes: int
+    db: DatabaseAPI, *, authenticator: Authenticator, metrics: Metrics, max_request_bytes: int
 ) -> FastAPI:
     """The REST application over an open Database. ``app.state.ready`` drives /readyz."""
     app = FastAPI(

@@ -21,7 +21,7 @@ import uvicorn
 from grpc_health.v1 import health_pb2
 
 from vecdb.config import Settings
-from vecdb.engine import Database
+from vecdb.engine import Database, DatabaseAPI
 from vecdb.errors import InvalidConfigError, UnavailableError
 from vecdb.server.auth import Authenticator
 from vecdb.server.grpc_service import SERVICE_NAME, create_grpc_server
@@ -74,7 +74,7 @@ def raise_open_files_limit() -> tuple[int, int]:
     return soft, target
 
 
-def _load_all(db: Database, on_ready: list[threading.Event]) -> None:
+def _load_all(db: DatabaseAPI, on_ready: list[threading.Event]) -> None:
     started = time.perf_counter()
     names = db.list_collections()
     for name in names:
@@ -87,7 +87,7 @@ def _load_all(db: Database, on_ready: list[threading.Event]) -> None:
         event.set()
 
 
-def _open_database(settings: Settings) -> Database:
+def _open_database(settings: Settings) -> DatabaseAPI:
     """The data directory; with ``ray_address``, one whose sharded collections live in Ray actors (Ray
     is imported only then: it is an optional extra)."""
     if settings.ray_address is None:

@@ -1,0 +1,266 @@
+"""The engine's contract: ``CollectionAPI`` and ``DatabaseAPI``.
+
+The embedded engine (``Collection``, ``Database``) implements them, and so does every variant composed
+from it (``vecdb.cluster``: ``ShardedCollection``, ``ClusterDatabase``). The REST and gRPC servers type
+against these Protocols only, so whatever implements them can be served. A variant is built by
+composing the engine, never by inheriting its private state.
+
+Shared rules:
+
+- Every argument is validated before anything is written: a bad item rejects the whole call, and the
+  error is a ``VecDBError`` (``vecdb.errors``) whose ``details`` name the offending item.
+- On a closed collection or database every method but ``close`` raises ``ClosedError``.
+- Orders are part of the contract: ``get`` keeps request order, ``search`` best first (ties by id on
+  an exact index), ``scroll`` UTF-8 byte order of ids, ``list_sources`` / ``list_collections`` sorted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
+
+import numpy as np
+
+from vecdb.config import Settings
+from vecdb.engine.capacity import Eviction
+from vecdb.types import DEFAULT_INCLUDE, Hit, Metric, Record, SnapshotInfo, SourceInfo
+
+__all__ = ["CollectionAPI", "DatabaseAPI"]
+
+
+@runtime_checkable
+class CollectionAPI(Protocol):
+    """A named set of records with one dimension, metric and index. Thread-safe."""
+
+    #: The collection's name (``NAME_RE``).
+    name: str
+    #: The vectors' dimension.
+    dim: int
+    #: ``cosine``, ``ip`` (scores: higher is better) or ``l2`` (squared distance: lower is better).
+    metric: Metric
+    #: The embedding model that turns texts into vectors, or None (vectors must be sent).
+    embedding_model: str | None
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the last write (0 for a collection never written)."""
+        ...
+
+    # ---- writes ------------------------------------------------------------------------------------
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: Any = None,
+        texts: Sequence[str | None] | None = None,
+        metadatas: Sequence[dict[str, Any] | None] | None = None,
+        sources: Sequence[str | None] | None = None,
+        *,
+        ttl: float | None = None,
+        expires_at: float | Sequence[float | None] | None = None,
+    ) -> int:
+        """Insert or replace records by id; returns how many were written (``len(ids)``).
+
+        ``vectors``: an (n, dim) array or list of rows; with an embedding model it may be omitted (or
+        hold None) where a text is to be embedded. ``ttl`` (seconds from now) or ``expires_at`` (unix
+        seconds, one or one per record) make records expire. Raises InvalidIdError, DuplicateIdError,
+        DimensionMismatchError, InvalidVectorError, InvalidMetadataError, InvalidSourceError,
+        InvalidArgumentError (``expires_at`` length: ``details`` field, expected, got), LimitExceededError,
+        InvalidConfigError (a model whose vectors do not have ``dim``), ClosedError. Idempotent.
+        """
+        ...
+
+    def replace_source(
+        self,
+        source: str,
+        ids: Sequence[str],
+        vectors: Any,
+        texts: Sequence[str | None] | None = None,
+        metadatas: Sequence[dict[str, Any] | None] | None = None,
+    ) -> int:
+        """Replace every record of ``source`` with the given ones (which get that source). Returns how
+        many were written; with no ids, how many were deleted. Raises as ``upsert`` and
+        InvalidSourceError."""
+        ...
+
+    def delete(
+        self, ids: Sequence[str] | None = None, *, filter: Any = None, source: str | None = None
+    ) -> int:
+        """Delete by ids, by metadata filter or by source (exactly one; InvalidArgumentError otherwise).
+        Returns how many existed and were deleted. Raises InvalidFilterError for an empty filter."""
+        ...
+
+    def purge_expired(self) -> int:
+        """Delete the records whose time has come; returns how many. Never raises ClosedError."""
+        ...
+
+    # ---- reads -------------------------------------------------------------------------------------
+
+    def get(self, ids: Sequence[str], include: Sequence[str] = DEFAULT_INCLUDE) -> list[Record]:
+        """The records that exist among ``ids``, in request order, each once; missing ids are skipped.
+        ``include`` picks the fields (``INCLUDE_FIELDS``; InvalidArgumentError otherwise)."""
+        ...
+
+    def search(
+        self,
+        vectors: Any = None,
+        k: int = 10,
+        filter: Any = None,
+        include: Sequence[str] = DEFAULT_INCLUDE,
+        params: dict[str, Any] | None = None,
+        texts: Sequence[str] | str | None = None,
+        score_threshold: float | None = None,
+    ) -> list[list[Hit]]:
+        """One list of at most ``k`` hits per query (exactly one of ``vectors`` and ``texts``), best
+        first; only records matching ``filter``; hits beyond ``score_threshold`` dropped. Exact on a
+        flat index. Raises InvalidArgumentError, DimensionMismatchError, InvalidFilterError,
+        LimitExceededError (k, queries)."""
+        ...
+
+    def scroll(
+        self,
+        cursor: str | None = None,
+        limit: int = 1000,
+        filter: Any = None,
+        include: Sequence[str] = DEFAULT_INCLUDE,
+    ) -> tuple[list[Record], str | None]:
+        """One page of at most ``limit`` records in id order (UTF-8 bytes) after ``cursor``, and the next
+        cursor (None once exhausted; a filtered page may be short while the cursor is not None). A
+        record existing for the whole scroll appears exactly once. InvalidArgumentError for a cursor
+        no page returned."""
+        ...
+
+    def iter_records(
+        self, limit: int = 1000, filter: Any = None, include: Sequence[str] = DEFAULT_INCLUDE
+    ) -> Iterator[Record]:
+        """Every record (matching ``filter``), in ``scroll`` order, ``limit`` a page."""
+        ...
+
+    def count(self, filter: Any = None) -> int:
+        """How many live records exist (that match ``filter``)."""
+        ...
+
+    def list_sources(self) -> list[SourceInfo]:
+        """Every source with its number of live records, sorted by source."""
+        ...
+
+    def info(self) -> dict[str, Any]:
+        """name, dim, metric, index, embedding, count, sources, capacity, index_state, seq,
+        checkpoint_seq (a sharded collection adds ``cluster``)."""
+        ...
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+
+    def snapshot_into(self, dest: Path) -> tuple[int, int]:
+        """Write a consistent copy into the empty directory ``dest``; returns (seq, visible records).
+        A collection that cannot (sharded) raises InvalidConfigError."""
+        ...
+
+    def checkpoint(self) -> None:
+        """Persist the derived state now (normally done in the background)."""
+        ...
+
+    def wait_for_index(self, timeout: float | None = None) -> bool:
+        """Block until no index build is running or due; False on timeout."""
+        ...
+
+    def close(self) -> None:
+        """Persist what is derived and release the resources. Idempotent; never raises ClosedError."""
+        ...
+
+
+@runtime_checkable
+class DatabaseAPI(Protocol):
+    """Named collections in one data directory. Use as a context manager or call ``close()``."""
+
+    #: The settings it was opened with.
+    settings: Settings
+    #: The data directory.
+    path: Path
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    def close(self) -> None:
+        """Close every collection and release the directory. Idempotent."""
+        ...
+
+    def create_collection(
+        self,
+        name: str,
+        dim: int | None = None,
+        metric: Metric = "cosine",
+        index: dict[str, Any] | None = None,
+        embedding: dict[str, Any] | None = None,
+        max_records: int | None = None,
+        eviction: Eviction | None = None,
+        shards: int | None = None,
+        replicas: int | None = None,
+    ) -> CollectionAPI:
+        """Create an empty collection. Raises CollectionExistsError (whatever kind of collection holds
+        the name), InvalidNameError, InvalidConfigError (dim, metric, index, embedding, capacity;
+        shards/replicas where there is no cluster), ModelUnavailableError."""
+        ...
+
+    def get_collection(self, name: str) -> CollectionAPI:
+        """The collection (opened on first use). Raises CollectionNotFoundError, InvalidNameError."""
+        ...
+
+    def list_collections(self) -> list[str]:
+        """The names of all collections, sorted."""
+        ...
+
+    def open_collections(self) -> Sequence[CollectionAPI]:
+        """The collections opened so far, of every kind (metrics read them). Empty once closed. (A
+        Sequence, not a list: a list is invariant, and implementations return lists of their own
+        collection class.)"""
+        ...
+
+    def drop_collection(self, name: str) -> None:
+        """Delete a collection and all its data. Raises CollectionNotFoundError."""
+        ...
+
+    def embed(
+        self, texts: Any, model: str | None = None, collection: str | None = None
+    ) -> tuple[np.ndarray, str]:
+        """Vectors for ``texts`` and the model used: ``collection``'s model, else ``model``, else the
+        default. InvalidArgumentError for a collection without a model or with another one."""
+        ...
+
+    def create_snapshot(self, collection: str, name: str | None = None) -> SnapshotInfo:
+        """A consistent copy of ``collection``. Raises CollectionNotFoundError, SnapshotExistsError,
+        InvalidNameError, InvalidConfigError (sharded)."""
+        ...
+
+    def list_snapshots(self, collection: str) -> list[SnapshotInfo]:
+        """``collection``'s snapshots, oldest first (also those of a dropped collection)."""
+        ...
+
+    def delete_snapshot(self, collection: str, name: str) -> None:
+        """Raises SnapshotNotFoundError."""
+        ...
+
+    def restore_snapshot(self, collection: str, name: str, target: str | None = None) -> CollectionAPI:
+        """A new collection ``target`` (default ``collection``) holding what the snapshot holds. Raises
+        SnapshotNotFoundError, CollectionExistsError (whatever kind of collection holds ``target``)."""
+        ...
+
+    def restore_snapshot_dir(self, path: str | Path, target: str) -> CollectionAPI:
+        """Restore the snapshot directory ``path`` as the new collection ``target``. Raises
+        CorruptionError, CollectionExistsError (whatever kind of collection holds ``target``)."""
+        ...
+
+    def damaged(self) -> dict[str, str]:
+        """Collections that failed an integrity check, with the reason (``code: message``): those that
+        could not be opened and open ones whose store met damage while serving. Empty when healthy."""
+        ...
+
+    def check_model_allowed(self, model: Any) -> None:
+        """Raise ``ModelUnavailableError`` (naming ``model`` only) unless a request may name it (the
+        default or packaged model, a model of an open collection, ``embedding.allowed_models``)."""
+        ...
