@@ -27,7 +27,7 @@ from vecdb.cluster.replicas import place_replicas, start_replicas
 from vecdb.config import Settings
 from vecdb.engine import CollectionAPI, Database, Eviction
 from vecdb.engine.validate import (
-    validate_dim,
+    collection_dim,
     validate_embedding,
     validate_metric,
     validate_name,
@@ -178,14 +178,8 @@ class ClusterDatabase:
                 "a sharded collection has no capacity (max_records / eviction)", field="max_records"
             )
         model = validate_embedding(embedding, self.settings)
-        if model is not None and self.embedders.enabled:
-            model_dim = self.embedders.get(model).dim
-            dim = model_dim if dim is None else dim
-            if dim != model_dim:
-                raise InvalidConfigError(
-                    f"dim {dim} does not match model {model!r} ({model_dim})", field="dim"
-                )
-        dim = validate_dim(dim, self.settings.limits)
+        model_dim = self.embedders.get(model).dim if model is not None and self.embedders.enabled else None
+        dim = collection_dim(dim, model, model_dim, self.settings.limits)
         metric = validate_metric(metric)
         spec = parse_index_spec(index, dim)
         with self._lock:

@@ -32,8 +32,10 @@ from vecdb.engine.derived import Change, Derived, FilterState, RecencyState
 from vecdb.engine.locks import RWLock
 from vecdb.engine.record_index import RecordIndex, to_labels
 from vecdb.engine.validate import (
+    check_embedded_dim,
     decode_cursor,
     encode_cursor,
+    expiry_times,
     split_missing_vectors,
     validate_hits,
     validate_id_list,
@@ -51,7 +53,6 @@ from vecdb.errors import (
     ClosedError,
     CorruptionError,
     InvalidArgumentError,
-    InvalidConfigError,
     InvalidFilterError,
     LimitExceededError,
 )
@@ -420,13 +421,9 @@ class Collection:
                 f"collection {self.name!r} has no embedding model: send vectors (create it with "
                 'embedding={"model": ...} to send texts alone)'
             )
-        vectors = self._embedders.get(self.embedding_model).encode(texts)
-        if vectors.shape[1] != self.dim:
-            raise InvalidConfigError(
-                f"model {self.embedding_model!r} gives {vectors.shape[1]}-d vectors, "
-                f"the collection has {self.dim}"
-            )
-        return vectors
+        return check_embedded_dim(
+            self._embedders.get(self.embedding_model).encode(texts), self.embedding_model, self.dim
+        )
 
     def replace_source(
         self,
@@ -800,43 +797,10 @@ def _score_filter(threshold: Any, metric: Metric) -> Callable[[float], bool]:
 
 def _with_expiry(new: list[NewRecord], ttl: Any, expires_at: Any) -> list[NewRecord]:
     """The records with their expiry time: ``ttl`` seconds from now, or ``expires_at`` (one or per record)."""
-    if ttl is None and expires_at is None:
+    times = expiry_times(ttl, expires_at, len(new))
+    if times is None:
         return new
-    if ttl is not None and expires_at is not None:
-        raise InvalidArgumentError("give ttl or expires_at, not both")
-    if ttl is not None:
-        return [dataclasses.replace(r, expires_at=time.time() + _seconds(ttl, "ttl")) for r in new]
-    if isinstance(expires_at, list | tuple | np.ndarray):
-        if len(expires_at) != len(new):
-            raise InvalidArgumentError(
-                f"{len(expires_at)} expires_at for {len(new)} ids",
-                field="expires_at",
-                expected=len(new),
-                got=len(expires_at),
-            )
-        times = [
-            None if t is None else _seconds(t, f"expires_at[{i}]", "a unix time")
-            for i, t in enumerate(expires_at)
-        ]
-    else:
-        times = [_seconds(expires_at, "expires_at", "a unix time")] * len(new)
     return [dataclasses.replace(r, expires_at=t) for r, t in zip(new, times, strict=True)]
-
-
-def _seconds(value: Any, what: str, kind: str = "a number of seconds") -> float:
-    """A positive, finite float from an int or float (numpy's included); InvalidArgumentError otherwise."""
-    number = isinstance(value, int | float | np.integer | np.floating) and not isinstance(
-        value, bool | np.bool_
-    )
-    shown = None
-    try:
-        seconds = float(value) if number else math.nan
-    except OverflowError:
-        seconds, shown = math.inf, "an integer beyond float range"
-    if not math.isfinite(seconds) or seconds <= 0:
-        shown = shown or repr(value)[:100]
-        raise InvalidArgumentError(f"{what} must be {kind}, positive and finite, got {shown}", field=what)
-    return seconds
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:

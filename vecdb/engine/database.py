@@ -32,11 +32,18 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from vecdb.config import Settings
-from vecdb.embed import PACKAGED_MODELS, EmbedderRegistry, resolve_model
+from vecdb.embed import PACKAGED_MODELS, EmbedderRegistry
 from vecdb.engine.capacity import Eviction, parse_capacity
 from vecdb.engine.collection import Collection
 from vecdb.engine.snapshots import Snapshots, read_snapshot, verify_files
-from vecdb.engine.validate import NAME_RE, validate_name, validate_texts
+from vecdb.engine.validate import (
+    NAME_RE,
+    collection_dim,
+    validate_embedding,
+    validate_metric,
+    validate_name,
+    validate_texts,
+)
 from vecdb.errors import (
     ClosedError,
     CollectionExistsError,
@@ -193,27 +200,10 @@ class Database:
             )
         name = validate_name(name)
         capacity = parse_capacity(max_records, eviction)
-        model = self._embedding_model(embedding)
-        if model is not None:
-            model_dim = self.embedders.get(model).dim if self.embedders.enabled else None
-            if dim is None:
-                if model_dim is None:
-                    raise InvalidConfigError("dim is required while embedding is turned off", field="dim")
-                dim = model_dim
-            elif model_dim is not None and dim != model_dim:
-                raise InvalidConfigError(
-                    f"dim {dim} does not match model {model!r} ({model_dim})", field="dim"
-                )
-        if dim is None:
-            raise InvalidConfigError(
-                "dim is required for a collection without an embedding model", field="dim"
-            )
-        if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= self.settings.limits.max_dim:
-            raise InvalidConfigError(
-                f"dim must be an integer from 1 to {self.settings.limits.max_dim}, got {dim!r}", field="dim"
-            )
-        if metric not in METRICS:
-            raise InvalidConfigError(f"metric must be one of {list(METRICS)}, got {metric!r}", field="metric")
+        model = validate_embedding(embedding, self.settings)
+        model_dim = self.embedders.get(model).dim if model is not None and self.embedders.enabled else None
+        dim = collection_dim(dim, model, model_dim, self.settings.limits)
+        metric = validate_metric(metric)
         spec = parse_index_spec(index, dim)
         with self._lock:
             self._check_open()
@@ -239,22 +229,6 @@ class Database:
             col = self._make_collection(name, final, manifest, create=False)
             self._open[name] = col
             return col
-
-    def _embedding_model(self, embedding: Any) -> str | None:
-        if embedding is None:
-            return None
-        if not isinstance(embedding, dict) or set(embedding) - {"model"}:
-            raise InvalidConfigError(
-                f'embedding must be an object like {{"model": "all-MiniLM-L6-v2"}}, got {embedding!r}',
-                field="embedding",
-            )
-        model = embedding.get("model") or self.settings.embedding.default_model
-        if not isinstance(model, str):
-            raise InvalidConfigError(
-                f"embedding.model must be a string, got {model!r}", field="embedding.model"
-            )
-        resolve_model(model, allow_download=self.settings.embedding.allow_download)
-        return model
 
     def embed(
         self, texts: Any, model: str | None = None, collection: str | None = None

@@ -13,6 +13,7 @@ import base64
 import binascii
 import math
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -42,8 +43,10 @@ __all__ = [
     "NAME_RE",
     "check_embedded_dim",
     "check_expiry",
+    "collection_dim",
     "decode_cursor",
     "encode_cursor",
+    "expiry_times",
     "split_missing_vectors",
     "validate_dim",
     "validate_embedding",
@@ -116,6 +119,21 @@ def validate_embedding(embedding: Any, settings: Settings) -> str | None:
     return model
 
 
+def collection_dim(dim: Any, model: str | None, model_dim: int | None, limits: Limits) -> int:
+    """A new collection's dimension: ``dim``, or the model's when omitted; with a model they must agree.
+    ``model_dim`` is None while embedding is turned off (``dim`` is then required)."""
+    if model is not None:
+        if dim is None:
+            if model_dim is None:
+                raise InvalidConfigError("dim is required while embedding is turned off", field="dim")
+            dim = model_dim
+        elif model_dim is not None and dim != model_dim:
+            raise InvalidConfigError(f"dim {dim} does not match model {model!r} ({model_dim})", field="dim")
+    if dim is None:
+        raise InvalidConfigError("dim is required for a collection without an embedding model", field="dim")
+    return validate_dim(dim, limits)
+
+
 def validate_dim(dim: Any, limits: Limits) -> int:
     """A collection's dimension: an integer from 1 to ``max_dim``."""
     if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= limits.max_dim:
@@ -140,17 +158,18 @@ def check_embedded_dim(vectors: np.ndarray, model: str, dim: int) -> np.ndarray:
     return vectors
 
 
-def check_expiry(ttl: Any, expires_at: Any, n: int) -> None:
-    """Raise as an upsert of ``n`` records would for its ``ttl`` / ``expires_at``: both given, a list of
-    the wrong length (``details``: field, expected, got), or a time that is not a positive, finite
-    number."""
+def expiry_times(ttl: Any, expires_at: Any, n: int) -> list[float | None] | None:
+    """The expiry time (unix seconds, None: never) of each of ``n`` records written now with ``ttl``
+    (seconds from now, for all) or ``expires_at`` (one time for all, or one per record); None when
+    neither is given. InvalidArgumentError for both given, a list of the wrong length (``details``:
+    field, expected, got), or a time that is not a positive, finite number."""
     if ttl is None and expires_at is None:
-        return
+        return None
     if ttl is not None and expires_at is not None:
         raise InvalidArgumentError("give ttl or expires_at, not both")
     if ttl is not None:
-        _seconds(ttl, "ttl")
-    elif isinstance(expires_at, list | tuple | np.ndarray):
+        return [time.time() + _seconds(ttl, "ttl")] * n
+    if isinstance(expires_at, list | tuple | np.ndarray):
         if len(expires_at) != n:
             raise InvalidArgumentError(
                 f"{len(expires_at)} expires_at for {n} ids",
@@ -158,11 +177,16 @@ def check_expiry(ttl: Any, expires_at: Any, n: int) -> None:
                 expected=n,
                 got=len(expires_at),
             )
-        for i, t in enumerate(expires_at):
-            if t is not None:
-                _seconds(t, f"expires_at[{i}]", "a unix time")
-    else:
-        _seconds(expires_at, "expires_at", "a unix time")
+        return [
+            None if t is None else _seconds(t, f"expires_at[{i}]", "a unix time")
+            for i, t in enumerate(expires_at)
+        ]
+    return [_seconds(expires_at, "expires_at", "a unix time")] * n
+
+
+def check_expiry(ttl: Any, expires_at: Any, n: int) -> None:
+    """Raise as an upsert of ``n`` records would for its ``ttl`` / ``expires_at`` (``expiry_times``)."""
+    expiry_times(ttl, expires_at, n)
 
 
 def _seconds(value: Any, what: str, kind: str = "a number of seconds") -> float:
