@@ -40,6 +40,7 @@ from vecdb.cluster.routing import route
 from vecdb.cluster.shard import ShardFailure
 from vecdb.config import Settings
 from vecdb.embed import EmbedderRegistry
+from vecdb.engine.api import scroll_all
 from vecdb.engine.validate import (
     check_embedded_dim,
     check_expiry,
@@ -373,12 +374,7 @@ class ShardedCollection:
         self, limit: int = 1000, filter: Any = None, include: Sequence[str] = DEFAULT_INCLUDE
     ) -> Iterator[Record]:
         """Every record (matching ``filter``), ``limit`` a page, as ``scroll`` reads them."""
-        cursor: str | None = None
-        while True:
-            records, cursor = self.scroll(cursor, limit, filter, include)
-            yield from records
-            if cursor is None:
-                return
+        return scroll_all(self, limit, filter, include)
 
     def count(self, filter: Any = None) -> int:
         """How many records exist (that match ``filter``): the shards' counts summed."""

@@ -27,7 +27,7 @@ from vecdb.config import Settings
 from vecdb.engine.capacity import Eviction
 from vecdb.types import DEFAULT_INCLUDE, Hit, Metric, Record, SnapshotInfo, SourceInfo
 
-__all__ = ["CollectionAPI", "DatabaseAPI"]
+__all__ = ["CollectionAPI", "DatabaseAPI", "scroll_all"]
 
 
 @runtime_checkable
@@ -264,3 +264,16 @@ class DatabaseAPI(Protocol):
         """Raise ``ModelUnavailableError`` (naming ``model`` only) unless a request may name it (the
         default or packaged model, a model of an open collection, ``embedding.allowed_models``)."""
         ...
+
+
+def scroll_all(
+    col: CollectionAPI, limit: int = 1000, filter: Any = None, include: Sequence[str] = DEFAULT_INCLUDE
+) -> Iterator[Record]:
+    """Every record of ``col`` (matching ``filter``), ``limit`` a page, as its ``scroll`` reads them:
+    ``iter_records`` of every implementation."""
+    cursor: str | None = None
+    while True:
+        records, cursor = col.scroll(cursor, limit, filter, include)
+        yield from records
+        if cursor is None:
+            return

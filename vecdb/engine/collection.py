@@ -27,6 +27,7 @@ import numpy as np
 
 from vecdb.config import Settings
 from vecdb.embed import EmbedderRegistry
+from vecdb.engine.api import scroll_all
 from vecdb.engine.capacity import Capacity, Recency
 from vecdb.engine.derived import Change, Derived, FilterState, RecencyState
 from vecdb.engine.locks import RWLock
@@ -735,12 +736,7 @@ class Collection:
         self, limit: int = 1000, filter: Any = None, include: Sequence[str] = DEFAULT_INCLUDE
     ) -> Iterator[Record]:
         """Every record (matching ``filter``), ``limit`` a page, as ``scroll`` reads them."""
-        cursor: str | None = None
-        while True:
-            records, cursor = self.scroll(cursor, limit, filter, include)
-            yield from records
-            if cursor is None:
-                return
+        return scroll_all(self, limit, filter, include)
 
     def count(self, filter: Any = None) -> int:
         """How many records exist (that match ``filter``, when given)."""

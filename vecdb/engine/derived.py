@@ -76,7 +76,24 @@ class Derived(Protocol):
         snapshot copies them)."""
 
 
-class FilterState:
+class _RebuiltAtOpen:
+    """For a structure the open scan rebuilds whole: nothing to recover, checkpoint or snapshot."""
+
+    def recover(self) -> None:
+        pass
+
+    @property
+    def checkpoint_seq(self) -> int | None:
+        return None
+
+    def prepare_checkpoint(self, seq: int) -> Callable[[], None] | None:
+        return None
+
+    def checkpoint_files(self) -> list[str]:
+        return []
+
+
+class FilterState(_RebuiltAtOpen):
     """The filter bitmaps, ids, sources and expiry times (``RecordIndex``): rebuilt by the open scan."""
 
     name = "filters"
@@ -87,27 +104,14 @@ class FilterState:
     def load(self, record: StoredRecord) -> None:
         self.records.add(record.label, record.id, record.metadata, record.source, record.expires_at)
 
-    def recover(self) -> None:
-        pass
-
     def apply(self, change: Change) -> None:
         for r in change.removed:
             self.records.remove(r.label, r.metadata, r.source)
         for label, rec in zip(change.labels.tolist(), change.added, strict=True):
             self.records.add(label, rec.id, rec.metadata, rec.source, rec.expires_at)
 
-    @property
-    def checkpoint_seq(self) -> int | None:
-        return None
 
-    def prepare_checkpoint(self, seq: int) -> Callable[[], None] | None:
-        return None
-
-    def checkpoint_files(self) -> list[str]:
-        return []
-
-
-class RecencyState:
+class RecencyState(_RebuiltAtOpen):
     """The use order of a capped collection (``Recency``): write order at open, not persisted."""
 
     name = "recency"
@@ -118,21 +122,8 @@ class RecencyState:
     def load(self, record: StoredRecord) -> None:
         self.recency.add(record.label)  # labels come in write order
 
-    def recover(self) -> None:
-        pass
-
     def apply(self, change: Change) -> None:
         for r in change.removed:
             self.recency.remove(r.label)
         for label in change.labels.tolist():
             self.recency.add(label)
-
-    @property
-    def checkpoint_seq(self) -> int | None:
-        return None
-
-    def prepare_checkpoint(self, seq: int) -> Callable[[], None] | None:
-        return None
-
-    def checkpoint_files(self) -> list[str]:
-        return []
