@@ -36,7 +36,7 @@ from vecdb.engine.database import Database
 from vecdb.storage.checkpoint import read_checkpoint
 
 WRITER_PATH = Path(__file__).with_name("crash_writer.py")
-ROUNDS = 24
+ROUNDS = int(os.environ.get("VECDB_CRASH_ROUNDS", "24"))
 READY_TIMEOUT_S = 60.0
 
 
