@@ -167,6 +167,13 @@ class IndexSettings(BaseModel):
         description="A filter admitting at most this many records is searched exactly over "
         "them; above, the ANN index is searched with a selector and a widened ef/nprobe.",
     )
+    range_min_values: int = Field(
+        64,
+        ge=0,
+        description="A numeric metadata field with more distinct values than this answers range filters "
+        "and long $in lists from its sorted column (O(log n + matches)); with fewer, by a union of its "
+        "per-value bitmaps.",
+    )
 
 
 class EmbeddingSettings(BaseModel):

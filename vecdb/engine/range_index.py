@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import array
 import math
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -171,19 +171,25 @@ class NumericColumn:
                         out.discard(label)
         return out
 
-    def isin(self, wanted: Iterable[int | float]) -> BitMap64:
+    def isin(self, wanted: Sequence[int | float]) -> BitMap64:
         """Labels whose value equals one of ``wanted`` (numbers)."""
-        floats: list[float] = []
+        try:
+            asked = np.asarray(wanted, dtype=np.float64)
+        except OverflowError:
+            asked = np.asarray([_float(v) for v in wanted], dtype=np.float64)
         odd: list[int] = []  # ints that no float64 equals: only inexact entries can equal them
-        for v in wanted:
-            f = _float(v)
-            if f == v:
-                floats.append(f)
-            else:
-                odd.append(int(v))
+        big = np.flatnonzero(np.abs(asked) >= 2.0**53)  # below that, every int is a float
+        if len(big):
+            keep = np.ones(len(asked), dtype=bool)
+            for i in big.tolist():
+                v = wanted[i]
+                if isinstance(v, int) and _float(v) != v:
+                    odd.append(v)
+                    keep[i] = False
+            asked = asked[keep]
         out = BitMap64()
-        if floats:
-            keys = np.unique(np.asarray(floats, dtype=np.float64))
+        if len(asked):
+            keys = np.unique(asked)
             starts = np.searchsorted(self._values, keys, side="left")
             lengths = np.searchsorted(self._values, keys, side="right") - starts
             total = int(lengths.sum())
@@ -200,8 +206,8 @@ class NumericColumn:
                 if mask.any():
                     out |= to_bitmap(pl[mask])
             if self._inexact:  # an inexact entry sits at a float it does not equal
-                for f in keys.tolist():
-                    for label in self._inexact.get(f, ()):
+                for f in set(keys.tolist()).intersection(self._inexact):
+                    for label in self._inexact[f]:
                         out.discard(label)
         for v in odd:
             for label, value in self._inexact.get(_float(v), {}).items():

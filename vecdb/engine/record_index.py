@@ -194,11 +194,16 @@ class RecordIndex:
         return self._ranged(c, values)
 
     def _in(self, field: str, wanted: tuple[Any, ...], values: dict[tuple[str, Any], BitMap64]) -> BitMap64:
-        column = self._column(field)
-        numbers = [v for v in wanted if is_number(v)]
-        if column is None or len(numbers) <= self._in_column_min:
+        column = self._column(field) if len(wanted) > self._in_column_min else None
+        if column is None:
             return BitMap64.union(BitMap64(), *(values.get(kind_key(v), BitMap64()) for v in wanted))  # type: ignore[arg-type]
-        others = (values.get(kind_key(v), BitMap64()) for v in wanted if not is_number(v))  # type: ignore[arg-type]
+        numbers: list[int | float] = []
+        others: list[BitMap64] = []
+        for v in wanted:
+            if type(v) is int or type(v) is float or is_number(v):
+                numbers.append(v)
+            else:
+                others.append(values.get(kind_key(v), BitMap64()))  # type: ignore[arg-type]
         return BitMap64.union(column.isin(numbers), *others)
 
     def _ranged(self, c: Cmp, values: dict[tuple[str, Any], BitMap64]) -> BitMap64:
