@@ -167,12 +167,13 @@ class IndexSettings(BaseModel):
         description="A filter admitting at most this many records is searched exactly over "
         "them; above, the ANN index is searched with a selector and a widened ef/nprobe.",
     )
-    range_min_values: int = Field(
-        64,
+    range_max_repeat: int = Field(
+        32,
         ge=0,
-        description="A numeric metadata field with more distinct values than this answers range filters "
-        "and long $in lists from its sorted column (O(log n + matches)); with fewer, by a union of its "
-        "per-value bitmaps.",
+        description="A numeric metadata field whose values repeat fewer times than this on average (a "
+        "timestamp, a price) answers range filters and long $in lists from its sorted column "
+        "(O(log n + matches)); one with more repeated values by a union of its per-value bitmaps. "
+        "0: never the column.",
     )
 
 

@@ -68,7 +68,7 @@ N_VALUES: list[Any] = [0, 1, 2, 3, 1.5, 2.5]
 g_values = st.sampled_from(G_VALUES)
 n_values = st.sampled_from(N_VALUES)
 # "ts": a number per record, nearly always distinct (a timestamp, a price): answered by the range index
-# (each run sets index.range_min_values to 0 or to the default). Ints past 2**53 compare exactly.
+# (each run sets index.range_max_repeat to 0, the default, or always). Ints past 2**53 compare exactly.
 TS_SPECIAL: list[Any] = [2**53, 2**53 + 1, float(2**53), -0.0, 0, 2**64 - 1, -(2**63), True, "5"]
 ts_values = st.one_of(
     st.integers(-1000, 1000),
@@ -237,7 +237,7 @@ class VecDBMachine(RuleBasedStateMachine):
         checkpoint_every=st.sampled_from([1, 3, 1000]),
         index=st.sampled_from(INDEXES),
         exact_max=st.sampled_from([0, 1000]),
-        range_min_values=st.sampled_from([0, 64]),
+        range_max_repeat=st.sampled_from([0, 32, 2**40]),
         seed=st.lists(items, max_size=10, unique_by=lambda it: it.id),
     )
     def create(
@@ -246,7 +246,7 @@ class VecDBMachine(RuleBasedStateMachine):
         checkpoint_every: int,
         index: dict[str, Any],
         exact_max: int,
-        range_min_values: int,
+        range_max_repeat: int,
         seed: list[Item],
     ) -> None:
         self.metric = metric
@@ -260,7 +260,7 @@ class VecDBMachine(RuleBasedStateMachine):
                 tombstone_share=0.3,
                 ivf_train_min=4,
                 exact_max_admitted=exact_max,
-                range_min_values=range_min_values,
+                range_max_repeat=range_max_repeat,
             ),
         )
         self.db = Database(self.path, settings=self.settings)

@@ -1,8 +1,8 @@
 """The range index (``NumericColumn`` inside ``RecordIndex``) against the reference ``Filter.matches``.
 
-Indexes are built with every threshold lowered (``few_numbers=0``: every numeric field answers from its
-column; ``in_column_min=0``: every ``$in`` too; small ``merge_min``: changes are merged into the sorted
-arrays often, and queries see both merged and pending ones), next to one with the default thresholds.
+Indexes are built with the thresholds set to reach the column (``range_max_repeat=ALWAYS``: every numeric
+field answers from it; ``in_column_min=0``: every ``$in`` too; small ``merge_min``: changes are merged into
+the sorted arrays often, and queries see both merged and pending ones), next to one with the defaults.
 Values mix ints and floats, ``-0.0``, ints past 2**53 that no float64 equals (they compare exactly, as in
 Python), booleans, strings, null, lists and missing fields: a record whose field is missing or not a number
 is never in a numeric range.
@@ -21,6 +21,7 @@ from vecdb.engine.record_index import RecordIndex
 from vecdb.filters import parse_filter
 
 BIG = 2**53
+ALWAYS = 2**40  # range_max_repeat: the column answers whatever the field's values
 SPECIAL_NUMBERS: list[Any] = [
     0,
     0.0,
@@ -86,7 +87,7 @@ steps = st.one_of(
 
 
 def _indexes(merge_min: int) -> list[RecordIndex]:
-    return [RecordIndex(few_numbers=0, in_column_min=0, merge_min=merge_min), RecordIndex()]
+    return [RecordIndex(range_max_repeat=ALWAYS, in_column_min=0, merge_min=merge_min), RecordIndex()]
 
 
 def _check(indexes: list[RecordIndex], live: dict[int, dict[str, Any]], raw: Any) -> None:
@@ -147,7 +148,7 @@ def test_range_index_agrees_with_matches(
 
 
 def _column_index(values: list[Any]) -> tuple[RecordIndex, dict[int, dict[str, Any]]]:
-    idx = RecordIndex(few_numbers=0, in_column_min=0, merge_min=0)
+    idx = RecordIndex(range_max_repeat=ALWAYS, in_column_min=0, merge_min=0)
     live = {label: {"t": v} for label, v in enumerate(values)}
     for label, meta in live.items():
         idx.add(label, f"r{label}", meta, None)
