@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -211,3 +212,30 @@ def test_column_merges_keep_every_label(merge_min: int) -> None:
     assert set(column.isin([3, 4.0, 1000])) == {lb for lb, v in live.items() if v in (3, 4)}
     if merge_min == 0:
         assert column.merges > 0
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_large_column_against_numpy(seed: int) -> None:
+    """Thousands of labels: ranges span the precomputed label blocks, merged and pending changes mixed."""
+    rng = np.random.default_rng(seed)
+    column = NumericColumn(merge_min=500)
+    live: dict[int, float] = {}
+    for label in range(6000):
+        value = float(rng.integers(0, 3000)) if label % 4 else float(rng.normal(0, 1000))
+        column.add(label, value)
+        live[label] = value
+    for label in rng.choice(6000, 700, replace=False).tolist():
+        column.remove(label, live.pop(label))
+    for label in range(6000, 6300):  # pending: fewer than merge_min since the last merge
+        live[label] = float(rng.integers(-100, 3100))
+        column.add(label, live[label])
+    labels = np.fromiter(live, dtype=np.int64)
+    values = np.fromiter(live.values(), dtype=np.float64)
+    for _ in range(100):
+        lo, hi = sorted(rng.integers(-200, 3200, 2).tolist())
+        lo_incl, hi_incl = bool(rng.integers(2)), bool(rng.integers(2))
+        mask = (values >= lo if lo_incl else values > lo) & (values <= hi if hi_incl else values < hi)
+        assert set(column.range((lo, lo_incl), (hi, hi_incl))) == set(labels[mask].tolist())
+        above = values >= lo if lo_incl else values > lo
+        assert set(column.range((lo, lo_incl), None)) == set(labels[above].tolist())
+    assert len(column) == len(live)

@@ -35,6 +35,10 @@ __all__ = ["MERGE_MIN", "Bound", "NumericColumn", "is_number", "to_bitmap"]
 
 MERGE_MIN = 2048
 MERGE_FRACTION = 16
+#: Labels per precomputed bitmap of consecutive sorted positions (``_blocks``): a range is the union of
+#: the whole blocks inside it plus at most two partial ones built from the label array.
+BLOCK = 1024
+EXACT_INT = 2**53  # every int within +-2**53 is a float64
 
 #: One side of a range: ``(value, inclusive)``.
 Bound = tuple[int | float, bool]
@@ -80,6 +84,9 @@ class NumericColumn:
         self._pending: dict[int, float] = {}  # labels added since the last merge -> float value
         self._pending_view: tuple[np.ndarray, np.ndarray] | None = None  # (values, labels) of _pending
         self._inexact: dict[float, dict[int, int]] = {}  # float(v) -> {label: v} for ints with float(v) != v
+        self._blocks: list[BitMap64] | None = None  # bitmaps of _labels[i * BLOCK:(i + 1) * BLOCK], lazily
+        self._changes = 0  # adds and removes since the last merge
+        self._merge_at = merge_min
         self.merges = 0
 
     def __len__(self) -> int:
@@ -89,17 +96,22 @@ class NumericColumn:
 
     def add(self, label: int, value: int | float) -> None:
         """Index ``label`` with ``value`` (a number: see ``is_number``); the label must not be indexed."""
-        f = _float(value)
-        if isinstance(value, int) and f != value:
-            self._inexact.setdefault(f, {})[label] = value
+        if type(value) is float or -EXACT_INT <= value <= EXACT_INT:
+            f = float(value)
+        else:
+            f = _float(value)
+            if f != value:
+                self._inexact.setdefault(f, {})[label] = int(value)
         self._pending[label] = f
         self._pending_view = None
-        self._maybe_merge()
+        self._changes += 1
+        if self._changes > self._merge_at:
+            self.merge()
 
     def remove(self, label: int, value: int | float) -> None:
         """Forget ``label``, indexed with ``value``."""
         f = _float(value)
-        if isinstance(value, int) and f != value:
+        if type(value) is not float and f != value:
             same = self._inexact.get(f)
             if same is not None:
                 same.pop(label, None)
@@ -109,10 +121,8 @@ class NumericColumn:
             self._pending_view = None
         else:
             self._dead.add(label)
-        self._maybe_merge()
-
-    def _maybe_merge(self) -> None:
-        if len(self._pending) + len(self._dead) > max(self._merge_min, len(self._labels) // MERGE_FRACTION):
+        self._changes += 1
+        if self._changes > self._merge_at:
             self.merge()
 
     def merge(self) -> None:
@@ -132,6 +142,9 @@ class NumericColumn:
         self._dead = BitMap64()
         self._pending = {}
         self._pending_view = None
+        self._blocks = None
+        self._changes = 0
+        self._merge_at = max(self._merge_min, len(labels) // MERGE_FRACTION)
         self.merges += 1
 
     # ---- queries (under the read lock) --------------------------------------------------------------
@@ -149,7 +162,7 @@ class NumericColumn:
         end = len(values)
         if hi is not None and upper is not None:
             end = int(np.searchsorted(values, hi, side="right" if _passes_upper(hi, upper) else "left"))
-        out = to_bitmap(self._labels[start:end]) if start < end else BitMap64()
+        out = self._slice(start, end)
         if self._dead and out:
             out -= self._dead
         if self._pending:
@@ -214,6 +227,19 @@ class NumericColumn:
                 if value == v:
                     out.add(label)
         return out
+
+    def _slice(self, start: int, end: int) -> BitMap64:
+        """The labels at sorted positions [start, end): whole blocks by union, the ends from the array."""
+        first, last = -(-start // BLOCK), end // BLOCK  # the whole blocks: [first, last)
+        if last - first < 2:
+            return to_bitmap(self._labels[start:end]) if start < end else BitMap64()
+        blocks = self._blocks
+        if blocks is None:  # under the read lock: concurrent readers at worst build it twice
+            labels = self._labels
+            blocks = [to_bitmap(labels[i : i + BLOCK]) for i in range(0, len(labels) - BLOCK + 1, BLOCK)]
+            self._blocks = blocks
+        edges = np.concatenate((self._labels[start : first * BLOCK], self._labels[last * BLOCK : end]))
+        return BitMap64.union(to_bitmap(edges), *blocks[first:last])
 
     def _pending_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         view = self._pending_view
