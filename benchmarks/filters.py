@@ -12,13 +12,14 @@ Method: the records of benchmarks/engine.py (clustered float32 vectors, metadata
 number), ``tag`` (10 values), ``grp`` (100 numbers)) plus ``created_at``: ``T0`` + a random permutation of
 the record numbers, a distinct number per record that is NOT in write order (the harder case: a range's
 labels are scattered). One collection with the default index (``auto``: HNSW from 20k records) is loaded,
-its HNSW graph built and checkpointed; then the same directory is opened twice in this process: "before"
-with the range index off (``RecordIndex.range_index = False``: every range is the union of one bitmap per
-distinct value in it, as before issue 20) and "after" with it. Per filter: ``count(filter)`` latency
-(median over repeats, after warm-up), single-query filtered search (k=10, the default ``include``) p50 /
-p99 after warm-up, and recall@10 against exact filtered search (numpy brute force over the admitted
-records; benchmarks/engine.py's ``recall``). Open time (the open scan rebuilds the filter state) is
-reported for both.
+its HNSW graph built and checkpointed, and the directory copied; the two copies are then open side by side
+in this process: "before" with the range index off (``RecordIndex.range_index = False`` while it opens:
+every range is the union of one bitmap per distinct value in it, as before issue 20) and "after" with it,
+and every measurement alternates between them, so both see the same machine noise. Per filter:
+``count(filter)`` latency (median over repeats, after warm-up), single-query filtered search (k=10, the
+default ``include``) p50 / p99 after warm-up, and recall@10 against exact filtered search (numpy brute
+force over the admitted records; benchmarks/engine.py's ``recall``). Open time (the open scan rebuilds
+the filter state) is reported for both.
 """
 
 from __future__ import annotations
@@ -109,63 +110,92 @@ def load(path: Path, data: Data, created: np.ndarray) -> dict[str, Any]:
     return {"load_s": loaded, "load_and_index_s": built, "index_state": info.get("index_state")}
 
 
-def measure(
-    path: Path, data: Data, created: np.ndarray, params: dict[str, Any], *, range_index: bool
-) -> dict[str, Any]:
+def open_collection(path: Path, *, range_index: bool) -> tuple[Database, Any, float]:
+    """Open ``path`` with the range index on or off (it is built, or not, by the open scan)."""
     RecordIndex.range_index = range_index
-    gc.collect()
-    t0 = time.perf_counter()
-    db = Database(path)
-    col = db.get_collection(COLLECTION)
-    opened = time.perf_counter() - t0
-    out: dict[str, Any] = {"range_index": range_index, "open_s": opened, "filters": []}
     try:
-        assert col.wait_for_index(timeout=600)
+        gc.collect()
+        t0 = time.perf_counter()
+        db = Database(path)
+        col = db.get_collection(COLLECTION)
+        opened = time.perf_counter() - t0
+    finally:
+        RecordIndex.range_index = True
+    assert col.wait_for_index(timeout=600)
+    return db, col, opened
+
+
+def measure(
+    before_path: Path, after_path: Path, data: Data, created: np.ndarray, params: dict[str, Any]
+) -> dict[str, Any]:
+    """Both copies open side by side; every measurement alternates between them (same machine noise)."""
+    db_b, col_b, open_b = open_collection(before_path, range_index=False)
+    db_a, col_a, open_a = open_collection(after_path, range_index=True)
+    out: dict[str, Any] = {
+        "before": {"range_index": False, "open_s": open_b, "filters": []},
+        "after": {"range_index": True, "open_s": open_a, "filters": []},
+    }
+    try:
         queries = data.queries
-        n_q = params["filtered_queries"]
         for label, flt, mask_fn, _ in filters(data.n):
             mask = mask_fn(data.numbers, created)
             expected = int(mask.sum())
-            assert col.count(flt) == expected, (label, col.count(flt), expected)
-            slow = not range_index and label.startswith("created_at")
-            reps = params["count_repeats"] // (10 if slow else 1)
-            times = []
-            for _ in range(max(3, reps)):
-                t = time.perf_counter()
-                col.count(flt)
-                times.append(time.perf_counter() - t)
-            nq = max(10, n_q // (5 if slow else 1))
-            for i in range(5):
-                col.search(queries[i], k=K, filter=flt)
-            lat, hits = [], []
-            for i in range(nq):
-                t = time.perf_counter()
-                res = col.search(queries[i], k=K, filter=flt)
-                lat.append(time.perf_counter() - t)
-                hits.append(res[0])
-            truth = brute_force(data, queries[:nq], K, mask)
-            r = recall(data, queries[:nq], hits, truth, mask)
-            out["filters"].append(
-                {
-                    "filter": label,
-                    "expr": flt if len(json.dumps(flt)) < 200 else f"{json.dumps(flt)[:120]}...",
-                    "matching": expected,
-                    "count_ms_median": statistics.median(times) * 1e3,
-                    "count_repeats": len(times),
-                    "search_queries": nq,
-                    "search_p50_ms": pct(lat, 50) * 1e3,
-                    "search_p99_ms": pct(lat, 99) * 1e3,
-                    "recall_at_10": r,
-                }
-            )
-            f = out["filters"][-1]
+            slow = label.startswith("created_at")  # before: seconds per filter, so fewer repeats
+            reps = {
+                "after": params["count_repeats"],
+                "before": params["count_repeats"] // (10 if slow else 1),
+            }
+            nq = {
+                "after": params["filtered_queries"],
+                "before": params["filtered_queries"] // (4 if slow else 1),
+            }
+            cols = {"before": col_b, "after": col_a}
+            times: dict[str, list[float]] = {"before": [], "after": []}
+            lat: dict[str, list[float]] = {"before": [], "after": []}
+            hits: dict[str, list[Any]] = {"before": [], "after": []}
+            for which, col in cols.items():
+                assert col.count(flt) == expected, (which, label, col.count(flt), expected)
+                for i in range(5):
+                    col.search(queries[i], k=K, filter=flt)
+            for r in range(reps["after"]):
+                for which, col in cols.items():
+                    if r < max(3, reps[which]):
+                        t = time.perf_counter()
+                        col.count(flt)
+                        times[which].append(time.perf_counter() - t)
+            for i in range(nq["after"]):
+                for which, col in cols.items():
+                    if i < max(10, nq[which]):
+                        t = time.perf_counter()
+                        res = col.search(queries[i], k=K, filter=flt)
+                        lat[which].append(time.perf_counter() - t)
+                        hits[which].append(res[0])
+            for which in cols:
+                n_q = len(hits[which])
+                truth = brute_force(data, queries[:n_q], K, mask)
+                r = recall(data, queries[:n_q], hits[which], truth, mask)
+                out[which]["filters"].append(
+                    {
+                        "filter": label,
+                        "expr": flt if len(json.dumps(flt)) < 200 else f"{json.dumps(flt)[:120]}...",
+                        "matching": expected,
+                        "count_ms_median": statistics.median(times[which]) * 1e3,
+                        "count_repeats": len(times[which]),
+                        "search_queries": n_q,
+                        "search_p50_ms": pct(lat[which], 50) * 1e3,
+                        "search_p99_ms": pct(lat[which], 99) * 1e3,
+                        "recall_at_10": r,
+                    }
+                )
+            fb, fa = out["before"]["filters"][-1], out["after"]["filters"][-1]
             log(
-                f"  {label}: count {f['count_ms_median']:.3f} ms, search p50 {f['search_p50_ms']:.2f} ms, "
-                f"recall {r['strict']:.4f}"
+                f"  {label}: count {fb['count_ms_median']:.3f} -> {fa['count_ms_median']:.3f} ms, search p50 "
+                f"{fb['search_p50_ms']:.2f} -> {fa['search_p50_ms']:.2f} ms, recall "
+                f"{fb['recall_at_10']['strict']:.4f} -> {fa['recall_at_10']['strict']:.4f}"
             )
     finally:
-        db.close()
-        RecordIndex.range_index = True
+        db_a.close()
+        db_b.close()
     return out
 
 
@@ -194,7 +224,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"Python {m['python']}, numpy {m['versions']['numpy']}, pyroaring {m['versions']['pyroaring']}. "
         f"{report['timestamp']}. Load average at start / end: {_avg(m['loadavg_start'])} / "
         f"{_avg(m['loadavg_end'])} (a shared machine: wall times are noisy). Before = the range index off "
-        "(a union of one bitmap per distinct value), after = on; the same data directory.\n\n"
+        "(a union of one bitmap per distinct value), after = on; two copies of one data directory, open side "
+        "by side, measured alternately.\n\n"
         f"Load {r['load']['load_s']:.1f} s, HNSW built by {r['load']['load_and_index_s']:.1f} s. "
         f"Open (the scan rebuilds the filter state): before {before['open_s']:.2f} s, "
         f"after {after['open_s']:.2f} s.\n\n"
@@ -254,10 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("load + build the index")
         results["load"] = load(path, data, created)
         log(f"  {results['load']['load_s']:.1f} s, index by {results['load']['load_and_index_s']:.1f} s")
-        log("after (range index on)")
-        results["after"] = measure(path, data, created, params, range_index=True)
-        log("before (range index off)")
-        results["before"] = measure(path, data, created, params, range_index=False)
+        copy = tmp / "copy"
+        shutil.copytree(path, copy)
+        log("before (range index off) and after (on), alternating")
+        results.update(measure(copy, path, data, created, params))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report: dict[str, Any] = {
