@@ -9,7 +9,8 @@ Everything happens in a temporary data directory, removed at the end. Results go
 ``<out>/filters.json`` and ``<out>/filters.md`` (``filters-quick.*`` with ``--quick``).
 
 Method: the records of benchmarks/engine.py (clustered float32 vectors, metadata ``lang``, ``n`` (the record
-number), ``tag`` (10 values), ``grp`` (100 numbers)) plus ``created_at``: ``T0`` + a random permutation of
+number), ``tag`` (10 values), ``grp`` (100 numbers)), plus ``bucket`` (1,000 numbers, 100 records each:
+the range index's side of ``index.range_max_repeat``) and ``created_at``: ``T0`` + a random permutation of
 the record numbers, a distinct number per record that is NOT in write order (the harder case: a range's
 labels are scattered). One collection with the default index (``auto``: HNSW from 20k records) is loaded,
 its HNSW graph built and checkpointed, and the directory copied; the two copies are then open side by side
@@ -79,6 +80,8 @@ def filters(n: int) -> list[tuple[str, dict[str, Any], Mask, bool]]:
             False,
         ),
         ("n < x (1%, write order)", {"n": {"$lt": p1}}, lambda i, c: i < p1, False),
+        ("bucket < 10 (1%, 1,000 values)", {"bucket": {"$lt": 10}}, lambda i, c: i % 1000 < 10, False),
+        ("bucket < 100 (10%, 1,000 values)", {"bucket": {"$lt": 100}}, lambda i, c: i % 1000 < 100, False),
         ("grp < 1 (1%, 100 values)", {"grp": {"$lt": 1}}, lambda i, c: i % 100 < 1, False),
         ("grp < 10 (10%, 100 values)", {"grp": {"$lt": 10}}, lambda i, c: i % 100 < 10, False),
         ("tag eq (10%, 10 values)", {"tag": "t3"}, lambda i, c: i % 10 == 3, False),
@@ -93,8 +96,10 @@ def load(path: Path, data: Data, created: np.ndarray) -> dict[str, Any]:
         for start in range(0, data.n, BATCH):
             end = min(start + BATCH, data.n)
             metas = [
-                {**m, "created_at": int(T0 + c)}
-                for m, c in zip(data.metadatas[start:end], created[start:end], strict=True)
+                {**m, "created_at": int(T0 + c), "bucket": i % 1000}
+                for i, m, c in zip(
+                    range(start, end), data.metadatas[start:end], created[start:end], strict=True
+                )
             ]
             col.upsert(
                 data.ids[start:end],

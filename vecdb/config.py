@@ -168,7 +168,7 @@ class IndexSettings(BaseModel):
         "them; above, the ANN index is searched with a selector and a widened ef/nprobe.",
     )
     range_max_repeat: int = Field(
-        32,
+        128,
         ge=0,
         description="A numeric metadata field whose values repeat fewer times than this on average (a "
         "timestamp, a price) answers range filters and long $in lists from its sorted column "

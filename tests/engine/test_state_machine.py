@@ -237,7 +237,7 @@ class VecDBMachine(RuleBasedStateMachine):
         checkpoint_every=st.sampled_from([1, 3, 1000]),
         index=st.sampled_from(INDEXES),
         exact_max=st.sampled_from([0, 1000]),
-        range_max_repeat=st.sampled_from([0, 32, 2**40]),
+        range_max_repeat=st.sampled_from([0, 128, 2**40]),
         seed=st.lists(items, max_size=10, unique_by=lambda it: it.id),
     )
     def create(

@@ -9,8 +9,9 @@
   ``$in`` list over a field whose numbers rarely repeat (timestamps, prices) in O(log n + matches), where
   the union of one bitmap per distinct value would cost O(distinct values in the range). A field whose
   numbers repeat ``range_max_repeat`` times or more on average keeps the bitmap union: measured at 100k
-  records, a union costs ~2 us per value and the column ~40 ns per matching label, so the union wins
-  from ~50 records per value (benchmarks/filters.py);
+  records, a union costs ~3-5 us per distinct value in the range and the column ~0.05-0.2 ms whatever the
+  range (two partial blocks of labels plus the union of whole ones): the union wins for narrow ranges
+  and from ~250 records per value, the column for wide ranges below that;
 - expiry times (records with a time to live), in a heap: ``expired(now)`` is the bitmap of live labels
   whose time has come (readers subtract it; the purger deletes them).
 
@@ -38,7 +39,7 @@ from vecdb.filters import RANGE_OPS, And, Cmp, Filter, Not, Or, kind_key
 __all__ = ["RANGE_MAX_REPEAT", "RecordIndex", "to_labels"]
 
 #: Fields whose numbers repeat this often on average answer ranges by a union of per-value bitmaps.
-RANGE_MAX_REPEAT = 32
+RANGE_MAX_REPEAT = 128
 #: An ``$in`` list with more numbers than this goes to the numeric column (when the field has one in use).
 IN_COLUMN_MIN = 128
 
