@@ -51,7 +51,7 @@ def to_labels(bitmap: BitMap64) -> np.ndarray:
 
 class RecordIndex:
     #: Keep and use the numeric columns (ranges in O(log n + matches)). Off only to measure the
-    #: difference (benchmarks/filters.py); set before any record is added.
+    #: difference (benchmarks/filters.py); each index reads it once, when it is created.
     range_index = True
 
     def __init__(
@@ -65,6 +65,7 @@ class RecordIndex:
         self._range_max_repeat = range_max_repeat
         self._in_column_min = in_column_min
         self._merge_min = merge_min
+        self._keep_columns = RecordIndex.range_index
         self.all = BitMap64()
         self.ids: dict[int, str] = {}
         self.sources: dict[str, BitMap64] = {}
@@ -115,7 +116,7 @@ class RecordIndex:
                 if key[0] == "n":
                     self._numbers[field] = self._numbers.get(field, 0) + 1
             bm.add(label)
-            if key[0] == "n" and self.range_index:
+            if key[0] == "n" and self._keep_columns:
                 column = self._columns.get(field)
                 if column is None:
                     self._columns[field] = column = NumericColumn(self._merge_min)
@@ -147,7 +148,7 @@ class RecordIndex:
                         del self._numbers[field]
                 if not values:
                     del self._values[field]
-            if key[0] == "n" and self.range_index:
+            if key[0] == "n" and self._keep_columns:
                 column = self._columns.get(field)
                 if column is not None:
                     column.remove(label, value)
