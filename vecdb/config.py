@@ -167,6 +167,14 @@ class IndexSettings(BaseModel):
         description="A filter admitting at most this many records is searched exactly over "
         "them; above, the ANN index is searched with a selector and a widened ef/nprobe.",
     )
+    range_max_repeat: int = Field(
+        128,
+        ge=0,
+        description="A numeric metadata field whose values repeat fewer times than this on average (a "
+        "timestamp, a price) answers range filters and long $in lists from its sorted column "
+        "(O(log n + matches)); one with more repeated values by a union of its per-value bitmaps. "
+        "0: never the column.",
+    )
 
 
 class EmbeddingSettings(BaseModel):

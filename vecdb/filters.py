@@ -35,6 +35,7 @@ from vecdb.errors import InvalidFilterError
 
 __all__ = [
     "COMPARISON_OPS",
+    "RANGE_OPS",
     "And",
     "Cmp",
     "Filter",

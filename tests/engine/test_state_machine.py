@@ -67,6 +67,15 @@ G_VALUES: list[Any] = ["x", "y", 1, 1.0, True, None]
 N_VALUES: list[Any] = [0, 1, 2, 3, 1.5, 2.5]
 g_values = st.sampled_from(G_VALUES)
 n_values = st.sampled_from(N_VALUES)
+# "ts": a number per record, nearly always distinct (a timestamp, a price): answered by the range index
+# (each run sets index.range_max_repeat to 0, the default, or always). Ints past 2**53 compare exactly.
+TS_SPECIAL: list[Any] = [2**53, 2**53 + 1, float(2**53), -0.0, 0, 2**64 - 1, -(2**63), True, "5"]
+ts_values = st.one_of(
+    st.integers(-1000, 1000),
+    st.floats(-1000, 1000, allow_nan=False),
+    st.sampled_from(TS_SPECIAL),
+)
+ts_bounds = st.one_of(st.integers(-1000, 1000), st.floats(-1000, 1000), st.sampled_from(TS_SPECIAL[:7]))
 
 metadatas = st.one_of(
     st.none(),
@@ -76,6 +85,7 @@ metadatas = st.one_of(
             "g": g_values,
             "n": n_values,
             "t": st.lists(st.sampled_from(["x", "y"]), max_size=2),
+            "ts": ts_values,
         },
     ),
 )
@@ -98,11 +108,22 @@ batches = st.lists(items, min_size=1, max_size=5, unique_by=lambda it: it.id)
 simple_filters = st.one_of(
     g_values.map(lambda v: {"g": v}),
     n_values.map(lambda x: {"n": {"$gte": x}}),
+    ts_bounds.map(lambda x: {"ts": {"$lt": x}}),
+)
+ts_filters = st.one_of(
+    st.tuples(st.sampled_from(["$gt", "$gte"]), ts_bounds, st.sampled_from(["$lt", "$lte"]), ts_bounds).map(
+        lambda q: {"ts": {q[0]: q[1], q[2]: q[3]}}
+    ),
+    st.tuples(st.sampled_from(["$gt", "$gte", "$lt", "$lte"]), ts_bounds).map(lambda q: {"ts": {q[0]: q[1]}}),
+    st.lists(ts_bounds, max_size=40).map(lambda vs: {"ts": {"$in": vs}}),
+    ts_bounds.map(lambda x: {"$not": {"ts": {"$gte": x}}}),
+    ts_bounds.map(lambda x: {"g": "x", "ts": {"$lte": x}}),
 )
 search_filters = st.one_of(
     st.none(),
     st.just({}),
     simple_filters,
+    ts_filters,
     st.lists(g_values, max_size=3).map(lambda vs: {"g": {"$nin": vs}}),
     st.lists(g_values, min_size=1, max_size=3).map(lambda vs: {"g": {"$in": vs}}),
     st.sampled_from(
@@ -216,10 +237,17 @@ class VecDBMachine(RuleBasedStateMachine):
         checkpoint_every=st.sampled_from([1, 3, 1000]),
         index=st.sampled_from(INDEXES),
         exact_max=st.sampled_from([0, 1000]),
+        range_max_repeat=st.sampled_from([0, 128, 2**40]),
         seed=st.lists(items, max_size=10, unique_by=lambda it: it.id),
     )
     def create(
-        self, metric: Metric, checkpoint_every: int, index: dict[str, Any], exact_max: int, seed: list[Item]
+        self,
+        metric: Metric,
+        checkpoint_every: int,
+        index: dict[str, Any],
+        exact_max: int,
+        range_max_repeat: int,
+        seed: list[Item],
     ) -> None:
         self.metric = metric
         self.index = index
@@ -232,6 +260,7 @@ class VecDBMachine(RuleBasedStateMachine):
                 tombstone_share=0.3,
                 ivf_train_min=4,
                 exact_max_admitted=exact_max,
+                range_max_repeat=range_max_repeat,
             ),
         )
         self.db = Database(self.path, settings=self.settings)

@@ -145,7 +145,7 @@ class Collection:
             watermark=path / WATERMARK_FILE,
             on_damage=self._on_damage,
         )
-        self._records = RecordIndex()
+        self._records = RecordIndex(range_max_repeat=ix.range_max_repeat)
         self._vectors = VectorIndexState(
             name,
             path,
