@@ -167,6 +167,14 @@ class IndexSettings(BaseModel):
         description="A filter admitting at most this many records is searched exactly over "
         "them; above, the ANN index is searched with a selector and a widened ef/nprobe.",
     )
+    audit_fraction: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Share of unfiltered searches on an ANN index re-run exactly in the background to "
+        "estimate the recall delivered (info()['index_state']['recall']['audit'], /metrics); 0 turns "
+        "the audit off.",
+    )
 
 
 class EmbeddingSettings(BaseModel):

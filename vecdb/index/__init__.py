@@ -1,6 +1,8 @@
 """FAISS index wrappers, index specs and the search planner. Imports only the leaves."""
 
 from vecdb.index.ann import AnnIndex, BuildCancelledError
+from vecdb.index.audit import AuditSample, RecallAudit
+from vecdb.index.calibrate import Calibration, recall_at_k
 from vecdb.index.device import Device, GpuDevice, gpu_count, resolve_device
 from vecdb.index.flat import FlatIndex, set_search_threads
 from vecdb.index.spec import (
@@ -19,8 +21,10 @@ from vecdb.index.tiered import IndexPolicy, Job, TieredIndex
 __all__ = [
     "AnnIndex",
     "AnySpec",
+    "AuditSample",
     "AutoSpec",
     "BuildCancelledError",
+    "Calibration",
     "Device",
     "FlatIndex",
     "FlatSpec",
@@ -30,11 +34,13 @@ __all__ = [
     "IndexSpec",
     "IvfSpec",
     "Job",
+    "RecallAudit",
     "SearchParams",
     "TieredIndex",
     "gpu_count",
     "parse_index_spec",
     "parse_search_params",
+    "recall_at_k",
     "resolve_device",
     "set_search_threads",
 ]
