@@ -121,7 +121,6 @@ def run_kind(name: str, kind: str, x: np.ndarray, q: np.ndarray, work: Path, nla
         col.search(traffic, k=K, include=[])  # traffic: fills the reservoir of real queries
         res = col.search(mq, k=K, include=[])
         out["default_recall"] = recall_rows(res, truth)
-        _, out["default_p50_ms"] = single(col, mq[:nlat])
         param = "ef_search" if state["kind"] == "hnsw" else "nprobe"
         sweep_vals = (
             EF_SWEEP
@@ -134,6 +133,10 @@ def run_kind(name: str, kind: str, x: np.ndarray, q: np.ndarray, work: Path, nla
             _, p50 = single(col, mq[:nlat], params={param: v})
             sweep.append({"value": v, "recall": r, "p50_ms": p50})
         out["param"], out["sweep"] = param, sweep
+        # Measured after the sweep: by then no checkpoint of the new index competes for the CPU.
+        _, out["default_p50_ms"] = single(col, mq[:nlat])
+        at_target = next((s for s in sweep if s["recall"] >= 0.95), None)
+        out["hand_tuned_at_target"] = at_target
         hand = next((s for s in sweep if s["recall"] >= out["default_recall"] - 1e-9), None)
         out["hand_tuned"] = hand
         out["latency_ratio"] = out["default_p50_ms"] / hand["p50_ms"] if hand else None
@@ -221,6 +224,21 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{d['recall_with_tombstones']:.4f} / {d['recall_after_rebuild']:.4f} | "
                 f"{fmt(a['estimated_recall'], 4)} vs {a['measured']:.4f} (n={a['samples']}) |"
             )
+    lines += [
+        "",
+        "Hand-tuned at the target (the cheapest swept knob with recall >= 0.95), to show what the "
+        "calibration's margin costs:",
+        "",
+    ]
+    for ds, kinds in report["results"].items():
+        for kind, r in kinds.items():
+            t = r["hand_tuned_at_target"]
+            if t:
+                lines.append(
+                    f"- {ds} {kind}: {r['param']}={t['value']} recall {t['recall']:.4f}, "
+                    f"p50 {t['p50_ms']:.3f} ms "
+                    f"(calibrated: {r['default_recall']:.4f}, {r['default_p50_ms']:.3f} ms)"
+                )
     lines += ["", "Sweeps (explicit knob, same held-out queries):", ""]
     for ds, kinds in report["results"].items():
         for kind, r in kinds.items():
