@@ -405,3 +405,9 @@ async def test_metrics_report_the_recall_target_and_calibrated_knobs(
     assert samples[("vecdb_recall_knob", band)] >= 10
     assert samples[("vecdb_recall_calibrated", frozenset({("collection", "ann"), ("k_band", "10")}))] >= 0.9
     assert samples[("vecdb_recall_audit_samples", frozenset({("collection", "ann")}))] >= 0
+    body = {"vectors": x[:2].tolist(), "k": 5, "params": {"target_recall": 0.99}}
+    r = await rest.post("/v1/collections/ann/search", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["results"][0][0]["id"] == "0"
+    bad = await rest.post("/v1/collections/ann/search", json={**body, "params": {"target_recall": 2}})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_argument"
