@@ -71,13 +71,19 @@ from vecdb.index import (
     parse_search_params,
     recall_at_k,
     set_search_threads,
+    target_of,
 )
+from vecdb.index.calibrate import BANDS
 from vecdb.storage import CollectionStore, NewRecord, StoredRecord, atomic_write_json, read_json
 from vecdb.types import DEFAULT_INCLUDE, Hit, Metric, Record, SourceInfo
 
 __all__ = ["Collection"]
 
 log = logging.getLogger(__name__)
+
+#: The audit asks for a new calibration once this many k <= 10 queries disagree with it by this much.
+RECALIBRATE_SAMPLES = 200
+RECALIBRATE_GAP = 0.02
 
 #: Ids a filtered scroll page may scan beyond its limit before it returns (possibly short).
 SCROLL_SCAN = 10_000
@@ -184,6 +190,7 @@ class Collection:
         self._audit = RecallAudit(settings.index.audit_fraction)
         self._calibrating: Future[None] | None = None
         self._audit_future: Future[None] | None = None
+        self._recalibrated: Any = None  # the index the audit last had calibrated again
         self._applied_seq = self._store.last_seq
         self._changes_since_checkpoint = 0
         self._ops_since_checkpoint = 0
@@ -367,11 +374,11 @@ class Collection:
             self._schedule_checkpoint()
             self._maybe_maintain()
 
-    def _maybe_calibrate(self) -> None:
+    def _maybe_calibrate(self, again: bool = False) -> None:
         """An ANN index loaded without a calibration (checkpointed by an older version) is calibrated in
-        the background; until then it searches with the fallback knobs (ef 64, nprobe 32). Call under
-        the write lock."""
-        if self._closed or self._index.main is None or self._index.calibration is not None:
+        the background; until then it searches with the fallback knobs (ef 64, nprobe 32). ``again``:
+        calibrate a calibrated index anew (the audit disagrees with it). Call under the write lock."""
+        if self._closed or self._index.main is None or (self._index.calibration is not None and not again):
             return
         if self._calibrating is not None and not self._calibrating.done():
             return
@@ -390,6 +397,29 @@ class Collection:
                 self._index.calibration = cal
             self._audit.reset()
             self._schedule_checkpoint()
+
+    def _check_audit(self) -> None:
+        """Once the audit has ``RECALIBRATE_SAMPLES`` queries of k <= 10 and its estimate differs from the
+        calibration's prediction by more than ``RECALIBRATE_GAP``, the index is calibrated again (once per
+        index): by then the reservoir holds real queries, which the new calibration samples."""
+        main, cal, target = self._index.main, self._index.calibration, target_of(self.spec)
+        if main is None or cal is None or target is None or self._recalibrated is main:
+            return
+        band = self._audit.summary()["bands"].get(str(BANDS[0]))
+        if band is None or band["samples"] < RECALIBRATE_SAMPLES:
+            return
+        predicted = cal.band(BANDS[0]).recall_at(cal.choose(BANDS[0], target))
+        if abs(band["estimated_recall"] - predicted) <= RECALIBRATE_GAP:
+            return
+        log.info(
+            "collection %s: audit recall %.3f, calibration predicted %.3f: calibrating again",
+            self.name,
+            band["estimated_recall"],
+            predicted,
+        )
+        with self._write_lock:
+            self._recalibrated = main
+            self._maybe_calibrate(again=True)
 
     def set_target_recall(self, target: float) -> None:
         """Change the collection's recall target (0 < target <= 1) without rebuilding: the index's
@@ -440,6 +470,7 @@ class Collection:
                         self.metric == "l2",
                     )
                     self._audit.record(s.k, r)
+                self._check_audit()
             except Exception:  # closed meanwhile, or a store error: the audit is best effort
                 log.debug("collection %s: recall audit stopped", self.name, exc_info=True)
                 while self._audit.take():

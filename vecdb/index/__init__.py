@@ -15,6 +15,7 @@ from vecdb.index.spec import (
     SearchParams,
     parse_index_spec,
     parse_search_params,
+    target_of,
 )
 from vecdb.index.tiered import IndexPolicy, Job, TieredIndex
 
@@ -43,4 +44,5 @@ __all__ = [
     "recall_at_k",
     "resolve_device",
     "set_search_threads",
+    "target_of",
 ]
