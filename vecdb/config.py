@@ -175,6 +175,14 @@ class IndexSettings(BaseModel):
         "(O(log n + matches)); one with more repeated values by a union of its per-value bitmaps. "
         "0: never the column.",
     )
+    audit_fraction: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Share of unfiltered searches on an ANN index re-run exactly in the background to "
+        "estimate the recall delivered (info()['index_state']['recall']['audit'], /metrics); 0 turns "
+        "the audit off.",
+    )
 
 
 class EmbeddingSettings(BaseModel):

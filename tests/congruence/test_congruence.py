@@ -653,3 +653,27 @@ def test_empty_query_batch_same_error_everywhere(apis: list[Api]) -> None:
     got = {api.name: outcome(api, run) for api in apis}
     assert got["embedded"] == ("error", "invalid_argument")
     assert got["rest"] == got["grpc"] == got["embedded"], got
+
+
+def test_recall_target_travels_in_the_index_spec(apis: list[Api]) -> None:
+    """target_recall needs no protocol change: it is part of the index spec's JSON on every transport."""
+
+    def run(a: Api) -> Any:
+        created = a.create_collection("r", DIM, index={"type": "hnsw", "target_recall": 0.9})
+        return created["index"], a.info("r")["index"], a.info("r")["index_state"]["recall"]["target"]
+
+    got = {api.name: outcome(api, run) for api in apis}
+    assert got["embedded"] == (
+        "ok",
+        ({"type": "hnsw", "m": 32, "ef_construction": 100, "ef_search": None, "target_recall": 0.9},) * 2
+        + (0.9,),
+    )
+    assert got["rest"] == got["grpc"] == got["embedded"], got
+    bad = {
+        api.name: outcome(
+            api, lambda a: a.create_collection("b", DIM, index={"type": "ivf", "target_recall": 1.5})
+        )
+        for api in apis
+    }
+    assert bad["embedded"] == ("error", "invalid_config")
+    assert bad["rest"] == bad["grpc"] == bad["embedded"], bad

@@ -258,7 +258,11 @@ def _snapshot(server: ServerProcess, queries: np.ndarray) -> dict[str, Any]:
             "count": info["count"],
             "seq": info["seq"],
             "checkpoint_seq": info["checkpoint_seq"],
-            "index_state": info["index_state"],
+            # the recall audit's live measurements start again at every start: not preserved
+            "index_state": {
+                **info["index_state"],
+                "recall": {k: v for k, v in info["index_state"]["recall"].items() if k != "audit"},
+            },
             "sources": [(s.source, s.count) for s in srcs],
             "records": [convert.from_proto_record(r) for r in recs],
             "hits": [[(h.id, round(h.score, 5)) for h in r.hits] for r in res],

@@ -8,9 +8,12 @@ from urllib.parse import quote
 
 import anyio
 import httpx
+import numpy as np
 import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
+
+from vecdb.engine import Database
 
 DIM = 4
 RECORDS: dict[str, Any] = {
@@ -387,3 +390,24 @@ async def test_docs_serve_html(rest: httpx.AsyncClient) -> None:
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
     assert "/openapi.json" in r.text
+
+
+async def test_metrics_report_the_recall_target_and_calibrated_knobs(
+    db: Database, rest: httpx.AsyncClient
+) -> None:
+    col = db.create_collection("ann", dim=8, index={"type": "hnsw", "target_recall": 0.9})
+    x = np.random.default_rng(0).normal(size=(2_500, 8)).astype(np.float32)
+    col.upsert([str(i) for i in range(len(x))], x)
+    assert col.wait_for_index(timeout=60)
+    samples = _samples((await rest.get("/metrics")).text)
+    assert samples[("vecdb_recall_target", frozenset({("collection", "ann")}))] == 0.9
+    band = frozenset({("collection", "ann"), ("param", "ef_search"), ("k_band", "10")})
+    assert samples[("vecdb_recall_knob", band)] >= 10
+    assert samples[("vecdb_recall_calibrated", frozenset({("collection", "ann"), ("k_band", "10")}))] >= 0.9
+    assert samples[("vecdb_recall_audit_samples", frozenset({("collection", "ann")}))] >= 0
+    body = {"vectors": x[:2].tolist(), "k": 5, "params": {"target_recall": 0.99}}
+    r = await rest.post("/v1/collections/ann/search", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["results"][0][0]["id"] == "0"
+    bad = await rest.post("/v1/collections/ann/search", json={**body, "params": {"target_recall": 2}})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_argument"

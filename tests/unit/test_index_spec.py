@@ -11,8 +11,11 @@ from vecdb.index import AutoSpec, FlatSpec, HnswSpec, IvfSpec, parse_index_spec,
 def test_defaults() -> None:
     assert parse_index_spec(None) == AutoSpec()
     assert parse_index_spec({"type": "flat"}) == FlatSpec()
-    assert parse_index_spec({"type": "hnsw"}) == HnswSpec(m=32, ef_construction=100, ef_search=64)
-    assert parse_index_spec({"type": "ivf"}) == IvfSpec(nlist="auto", nprobe=32, storage="flat")
+    # ef_search / nprobe None: calibrated to target_recall (vecdb.index.calibrate)
+    assert parse_index_spec({"type": "hnsw"}) == HnswSpec(m=32, ef_construction=100, ef_search=None)
+    assert parse_index_spec({"type": "hnsw"}).target_recall == 0.95
+    assert parse_index_spec({"type": "ivf"}) == IvfSpec(nlist="auto", nprobe=None, storage="flat")
+    assert parse_index_spec({"type": "auto"}).target_recall == 0.95
     assert parse_index_spec({"type": "ivf", "nlist": 64, "storage": "pq8"}, dim=32).nlist == 64
 
 
@@ -31,6 +34,11 @@ def test_defaults() -> None:
         ({"type": "ivf", "storage": "lz4"}, "storage"),
         ({"type": "flat", "nprobe": 3}, "nprobe"),
         ({"type": "auto", "threshold": 0}, "threshold"),
+        ({"type": "hnsw", "target_recall": 0}, "target_recall"),
+        ({"type": "ivf", "target_recall": 1.01}, "target_recall"),
+        ({"type": "auto", "target_recall": -0.5}, "target_recall"),
+        ({"type": "hnsw", "target_recall": "high"}, "target_recall"),
+        ({"type": "flat", "target_recall": 0.9}, "target_recall"),
     ],
 )
 def test_bad_specs(raw: object, match: str) -> None:
@@ -46,7 +54,15 @@ def test_pq_must_divide_dim() -> None:
 def test_search_params() -> None:
     assert parse_search_params(None).ef_search is None
     assert parse_search_params({"ef_search": 128, "nprobe": 4}).nprobe == 4
-    for bad in ({"ef": 3}, {"ef_search": 0}, {"nprobe": "x"}, [1]):
+    assert parse_search_params({"target_recall": 0.99}).target_recall == 0.99
+    for bad in (
+        {"ef": 3},
+        {"ef_search": 0},
+        {"nprobe": "x"},
+        [1],
+        {"target_recall": 0},
+        {"target_recall": 1.5},
+    ):
         with pytest.raises(InvalidArgumentError):
             parse_search_params(bad)
 

@@ -54,6 +54,7 @@ from vecdb.errors import (
     ClosedError,
     CorruptionError,
     InvalidArgumentError,
+    InvalidConfigError,
     InvalidFilterError,
     LimitExceededError,
 )
@@ -62,23 +63,34 @@ from vecdb.index import (
     AnySpec,
     BuildCancelledError,
     Device,
+    FlatSpec,
     IndexPolicy,
     Job,
+    RecallAudit,
+    parse_index_spec,
     parse_search_params,
+    recall_at_k,
     set_search_threads,
+    target_of,
 )
-from vecdb.storage import CollectionStore, NewRecord, StoredRecord
+from vecdb.index.calibrate import BANDS
+from vecdb.storage import CollectionStore, NewRecord, StoredRecord, atomic_write_json, read_json
 from vecdb.types import DEFAULT_INCLUDE, Hit, Metric, Record, SourceInfo
 
 __all__ = ["Collection"]
 
 log = logging.getLogger(__name__)
 
+#: The audit asks for a new calibration once this many k <= 10 queries disagree with it by this much.
+RECALIBRATE_SAMPLES = 200
+RECALIBRATE_GAP = 0.02
+
 #: Ids a filtered scroll page may scan beyond its limit before it returns (possibly short).
 SCROLL_SCAN = 10_000
 
 WATERMARK_FILE = "seq.watermark"
 STORE_DIR = "store"
+MANIFEST_FILE = "collection.json"
 
 
 class Collection:
@@ -175,6 +187,10 @@ class Collection:
             self._store.close()
             raise
         self._index = self._vectors.index
+        self._audit = RecallAudit(settings.index.audit_fraction)
+        self._calibrating: Future[None] | None = None
+        self._audit_future: Future[None] | None = None
+        self._recalibrated: Any = None  # the index the audit last had calibrated again
         self._applied_seq = self._store.last_seq
         self._changes_since_checkpoint = 0
         self._ops_since_checkpoint = 0
@@ -183,6 +199,7 @@ class Collection:
             self._schedule_checkpoint()
         with self._write_lock:
             self._maybe_maintain()
+            self._maybe_calibrate()
 
     # ---- integrity ---------------------------------------------------------------------------------
 
@@ -234,10 +251,16 @@ class Collection:
             self._closed = True
             pending = self._pending_checkpoint
             building = self._build_future
+            calibrating = self._calibrating
+            auditing = self._audit_future
             if self._index.job is not None:
                 self._index.job.cancel.set()
         if building is not None:
             building.result()
+        if calibrating is not None:
+            calibrating.result()
+        if auditing is not None:
+            auditing.result()  # it may read the store (compressed IVF): finish before the store closes
         if pending is not None:
             pending.result()
         try:
@@ -340,6 +363,7 @@ class Collection:
                 return
             with self._rw.write():
                 self._index.finish_job(job, new_main, added, uuid.uuid4().hex[:16])
+            self._audit.reset()
             log.info(
                 "collection %s: %s of %d vectors took %.1f s",
                 self.name,
@@ -349,6 +373,109 @@ class Collection:
             )
             self._schedule_checkpoint()
             self._maybe_maintain()
+
+    def _maybe_calibrate(self, again: bool = False) -> None:
+        """An ANN index loaded without a calibration (checkpointed by an older version) is calibrated in
+        the background; until then it searches with the fallback knobs (ef 64, nprobe 32). ``again``:
+        calibrate a calibrated index anew (the audit disagrees with it). Call under the write lock."""
+        if self._closed or self._index.main is None or (self._index.calibration is not None and not again):
+            return
+        if self._calibrating is not None and not self._calibrating.done():
+            return
+        self._calibrating = self._builder.submit(self._run_calibration, self._index.main)
+
+    def _run_calibration(self, main: Any) -> None:
+        try:
+            cal = self._index.calibrate(main)
+        except Exception:
+            log.exception("collection %s: calibration failed", self.name)
+            return
+        with self._write_lock:
+            if self._closed or self._index.main is not main or cal is None:
+                return
+            with self._rw.write():
+                self._index.calibration = cal
+            self._audit.reset()
+            self._schedule_checkpoint()
+
+    def _check_audit(self) -> None:
+        """Once the audit has ``RECALIBRATE_SAMPLES`` queries of k <= 10 and its estimate differs from the
+        calibration's prediction by more than ``RECALIBRATE_GAP``, the index is calibrated again (once per
+        index): by then the reservoir holds real queries, which the new calibration samples."""
+        main, cal, target = self._index.main, self._index.calibration, target_of(self.spec)
+        if main is None or cal is None or target is None or self._recalibrated is main:
+            return
+        band = self._audit.summary()["bands"].get(str(BANDS[0]))
+        if band is None or band["samples"] < RECALIBRATE_SAMPLES:
+            return
+        predicted = cal.band(BANDS[0]).recall_at(cal.choose(BANDS[0], target))
+        if abs(band["estimated_recall"] - predicted) <= RECALIBRATE_GAP:
+            return
+        log.info(
+            "collection %s: audit recall %.3f, calibration predicted %.3f: calibrating again",
+            self.name,
+            band["estimated_recall"],
+            predicted,
+        )
+        with self._write_lock:
+            self._recalibrated = main
+            self._maybe_calibrate(again=True)
+
+    def set_target_recall(self, target: float) -> None:
+        """Change the collection's recall target (0 < target <= 1) without rebuilding: the index's
+        calibration curves answer any target at once. Persisted in the collection's manifest. Raises
+        InvalidConfigError for a bad value or a flat collection (exact: no target)."""
+        self._check_open()
+        if isinstance(self.spec, FlatSpec):
+            raise InvalidConfigError("a flat collection is exact: it has no recall target", field="index")
+        spec = parse_index_spec({**self.spec.model_dump(), "target_recall": target}, self.dim)
+        with self._write_lock:
+            self._check_open()
+            manifest_path = self.path / MANIFEST_FILE
+            if manifest_path.exists():
+                manifest = read_json(manifest_path)
+                manifest["index"] = spec.model_dump()
+                atomic_write_json(manifest_path, manifest)
+            with self._rw.write():
+                self.spec = spec
+                self._vectors.set_spec(spec)
+            self._audit.reset()
+
+    def _audit_task(self) -> None:
+        """Background: re-run sampled queries exactly and record their recall (never under a lock while
+        scanning: the live vectors are captured under the read lock, then scanned outside it)."""
+        while True:
+            batch = self._audit.take()
+            if not batch:
+                return
+            if self._closed:
+                while self._audit.take():
+                    pass
+                return
+            try:
+                with self._reading():
+                    view = self._index.audit_view()
+                q = self._index.prepare(np.stack([s.query for s in batch]))
+                k = max(s.k for s in batch)
+                truth_s, truth_l = view.top(q, k)
+                for i, s in enumerate(batch):
+                    kk = min(s.k, truth_l.shape[1])
+                    if kk == 0:
+                        continue
+                    r = recall_at_k(
+                        s.labels[None, :kk],
+                        truth_l[i : i + 1, :kk],
+                        truth_s[i : i + 1, :kk],
+                        s.scores[None, :kk],
+                        self.metric == "l2",
+                    )
+                    self._audit.record(s.k, r)
+                self._check_audit()
+            except Exception:  # closed meanwhile, or a store error: the audit is best effort
+                log.debug("collection %s: recall audit stopped", self.name, exc_info=True)
+                while self._audit.take():
+                    pass
+                return
 
     def wait_for_index(self, timeout: float | None = None) -> bool:
         """Block until no index build is running or due. Returns False on timeout."""
@@ -630,6 +757,18 @@ class Collection:
                 return [[] for _ in range(len(queries))]
             set_search_threads(len(queries), self._settings.search.single_thread_max_queries)
             scores, labels = self._index.search(queries, min(k, available), allowed, search_params)
+            if (
+                allowed is None
+                and self._index.main is not None
+                and search_params.ef_search is None
+                and search_params.nprobe is None
+                and search_params.target_recall is None
+                and self._audit.offer(queries, min(k, available), labels, scores)
+            ):
+                try:
+                    self._audit_future = self._background.submit(self._audit_task)
+                except RuntimeError:  # the database is shutting down
+                    self._audit.take(0)
             rows = [
                 [(int(lb), float(sc)) for lb, sc in zip(lrow, srow, strict=True) if lb >= 0 and keep(sc)]
                 for lrow, srow in zip(labels, scores, strict=True)
@@ -759,6 +898,11 @@ class Collection:
         counts = ((s, len(bm - dead) if dead else len(bm)) for s, bm in sorted(self._records.sources.items()))
         return [SourceInfo(s, n) for s, n in counts if n]
 
+    def _index_state(self) -> dict[str, Any]:
+        state = self._index.state()
+        state["recall"]["audit"] = self._audit.summary()
+        return state
+
     def info(self) -> dict[str, Any]:
         """Name, dimension, metric, index spec and state, counts and sequence numbers."""
         self._check_open()
@@ -772,7 +916,7 @@ class Collection:
                 "count": len(self._records) - len(self._records.expired(time.time())),
                 "sources": len(self._sources()),
                 "capacity": None if self.capacity is None else self.capacity.to_dict(),
-                "index_state": self._index.state(),
+                "index_state": self._index_state(),
                 "seq": self._applied_seq,
                 "checkpoint_seq": self._checkpoint_seq(),
             }

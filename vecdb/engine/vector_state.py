@@ -24,7 +24,7 @@ import numpy as np
 from vecdb.engine.derived import Change
 from vecdb.engine.record_index import RecordIndex
 from vecdb.errors import CorruptionError
-from vecdb.index import AnnIndex, AnySpec, Device, FlatIndex, IndexPolicy, TieredIndex
+from vecdb.index import AnnIndex, AnySpec, Calibration, Device, FlatIndex, IndexPolicy, TieredIndex
 from vecdb.storage import CollectionStore, StoredRecord, read_checkpoint, write_checkpoint
 from vecdb.types import Metric
 
@@ -78,6 +78,7 @@ class VectorIndexState:
         self.index: TieredIndex
         self._checkpoint_seq = 0
         self._checkpoint_main_id: str | None = None
+        self._checkpoint_cal: Calibration | None = None
 
     # ---- Derived -----------------------------------------------------------------------------------
 
@@ -99,15 +100,24 @@ class VectorIndexState:
 
     def prepare_checkpoint(self, seq: int) -> Callable[[], None] | None:
         """The ANN part is written once per build, the delta every time (serialized here: a copy)."""
-        main, main_id = self.index.main, self.index.main_id
-        if seq <= self._checkpoint_seq and main_id == self._checkpoint_main_id:
+        main, main_id, cal = self.index.main, self.index.main_id, self.index.calibration
+        if (
+            seq <= self._checkpoint_seq
+            and main_id == self._checkpoint_main_id
+            and cal is self._checkpoint_cal
+        ):
             return None
         delta = self.index.delta.serialize()
 
         def write() -> None:
             main_meta = None
             if main is not None and main_id is not None:
-                main_meta = {"id": main_id, "kind": main.kind, "trained_n": main.trained_n}
+                main_meta = {
+                    "id": main_id,
+                    "kind": main.kind,
+                    "trained_n": main.trained_n,
+                    "calibration": None if cal is None else cal.to_json(),
+                }
                 if main_id != self._checkpoint_main_id:
                     write_checkpoint(
                         self._path / MAIN_FILE.format(main_id),
@@ -119,6 +129,7 @@ class VectorIndexState:
             write_checkpoint(self._path / CHECKPOINT_FILE, seq, meta, delta)
             self._checkpoint_seq = seq
             self._checkpoint_main_id = main_id
+            self._checkpoint_cal = cal
             keep = MAIN_FILE.format(main_id)
             for old in self._path.glob(MAIN_FILE.format("*")):
                 if old.name != keep:
@@ -135,10 +146,25 @@ class VectorIndexState:
     # ---- recovery ----------------------------------------------------------------------------------
 
     def _meta(self) -> dict[str, Any]:
-        return {"dim": self._dim, "metric": self._metric, "spec": self._spec.model_dump()}
+        # The recall target is left out: it changes no index file (the calibration's curves answer any
+        # target), so a checkpoint stays valid when it changes.
+        return {
+            "dim": self._dim,
+            "metric": self._metric,
+            "spec": self._spec.model_dump(exclude={"target_recall"}),
+        }
+
+    def set_spec(self, spec: AnySpec) -> None:
+        """A spec differing only in ``target_recall`` (call under the collection's write lock)."""
+        self._spec = spec
+        self.index.spec = spec
 
     def new_index(
-        self, main: AnnIndex | None = None, delta: FlatIndex | None = None, main_id: str | None = None
+        self,
+        main: AnnIndex | None = None,
+        delta: FlatIndex | None = None,
+        main_id: str | None = None,
+        calibration: Calibration | None = None,
     ) -> TieredIndex:
         return TieredIndex(
             self._spec,
@@ -150,6 +176,7 @@ class VectorIndexState:
             main_id,
             self._store.get_present_vectors,
             self._device,
+            calibration,
         )
 
     def _recover(self) -> tuple[TieredIndex, int]:
@@ -166,19 +193,23 @@ class VectorIndexState:
                     raise _StoreBehindError(ckpt.seq)
                 raise CorruptionError(f"checkpoint seq {ckpt.seq} is past the store's {store.last_seq}")
             main = None
+            cal = None
             m = ckpt.meta.get("main")
             if m is not None:
                 mck = read_checkpoint(self._path / MAIN_FILE.format(m["id"]))
                 if mck.meta != {"id": m["id"], "kind": m["kind"], "dim": self._dim}:
                     raise CorruptionError(f"ANN checkpoint {m['id']} does not match the index checkpoint")
                 main = AnnIndex.deserialize(m["kind"], self._dim, int(m["trained_n"]), mck.payload)
+                if m.get("calibration") is not None:  # absent: written before calibration existed
+                    cal = Calibration.from_json(m["calibration"])
             delta = FlatIndex.deserialize(self._dim, self._metric, ckpt.payload)
-            index = self.new_index(main, delta, None if m is None else m["id"])
+            index = self.new_index(main, delta, None if m is None else m["id"], cal)
             self._replay(index, ckpt.seq)
             index.settle(self._records.all)
             if len(index) != len(self._records):
                 raise CorruptionError(f"index holds {len(index)} vectors, store {len(self._records)}")
             self._checkpoint_main_id = index.main_id
+            self._checkpoint_cal = index.calibration
             return index, ckpt.seq
         except _StoreBehindError as exc:
             # The checkpoint covers writes the store no longer has: acknowledged writes were lost (a

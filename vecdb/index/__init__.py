@@ -1,6 +1,8 @@
 """FAISS index wrappers, index specs and the search planner. Imports only the leaves."""
 
 from vecdb.index.ann import AnnIndex, BuildCancelledError
+from vecdb.index.audit import AuditSample, RecallAudit
+from vecdb.index.calibrate import Calibration, recall_at_k
 from vecdb.index.device import Device, GpuDevice, gpu_count, resolve_device
 from vecdb.index.flat import FlatIndex, set_search_threads
 from vecdb.index.spec import (
@@ -13,14 +15,17 @@ from vecdb.index.spec import (
     SearchParams,
     parse_index_spec,
     parse_search_params,
+    target_of,
 )
 from vecdb.index.tiered import IndexPolicy, Job, TieredIndex
 
 __all__ = [
     "AnnIndex",
     "AnySpec",
+    "AuditSample",
     "AutoSpec",
     "BuildCancelledError",
+    "Calibration",
     "Device",
     "FlatIndex",
     "FlatSpec",
@@ -30,11 +35,14 @@ __all__ = [
     "IndexSpec",
     "IvfSpec",
     "Job",
+    "RecallAudit",
     "SearchParams",
     "TieredIndex",
     "gpu_count",
     "parse_index_spec",
     "parse_search_params",
+    "recall_at_k",
     "resolve_device",
     "set_search_threads",
+    "target_of",
 ]

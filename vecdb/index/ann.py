@@ -26,11 +26,23 @@ from vecdb.index.flat import faiss_metric
 from vecdb.index.selectors import LabelSelector
 from vecdb.index.spec import AutoSpec, HnswSpec, IvfSpec, SearchParams
 
-__all__ = ["AnnIndex", "BuildCancelledError", "Fetch", "build_ann", "ivf_nlist", "new_ann"]
+__all__ = [
+    "FALLBACK_EF",
+    "FALLBACK_NPROBE",
+    "AnnIndex",
+    "BuildCancelledError",
+    "Fetch",
+    "build_ann",
+    "ivf_nlist",
+    "new_ann",
+]
 
 log = logging.getLogger("vecdb.index.ann")
 ADD_CHUNK = 8192
 MAX_EF = 32768
+#: Knobs used before an index is calibrated (an index checkpointed by a version without calibration).
+FALLBACK_EF = 64
+FALLBACK_NPROBE = 32
 
 
 class BuildCancelledError(Exception):
@@ -123,23 +135,25 @@ class AnnIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k among labels the selector admits. ``widen`` >= 1 scales ef / nprobe up for filters.
 
+        The knob is ``params``' (the caller resolves calibration into it), else the spec's, else a fallback.
+
         ``exclude``, when given, is the selector's meaning as the labels it rejects (the tombstones): a
         device mirror, which takes no selector, can then answer by dropping them.
         """
         mirror = self._mirror
         if mirror is not None and isinstance(spec, IvfSpec) and (selector is None or exclude is not None):
-            nprobe = min(self.nlist, math.ceil((params.nprobe or spec.nprobe) * widen))
+            nprobe = min(self.nlist, math.ceil((params.nprobe or spec.nprobe or FALLBACK_NPROBE) * widen))
             empty = np.empty(0, np.int64)
             found = mirror.search(queries, k, empty if exclude is None else exclude, nprobe)
             if found is not None:
                 return found
         sel = None if selector is None else selector.selector
         if isinstance(spec, HnswSpec):
-            ef = params.ef_search or spec.ef_search
+            ef = params.ef_search or spec.ef_search or FALLBACK_EF
             ef = min(MAX_EF, max(k, math.ceil(ef * widen)))
             p: Any = faiss.SearchParametersHNSW(sel=sel, efSearch=ef)  # type: ignore[attr-defined]
         else:
-            nprobe = params.nprobe or spec.nprobe
+            nprobe = params.nprobe or spec.nprobe or FALLBACK_NPROBE
             p = faiss.SearchParametersIVF(sel=sel, nprobe=min(self.nlist, math.ceil(nprobe * widen)))  # type: ignore[call-arg]
         return self._index.search(queries, k, params=p)
 

@@ -1,11 +1,14 @@
 """Index specs: frozen value objects parsed from the JSON a user gives.
 
 - ``{"type": "flat"}``: exact search.
-- ``{"type": "ivf", "nlist": "auto" | int, "nprobe": 32, "storage": "flat" | "sq8" | "pq<m>"}``
-- ``{"type": "hnsw", "m": 32, "ef_construction": 100, "ef_search": 64}``
+- ``{"type": "ivf", "nlist": "auto" | int, "nprobe": None | int, "storage": "flat" | "sq8" | "pq<m>"}``
+- ``{"type": "hnsw", "m": 32, "ef_construction": 100, "ef_search": None | int}``
 - ``{"type": "auto"}`` (the default): exact while the collection is small, HNSW from ``threshold`` records.
 
-Search-time overrides (``params={"ef_search": ..., "nprobe": ...}``) are parsed by ``parse_search_params``.
+The ANN kinds carry ``target_recall`` (default 0.95): each built index calibrates ``ef_search`` /
+``nprobe`` to reach it (``vecdb.index.calibrate``). A spec's explicit ``ef_search`` / ``nprobe`` pins the
+knob instead. Search-time overrides (``params={"ef_search": ..., "nprobe": ..., "target_recall": ...}``)
+are parsed by ``parse_search_params``; an explicit knob wins over a target.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ __all__ = [
     "SearchParams",
     "parse_index_spec",
     "parse_search_params",
+    "target_of",
 ]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -46,7 +50,10 @@ class HnswSpec(BaseModel):
     type: Literal["hnsw"] = "hnsw"
     m: int = Field(32, ge=4, le=128, description="Neighbours per node.")
     ef_construction: int = Field(100, ge=8, le=2048, description="Candidate list size while building.")
-    ef_search: int = Field(64, ge=1, le=32768, description="Candidate list size while searching.")
+    ef_search: int | None = Field(
+        None, ge=1, le=32768, description="Candidate list size while searching; None: calibrated."
+    )
+    target_recall: float = Field(0.95, gt=0, le=1, description="Recall@k the calibration aims for.")
 
 
 class IvfSpec(BaseModel):
@@ -59,8 +66,11 @@ class IvfSpec(BaseModel):
     model_config = _FROZEN
     type: Literal["ivf"] = "ivf"
     nlist: int | Literal["auto"] = "auto"
-    nprobe: int = Field(32, ge=1, le=65536, description="Lists searched per query.")
+    nprobe: int | None = Field(
+        None, ge=1, le=65536, description="Lists searched per query; None: calibrated."
+    )
     storage: str = "flat"
+    target_recall: float = Field(0.95, gt=0, le=1, description="Recall@k the calibration aims for.")
 
     @field_validator("nlist")
     @classmethod
@@ -83,6 +93,7 @@ class AutoSpec(BaseModel):
     model_config = _FROZEN
     type: Literal["auto"] = "auto"
     threshold: int = Field(20_000, ge=1, description="Records from which the HNSW index is built.")
+    target_recall: float = Field(0.95, gt=0, le=1, description="Recall@k the calibration aims for.")
 
 
 AnySpec = FlatSpec | IvfSpec | HnswSpec | AutoSpec
@@ -120,11 +131,19 @@ def parse_index_spec(raw: Any, dim: int | None = None) -> AnySpec:
 
 
 class SearchParams(BaseModel):
-    """Per-query overrides. A knob the collection's current index lacks is ignored (auto may be exact)."""
+    """Per-query overrides. A knob the collection's current index lacks is ignored (auto may be exact).
+    ``ef_search`` / ``nprobe`` win over ``target_recall`` (a recall@k target, looked up in the index's
+    calibration)."""
 
     model_config = _FROZEN
     ef_search: int | None = Field(None, ge=1, le=32768)
     nprobe: int | None = Field(None, ge=1, le=65536)
+    target_recall: float | None = Field(None, gt=0, le=1)
+
+
+def target_of(spec: AnySpec) -> float | None:
+    """The spec's recall target (None for flat: exact)."""
+    return None if isinstance(spec, FlatSpec) else spec.target_recall
 
 
 def parse_search_params(raw: Any) -> SearchParams:

@@ -26,22 +26,26 @@ lock, searches under its read lock; ``run_job`` runs unlocked (it touches only t
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 from pyroaring import BitMap64
 
-from vecdb.index.ann import AnnIndex, Fetch, build_ann, ivf_nlist, new_ann
+from vecdb.index.ann import AnnIndex, BuildCancelledError, Fetch, build_ann, ivf_nlist, new_ann
+from vecdb.index.calibrate import Calibration, ExactScan, QueryReservoir, calibrate
 from vecdb.index.device import Device
 from vecdb.index.flat import FlatIndex
 from vecdb.index.selectors import LabelSelector
-from vecdb.index.spec import AnySpec, AutoSpec, FlatSpec, HnswSpec, IvfSpec, SearchParams
+from vecdb.index.spec import AnySpec, AutoSpec, FlatSpec, HnswSpec, IvfSpec, SearchParams, target_of
 
 __all__ = ["RERANK_FACTOR", "IndexPolicy", "Job", "TieredIndex"]
 
 #: A compressed (sq8/pq) IVF returns k x this many candidates, re-scored exactly from the store.
 RERANK_FACTOR = 4
+#: Rows of a query batch offered to the reservoir of real queries (a batch is usually one kind of query).
+RESERVOIR_ROWS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,7 @@ class Job:
     n: int  # vectors the result will hold (sizes nlist for IVF)
     removed: list[np.ndarray] = field(default_factory=list)
     cancel: threading.Event = field(default_factory=threading.Event)
+    calibration: Calibration | None = None  # of the new main, measured before it is swapped in
 
 
 def _bitmap(labels: np.ndarray) -> BitMap64:
@@ -73,6 +78,18 @@ def _bitmap(labels: np.ndarray) -> BitMap64:
 
 def _labels(bm: BitMap64) -> np.ndarray:
     return np.frombuffer(bm.to_array(), dtype=np.uint64).view(np.int64)
+
+
+def _rows_of(labels: np.ndarray, x: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Rows of ``x`` (named by ``labels``) for labels in it."""
+    order = np.argsort(labels)
+    sorted_labels = labels[order]
+
+    def rows(want: np.ndarray) -> np.ndarray:
+        out: np.ndarray = x[order[np.searchsorted(sorted_labels, want)]]
+        return out
+
+    return rows
 
 
 class TieredIndex:
@@ -87,6 +104,7 @@ class TieredIndex:
         main_id: str | None = None,
         raw_fetch: Fetch | None = None,
         device: Device | None = None,
+        calibration: Calibration | None = None,
     ) -> None:
         self.spec = spec
         self.device = device  # flat and IVF searches mirrored there (vecdb.index.device)
@@ -107,6 +125,10 @@ class TieredIndex:
         self._tomb_selector: LabelSelector | None = None
         self._tomb_array: np.ndarray | None = None
         self.job: Job | None = None
+        #: main's recall curves (None: no main, or a main checkpointed before calibration existed).
+        self.calibration = calibration if main is not None else None
+        #: Recent real queries (prepared): calibration samples them beside its synthetic queries.
+        self.reservoir = QueryReservoir(dim)
 
     # ---- state -------------------------------------------------------------------------------------
 
@@ -136,6 +158,17 @@ class TieredIndex:
                 for part, index in (("ann", self.main), ("delta", self.delta))
                 if index is not None and index.on_device
             ],
+            "recall": self.recall_state(),
+        }
+
+    def recall_state(self) -> dict[str, Any]:
+        """The recall target and, for an ANN main, the calibrated knobs per k band."""
+        target = target_of(self.spec)
+        cal = self.calibration
+        return {
+            "target": target,
+            "calibrated": cal is not None,
+            "calibration": None if cal is None or target is None else cal.summary(target),
         }
 
     def settle(self, live: BitMap64) -> None:
@@ -175,11 +208,14 @@ class TieredIndex:
         """Top-k (scores, labels) per raw query, best first, label -1 past the end."""
         q = self.prepare(queries)
         main = self.main
+        if main is not None:
+            self.reservoir.offer(q[:RESERVOIR_ROWS])
         if allowed is not None and (main is None or len(allowed) <= self.policy.exact_max):
             return self._exact(q, k, allowed)
         parts = []
         if main is not None and isinstance(self.spec, HnswSpec | IvfSpec | AutoSpec):
             spec = self.spec if isinstance(self.spec, HnswSpec | IvfSpec) else HnswSpec()
+            params = self.knobs(k, params)
             main_live = len(self.main_labels) - len(self.tombstones)
             exclude = None
             if allowed is None:
@@ -201,6 +237,81 @@ class TieredIndex:
             if dsel is None or dsel.count:
                 parts.append(self.delta.search(q, k, dsel))
         return self._merge(parts, len(q), k)
+
+    def knobs(self, k: int, params: SearchParams) -> SearchParams:
+        """The ef_search / nprobe a query of ``k`` hits uses: the query's explicit knob, else the spec's,
+        else the calibration's choice for the query's (or the collection's) recall target."""
+        main, cal, spec = self.main, self.calibration, self.spec
+        if main is None or cal is None or isinstance(spec, FlatSpec):
+            return params
+        if main.kind == "hnsw":
+            pinned = params.ef_search or (spec.ef_search if isinstance(spec, HnswSpec) else None)
+            if pinned:
+                return params.model_copy(update={"ef_search": pinned})
+            target = params.target_recall or spec.target_recall
+            return params.model_copy(update={"ef_search": cal.choose(k, target)})
+        pinned = params.nprobe or (spec.nprobe if isinstance(spec, IvfSpec) else None)
+        if pinned:
+            return params.model_copy(update={"nprobe": pinned})
+        target = params.target_recall or spec.target_recall
+        return params.model_copy(update={"nprobe": cal.choose(k, target)})
+
+    def calibrate(self, main: AnnIndex, cancel: threading.Event | None = None) -> Calibration | None:
+        """Measure ``main``'s recall curves (no lock needed: main is immutable; runs in the background)."""
+        labels = np.sort(main.labels())
+        lossy = main.lossy and self._raw_fetch is not None
+        spec = self.spec if isinstance(self.spec, HnswSpec | IvfSpec) else HnswSpec()
+
+        def vectors_of(want: np.ndarray) -> np.ndarray:
+            if lossy:
+                assert self._raw_fetch is not None
+                found, raw = self._raw_fetch(want)
+                if len(found) == len(want):
+                    return self.prepare(raw)
+            return main.reconstruct(want)
+
+        def search(q: np.ndarray, k: int, value: int) -> tuple[np.ndarray, np.ndarray]:
+            knob = SearchParams(ef_search=value) if main.kind == "hnsw" else SearchParams(nprobe=value)
+            return main.search(q, k * RERANK_FACTOR if lossy else k, None, spec, knob, 1.0)
+
+        return calibrate(
+            "hnsw" if main.kind == "hnsw" else "ivf",
+            ExactScan(labels, vectors_of, self.metric),
+            search,
+            self.prepare,
+            self.metric,
+            self.reservoir.sample(),
+            main.nlist,
+            cancel,
+            exact_scores=not lossy,
+        )
+
+    def audit_view(self) -> ExactScan:
+        """An exact scan over every live vector as of now (call under the read lock; scan outside it)."""
+        delta_labels, delta_x = self.delta.vectors()
+        main = self.main
+        if main is None or not self.main_labels:
+            return ExactScan(delta_labels, _rows_of(delta_labels, delta_x), self.metric)
+        live_main = _labels(self.main_labels - self.tombstones).copy()
+        lossy = main.lossy and self._raw_fetch is not None
+        raw_fetch = self._raw_fetch
+        prepare = self.prepare
+
+        def vectors_of(want: np.ndarray) -> np.ndarray:
+            in_delta = np.isin(want, delta_labels)
+            out = np.empty((len(want), self.dim), np.float32)
+            if in_delta.any():
+                out[in_delta] = _rows_of(delta_labels, delta_x)(want[in_delta])
+            rest = want[~in_delta]
+            if len(rest):
+                x = None
+                if lossy and raw_fetch is not None:
+                    found, raw = raw_fetch(rest)
+                    x = prepare(raw) if len(found) == len(rest) else None
+                out[~in_delta] = main.reconstruct(rest) if x is None else x
+            return out
+
+        return ExactScan(np.concatenate([live_main, delta_labels]), vectors_of, self.metric)
 
     def _tombstone_selector(self) -> LabelSelector | None:
         if not self.tombstones:
@@ -348,6 +459,9 @@ class TieredIndex:
         built, added = build_ann(base, job.labels, job.fetch, job.cancel)
         if self.device is not None:
             built.attach(self.device)  # the device copy is made here, outside the engine's locks
+        job.calibration = self.calibrate(built, job.cancel)
+        if job.cancel.is_set():
+            raise BuildCancelledError
         return built, added
 
     def finish_job(self, job: Job, new_main: AnnIndex | None, added: np.ndarray, main_id: str | None) -> None:
@@ -366,6 +480,7 @@ class TieredIndex:
             self.delta.remove(_labels(moved))
             self.delta_labels -= moved
         self.main = new_main
+        self.calibration = job.calibration if new_main is not None else None
         self.main_id = main_id if new_main is not None else None
         self._tomb_selector = self._tomb_array = None
         self.job = None

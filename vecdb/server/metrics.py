@@ -37,6 +37,28 @@ class _CollectionCollector(Collector):
             "says why).",
             labels=["collection"],
         )
+        target = GaugeMetricFamily(
+            "vecdb_recall_target", "Recall@k target of an ANN collection's index.", labels=["collection"]
+        )
+        estimate = GaugeMetricFamily(
+            "vecdb_recall_estimate",
+            "Recall@k delivered, estimated by the online audit (sampled queries re-run exactly).",
+            labels=["collection"],
+        )
+        samples = GaugeMetricFamily(
+            "vecdb_recall_audit_samples", "Queries behind vecdb_recall_estimate.", labels=["collection"]
+        )
+        knob = GaugeMetricFamily(
+            "vecdb_recall_knob",
+            "ef_search or nprobe the calibration chose per k band, with its calibrated recall estimate "
+            "in vecdb_recall_calibrated.",
+            labels=["collection", "param", "k_band"],
+        )
+        calibrated = GaugeMetricFamily(
+            "vecdb_recall_calibrated",
+            "Recall@k the calibration measured at the chosen knob, per k band.",
+            labels=["collection", "k_band"],
+        )
         for name in self._db.damaged():
             damaged.add_metric([name], 1)
         for col in self._db.open_collections():
@@ -50,10 +72,28 @@ class _CollectionCollector(Collector):
             vectors.add_metric([col.name, "delta"], state["delta_vectors"])
             vectors.add_metric([col.name, "tombstones"], state["tombstones"])
             building.add_metric([col.name], 1 if state["building"] else 0)
+            recall = state.get("recall") or {}
+            if recall.get("target") is not None:
+                target.add_metric([col.name], recall["target"])
+            audit = recall.get("audit") or {}
+            if audit.get("estimated_recall") is not None:
+                estimate.add_metric([col.name], audit["estimated_recall"])
+            if audit:
+                samples.add_metric([col.name], audit["samples"])
+            cal = recall.get("calibration")
+            if cal:
+                for band in cal["bands"]:
+                    knob.add_metric([col.name, cal["param"], str(band["k"])], band["value"])
+                    calibrated.add_metric([col.name, str(band["k"])], band["estimated_recall"])
         yield records
         yield vectors
         yield building
         yield damaged
+        yield target
+        yield estimate
+        yield samples
+        yield knob
+        yield calibrated
 
 
 class Metrics:

@@ -159,7 +159,7 @@ class SearchBody(BaseModel):
     k: int = 10
     filter: dict[str, Any] | None = None
     include: list[str] | None = None
-    params: dict[str, int] | None = Field(None, description="ef_search, nprobe.")
+    params: dict[str, int | float] | None = Field(None, description="ef_search, nprobe, target_recall.")
     score_threshold: float | None = Field(
         None, description="Only hits scoring at least this (cosine, ip), or at most this (l2 distance)."
     )
