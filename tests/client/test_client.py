@@ -284,6 +284,9 @@ def test_search_params_and_l2_scores(client: Client, unique_name: str) -> None:
     # l2: the squared distance, lower first.
     assert [h.score for h in hits[1:]] == pytest.approx([2.0, 2.0, 2.0], abs=1e-5)
     assert ids_of(col.search(one_hot(2), k=1)[0]) == ["v2"]
+    assert ids_of(col.search(one_hot(2), k=1, params={"target_recall": 0.99})[0]) == ["v2"]
+    with pytest.raises(InvalidArgumentError, match="target_recall"):
+        col.search(one_hot(2), k=1, params={"target_recall": 0})
     client.drop_collection(unique_name)
 
 

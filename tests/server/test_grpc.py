@@ -240,6 +240,22 @@ def test_search_batch_filter_params_include(docs: pb_grpc.VecDBStub) -> None:
     assert list(reply.results[1].hits[0].vector) == pytest.approx([0, 0, 1, 0])
 
 
+def test_search_params_carry_a_target_recall(docs: pb_grpc.VecDBStub) -> None:
+    """params.target_recall reaches the engine: a valid one answers, one outside (0, 1] is refused."""
+    query = vec([[1, 0, 0, 0]])
+    ok = docs.Search(
+        pb.SearchRequest(collection="docs", queries=query, k=2, params=pb.SearchParams(target_recall=0.99))
+    )
+    assert [h.id for h in ok.results[0].hits][:1] == ["a"]
+    with pytest.raises(grpc.RpcError) as info:
+        docs.Search(
+            pb.SearchRequest(collection="docs", queries=query, k=2, params=pb.SearchParams(target_recall=1.5))
+        )
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "target_recall" in str(
+        info.value.details()
+    )
+
+
 def test_search_with_nothing_matching(docs: pb_grpc.VecDBStub) -> None:
     request = pb.SearchRequest(
         collection="docs", queries=vec([[1, 0, 0, 0]] * 2), filter_json='{"lang": "de"}'

@@ -152,8 +152,10 @@ def to_proto_include(include: Sequence[str] | None) -> pb.Include | None:
     return None if include is None else pb.Include(fields=list(include))
 
 
-def from_proto_params(msg: pb.SearchParams) -> dict[str, int] | None:
-    params = {name: getattr(msg, name) for name in ("ef_search", "nprobe") if msg.HasField(name)}
+def from_proto_params(msg: pb.SearchParams) -> dict[str, float] | None:
+    params = {
+        name: getattr(msg, name) for name in ("ef_search", "nprobe", "target_recall") if msg.HasField(name)
+    }
     return params or None
 
 

@@ -193,7 +193,7 @@ class Call:
         k: int,
         filter: Mapping[str, Any] | None,
         include: Sequence[str] | None,
-        params: Mapping[str, int] | None,
+        params: Mapping[str, float] | None,
         score_threshold: float | None = None,
     ) -> Call:
         if (vectors is None) == (texts is None):
@@ -404,13 +404,21 @@ def _include(include: Sequence[str] | None) -> list[str] | None:
     return list(include)
 
 
-def _params(params: Mapping[str, int] | None) -> dict[str, int] | None:
+def _params(params: Mapping[str, float] | None) -> dict[str, float] | None:
     if params is None:
         return None
     if not isinstance(params, Mapping):
         raise InvalidArgumentError(f"params must be an object like {{'ef_search': 128}}, got {params!r}")
     out = dict(params)
     for key, value in out.items():
+        if key == "target_recall":
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number or not 0 < value <= 1:
+                raise InvalidArgumentError(
+                    f"invalid search params: {key}: must be a number in (0, 1], got {value!r}", field=key
+                )
+            out[key] = float(value)
+            continue
         if key not in ("ef_search", "nprobe"):
             raise InvalidArgumentError(f"invalid search params: {key}: unknown parameter", field=key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -308,7 +308,7 @@ class AsyncCollection:
         k: int = 10,
         filter: Mapping[str, Any] | None = None,
         include: Sequence[str] | None = None,
-        params: Mapping[str, int] | None = None,
+        params: Mapping[str, float] | None = None,
         texts: Sequence[str] | str | None = None,
         score_threshold: float | None = None,
     ) -> list[list[Hit]]:

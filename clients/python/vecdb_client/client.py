@@ -321,7 +321,7 @@ class Collection:
         k: int = 10,
         filter: Mapping[str, Any] | None = None,
         include: Sequence[str] | None = None,
-        params: Mapping[str, int] | None = None,
+        params: Mapping[str, float] | None = None,
         texts: Sequence[str] | str | None = None,
         score_threshold: float | None = None,
     ) -> list[list[Hit]]:

@@ -185,12 +185,14 @@ class IdList(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SearchParams(_message.Message):
-    __slots__ = ("ef_search", "nprobe")
+    __slots__ = ("ef_search", "nprobe", "target_recall")
     EF_SEARCH_FIELD_NUMBER: _ClassVar[int]
     NPROBE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_RECALL_FIELD_NUMBER: _ClassVar[int]
     ef_search: int
     nprobe: int
-    def __init__(self, ef_search: _Optional[int] = ..., nprobe: _Optional[int] = ...) -> None: ...
+    target_recall: float
+    def __init__(self, ef_search: _Optional[int] = ..., nprobe: _Optional[int] = ..., target_recall: _Optional[float] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
     __slots__ = ("collection", "queries", "k", "filter_json", "include", "params", "texts", "score_threshold")
