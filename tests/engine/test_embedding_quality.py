@@ -167,9 +167,14 @@ def test_wikiqa_auto_index_matches_exact_search(wikiqa: WikiQA, auto_collection:
     assert want > 0.5  # all-MiniLM-L6-v2 does retrieve the answers (a sanity floor, not a benchmark)
 
 
-def test_wikiqa_hnsw_index_matches_exact_search(
+def test_wikiqa_hnsw_index_meets_its_recall_target(
     db: Database, wikiqa: WikiQA, auto_collection: Any, exact: Exact
 ) -> None:
+    """At default settings the HNSW index calibrates itself to recall@k >= target_recall (0.95): real
+    questions get at least that against exact search (a 0.02 margin for the sample), each hit with its
+    exact cosine, and the answers' MRR within 2% of exact search's. (Before recall targets this test
+    demanded the exact ranking: a fixed ef_search of 64 gave it on this small set, at a cost the target
+    no longer pays.)"""
     col = db.create_collection("wikiqa_hnsw", embedding={}, index={"type": "hnsw"})
     started = time.perf_counter()
     for i in range(0, len(wikiqa.ids), BATCH):
@@ -182,11 +187,21 @@ def test_wikiqa_hnsw_index_matches_exact_search(
     assert state["kind"] == "hnsw"
     assert state["ann_vectors"] > 0
     hits = col.search(texts=wikiqa.questions, k=K, include=[])
-    swaps = check_same_rankings(hits, exact, wikiqa)
+    position = {sid: i for i, sid in enumerate(wikiqa.ids)}
+    found = 0
+    for qi, row in enumerate(hits):
+        assert len(row) == K
+        for h in row:
+            assert abs(h.score - exact.scores[qi, position[h.id]]) < SCORE_TOL, (qi, h.id, h.score)
+        # A hit tied (within SCORE_TOL) with the exact K-th score counts as a true neighbour.
+        kth = exact.scores[qi, exact.top[qi][-1]]
+        found += sum(exact.scores[qi, position[h.id]] >= kth - SCORE_TOL for h in row)
+    recall = found / (K * len(hits))
     got = mrr([[h.id for h in row] for row in hits], wikiqa.answers)
     want = mrr([[wikiqa.ids[i] for i in row] for row in exact.top], wikiqa.answers)
     print(
         f"\nWikiQA test, hnsw index ({state['ann_vectors']} in HNSW, {state['delta_vectors']} exact delta): "
-        f"MRR@{K} vecdb {got:.4f}, exact {want:.4f}; {swaps} tied swaps; built in {build:.1f} s"
+        f"recall@{K} {recall:.4f}; MRR@{K} vecdb {got:.4f}, exact {want:.4f}; built in {build:.1f} s"
     )
-    assert abs(got - want) <= 0.01 * want
+    assert recall >= 0.95 - 0.02
+    assert abs(got - want) <= 0.02 * want
