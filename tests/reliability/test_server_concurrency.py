@@ -87,8 +87,11 @@ SERVER_FLAGS = (
     "50",
     "--no-embedding.enabled",
 )
-#: A slow-ish build (high ef_construction): builds run a good share of the time, under the load.
-INDEX = {"type": "hnsw", "ef_construction": 400}
+#: A slow-ish build (high ef_construction): builds run a good share of the time, under the load. The
+#: "own nearest neighbour" check below probes that each label holds its record's vector, not recall: the
+#: knob is pinned (ef_search 64, the value before recall targets) so that a 0.95 recall target's
+#: legitimate misses (1 in 200 seen with 63% tombstones mid-rebuild) do not read as lost vectors.
+INDEX = {"type": "hnsw", "ef_construction": 400, "ef_search": 64}
 BUILD_LOG = re.compile(rf"collection {NAME}: (merge|rebuild) of (\d+) vectors took ([0-9.]+) s")
 ID_RE = re.compile(r"w(\d+)-(?:x?\d+)")
 SOURCE_RE = re.compile(r"w(\d+)/s\d+")
