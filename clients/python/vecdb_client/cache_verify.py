@@ -32,23 +32,27 @@ __all__ = ["CrossEncoderVerifier", "Verifier", "accept_all", "guard", "guard_rea
 Verifier = Callable[[str, str], bool]
 
 _WORD = re.compile(r"\d+(?:[.,:/]\d+)*|[^\W\d_]+(?:['\u2019][^\W\d_]+)?")
-_NUMBER_WORDS = frozenset(
+
+
+def _wordset(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+_NUMBER_WORDS = _wordset(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand "
     "million billion trillion first second third fourth fifth sixth seventh eighth ninth tenth half "
-    "twice double triple dozen".split()
+    "twice double triple dozen"
 )
-_NEGATIONS = frozenset(
-    "not no never none nobody nothing neither nor cannot without nowhere hardly barely".split()
-)
+_NEGATIONS = _wordset("not no never none nobody nothing neither nor cannot without nowhere hardly barely")
 _NEG_PREFIXES = ("un", "in", "im", "il", "ir", "dis", "non", "non-")
-_STOPWORDS = frozenset(
+_STOPWORDS = _wordset(
     """a an the and or but if then so to of in on at by for with from into onto about as than that this
     these those it its it's is are was were be been being am do does did done doing have has had having
     will would shall should can could may might must i me my mine we us our you your yours he him his she
     her they them their what which who whom whose when where why how there here also just very too
     s t please tell give get some any all each every other another such own same up down out over off
-    again further once more most much many few lot way thing things say said says""".split()
+    again further once more most much many few lot way thing things say said says"""
 )
 
 
