@@ -61,10 +61,16 @@ def _words(text: str) -> list[str]:
 
 
 def _stem(word: str) -> str:
+    """A plural's singular, roughly: ``cities`` -> ``city``, ``boxes`` -> ``box``, ``ounces`` -> ``ounce``."""
     w = word.lower().replace("\u2019", "'")
-    for suffix in ("'s", "ies", "es", "s"):
-        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
-            return w[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    if w.endswith("'s"):
+        return w[:-2]
+    if w.endswith("ies") and len(w) > 4:
+        return w[:-3] + "y"
+    if w.endswith(("sses", "shes", "ches", "xes", "zes")) and len(w) > 4:
+        return w[:-2]
+    if w.endswith("s") and not w.endswith(("ss", "us", "is")) and len(w) > 3:
+        return w[:-1]
     return w
 
 
