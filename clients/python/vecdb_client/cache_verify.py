@@ -19,6 +19,7 @@ returns True to accept the hit; False turns it into a miss.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -60,6 +61,7 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
+@functools.lru_cache(maxsize=8192)
 def _stem(word: str) -> str:
     """A plural's singular, roughly: ``cities`` -> ``city``, ``boxes`` -> ``box``, ``ounces`` -> ``ounce``."""
     w = word.lower().replace("\u2019", "'")
