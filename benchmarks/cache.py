@@ -598,7 +598,7 @@ def markdown(res: dict[str, Any]) -> str:
             for tr in TRANSPORTS:
                 r = res["sizes"][size]["cases"][case][tr]
                 mark = "" if r["p50_ms"] <= limit else " **FAIL**"
-                odd = "" if r["as_expected"] == 1.0 else f" ({r['as_expected']:.0%} {r['expected']})"
+                odd = "" if r["as_expected"] == 1.0 else f" ({r['as_expected']:.2%} {r['expected']})"
                 row += f" {r['p50_ms']:.2f} / {r['p95_ms']:.2f}{mark}{odd} |"
         lines.append(row)
     passed = sum(t["pass"] for t in res["targets"])

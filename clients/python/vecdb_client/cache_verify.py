@@ -24,6 +24,7 @@ import os
 import re
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,18 +102,44 @@ def _prefix_negated(a: set[str], b: set[str]) -> bool:
     return False
 
 
-def _entities(text: str, words: list[str]) -> set[str]:
+def _entities(text: str) -> set[str]:
     """Capitalized words not at the start of a sentence (names, places, products), lower-cased."""
     out = set()
     for m in _WORD.finditer(text):
         w = m.group()
         if not w[0].isupper() or w.lower() in _STOPWORDS:
             continue
-        before = text[: m.start()].rstrip()
-        if not before or before[-1] in ".?!:;\n\"'(":
+        k = m.start() - 1
+        while k >= 0 and text[k].isspace():
+            k -= 1
+        if k < 0 or text[k] in ".?!:;\n\"'(":
             continue
         out.add(_stem(w))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Features:
+    numbers: list[str]
+    negations: int
+    lower: set[str]
+    entities: set[str]
+    stems: set[str]
+    content: list[str]
+
+
+@functools.lru_cache(maxsize=4096)
+def _features(text: str) -> _Features:
+    """What the guard compares, per text (memoized: a cached entry is checked against many prompts)."""
+    words = _words(text)
+    return _Features(
+        _numbers(words),
+        _negations(words),
+        {w.lower() for w in words},
+        _entities(text),
+        {_stem(w) for w in words},
+        _content(words),
+    )
 
 
 def _content(words: list[str]) -> list[str]:
@@ -140,17 +167,14 @@ def guard_reason(prompt: str, candidate: str) -> str | None:
     ``order``), or None when it accepts it. Texts equal after case folding are always accepted."""
     if prompt.casefold().split() == candidate.casefold().split():
         return None
-    wa, wb = _words(prompt), _words(candidate)
-    if _numbers(wa) != _numbers(wb):
+    fa, fb = _features(prompt), _features(candidate)
+    if fa.numbers != fb.numbers:
         return "numbers"
-    la, lb = {w.lower() for w in wa}, {w.lower() for w in wb}
-    if _negations(wa) != _negations(wb) or _prefix_negated(la, lb):
+    if fa.negations != fb.negations or _prefix_negated(fa.lower, fb.lower):
         return "negation"
-    ea, eb = _entities(prompt, wa), _entities(candidate, wb)
-    stems_a, stems_b = {_stem(w) for w in wa}, {_stem(w) for w in wb}
-    if (ea - stems_b) and (eb - stems_a):  # one name replaced by another (dropping one is common rewording)
+    if (fa.entities - fb.stems) and (fb.entities - fa.stems):  # a name replaced (dropping one is rewording)
         return "entities"
-    if _order_differs(_content(wa), _content(wb)):
+    if _order_differs(fa.content, fb.content):
         return "order"
     return None
 
