@@ -695,7 +695,7 @@ def analysis(res: dict[str, Any]) -> list[str]:
         "(ms, p50 wall time from the client; handler = the server's mean time inside the operation.)",
         "",
         "- Without a vector, a miss and a semantic hit are two sequential round trips (with a vector, "
-        "one search): the exact path's point read (the entry id), then the k=1 search. The server's "
+        "one search): the exact path's point read (the entry id), then the k=3 search. The server's "
         "work in both is small (point read < 0.1 ms, search "
         "~1 ms); most of the wall time is transport and client: a point read costs "
         f"~{statistics.median(floors['grpc']):.2f} ms more than its handler over gRPC (grpcio's Python "
