@@ -43,8 +43,8 @@ from vecdb.embed import EmbedderRegistry
 from vecdb.engine.api import scroll_all
 from vecdb.engine.validate import (
     check_embedded_dim,
-    check_expiry,
     decode_cursor,
+    expiry_times,
     split_missing_vectors,
     validate_id_list,
     validate_include,
@@ -243,7 +243,7 @@ class ShardedCollection:
         """As ``Collection.upsert``; each record is written on its shard (all replicas)."""
         self._check_open()
         id_list, vecs, text_col, meta_col, src_col = self._prepare(ids, vectors, texts, metadatas, sources)
-        check_expiry(ttl, expires_at, len(id_list))
+        expiry_times(ttl, expires_at, len(id_list))  # refused here, before any shard writes
         per_record = isinstance(expires_at, list | tuple | np.ndarray)
         calls: dict[int, dict[str, Any]] = {}
         for s, pos in route(id_list, self.shards).items():

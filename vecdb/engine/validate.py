@@ -42,7 +42,6 @@ __all__ = [
     "MAX_VECTOR_NORM",
     "NAME_RE",
     "check_embedded_dim",
-    "check_expiry",
     "collection_dim",
     "decode_cursor",
     "encode_cursor",
@@ -182,11 +181,6 @@ def expiry_times(ttl: Any, expires_at: Any, n: int) -> list[float | None] | None
             for i, t in enumerate(expires_at)
         ]
     return [_seconds(expires_at, "expires_at", "a unix time")] * n
-
-
-def check_expiry(ttl: Any, expires_at: Any, n: int) -> None:
-    """Raise as an upsert of ``n`` records would for its ``ttl`` / ``expires_at`` (``expiry_times``)."""
-    expiry_times(ttl, expires_at, n)
 
 
 def _seconds(value: Any, what: str, kind: str = "a number of seconds") -> float:
