@@ -44,6 +44,15 @@ class Authenticator:
         """Raise unless ``authorization`` ("Bearer KEY") may run ``operation``."""
         if not self._keys:
             return
+        role = self.role(authorization)
+        if role == "read" and operation in WRITE_OPERATIONS:
+            raise PermissionDeniedError(f"this API key is read-only: {operation} needs an admin key")
+
+    def role(self, authorization: str | None) -> Role:
+        """The role of ``authorization`` ("Bearer KEY"): ``admin`` on an open server (no key configured).
+        Raises ``AuthenticationError`` for a missing, malformed or unknown key."""
+        if not self._keys:
+            return "admin"
         if not authorization:
             raise AuthenticationError("missing API key: send 'Authorization: Bearer <key>'")
         scheme, _, token = authorization.partition(" ")
@@ -52,8 +61,7 @@ class Authenticator:
         role = self._role(token.strip().encode())
         if role is None:
             raise AuthenticationError("unknown API key")
-        if role == "read" and operation in WRITE_OPERATIONS:
-            raise PermissionDeniedError(f"this API key is read-only: {operation} needs an admin key")
+        return role
 
     def _role(self, token: bytes) -> Role | None:
         found: Role | None = None

@@ -34,7 +34,8 @@ from vecdb.errors import (
     LimitExceededError,
     VecDBError,
 )
-from vecdb.server.auth import Authenticator
+from vecdb.server.auth import WRITE_OPERATIONS, Authenticator
+from vecdb.server.console import add_console
 from vecdb.server.metrics import Metrics
 from vecdb.types import DEFAULT_INCLUDE
 
@@ -243,6 +244,13 @@ class RestoreBody(BaseModel):
     target: str | None = Field(None, description="The new collection's name; default: the snapshot's.")
 
 
+class WhoAmI(BaseModel):
+    auth: bool = Field(description="Whether the server checks API keys (false: it is open).")
+    role: str = Field(description="admin or read (admin on an open server).")
+    writes: bool = Field(description="Whether this key may call the operations that write.")
+    write_operations: list[str] = Field(description="The operations a read-only key may not call.")
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str
@@ -328,6 +336,8 @@ class RequiresKey:
 
 #: The operation of ``GET /metrics`` for the key check: any valid key (read-only included) may scrape.
 METRICS_OPERATION = "metrics"
+#: The operation of ``GET /whoami`` for the key check: any valid key may ask what it may do.
+WHOAMI_OPERATION = "whoami"
 
 
 class KeyCheck:
@@ -337,7 +347,8 @@ class KeyCheck:
     anonymous client make the server read, buffer and parse up to ``max_request_bytes``, and answers a
     malformed body with 400 instead of 401. Here the route (hence the operation) is found from the
     method and path alone; a refused request's body is never read. Paths of no operation (``/healthz``,
-    ``/readyz``, ``/docs``, ``/openapi.json``, unknown paths) pass; ``/metrics`` needs a key of any role.
+    ``/readyz``, ``/docs``, ``/openapi.json``, the console's pages, unknown paths) pass; ``/metrics`` and
+    ``/whoami`` need a key of any role.
     """
 
     def __init__(self, app: ASGIApp, authenticator: Authenticator, metrics: Metrics, routes: Any) -> None:
@@ -358,6 +369,8 @@ class KeyCheck:
             ]
         if scope.get("path") == "/metrics":
             return METRICS_OPERATION
+        if scope.get("path") == "/whoami":
+            return WHOAMI_OPERATION
         for route, operation in self._table:
             match, _ = route.matches(scope)
             if match == Match.FULL:
@@ -527,6 +540,19 @@ def create_app(
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/whoami", tags=["ops"], response_model=WhoAmI)
+    def whoami(request: Request) -> Any:
+        """What the request's API key may do (the console hides the writes a read-only key cannot make)."""
+        role = authenticator.role(request.headers.get("authorization"))
+        return {
+            "auth": authenticator.enabled,
+            "role": role,
+            "writes": role == "admin",
+            "write_operations": sorted(WRITE_OPERATIONS),
+        }
+
+    add_console(app)
 
     # ---- collections ----
 
