@@ -59,7 +59,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
                     json={
                         "ids": ids,
                         "texts": [*DOCS.values(), SCRIPT_TEXT],
-                        "metadatas": [*({"topic": SOURCE_OF[i], "n": n} for n, i in enumerate(DOCS)), {"x": "<i>"}],
+                        "metadatas": [
+                            *({"topic": SOURCE_OF[i], "n": n} for n, i in enumerate(DOCS)),
+                            {"x": "<i>"},
+                        ],
                         "sources": [*(SOURCE_OF[i] for i in DOCS), "evil.html"],
                     },
                 ),
@@ -76,7 +79,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
                 )
             )
             ok(http.post("/v1/collections", json={"name": "vault", "dim": 2}), 201)
-            ok(http.post("/v1/collections/vault/upsert", json={"ids": ["v1", "v2"], "vectors": [[1, 0], [0, 1]]}))
+            ok(
+                http.post(
+                    "/v1/collections/vault/upsert", json={"ids": ["v1", "v2"], "vectors": [[1, 0], [0, 1]]}
+                )
+            )
         yield sp
     finally:
         rc = sp.stop()
@@ -104,7 +111,9 @@ def page(browser: Browser) -> Iterator[Page]:
     tab.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
     tab.on(
         "console",
-        lambda msg: problems.append(f"console: {msg.text}") if "Content Security Policy" in msg.text else None,
+        lambda msg: (
+            problems.append(f"console: {msg.text}") if "Content Security Policy" in msg.text else None
+        ),
     )
     try:
         yield tab
@@ -180,7 +189,9 @@ def test_text_search_finds_the_expected_top_hit(page: Page, server: ServerProces
 def test_filter_errors_are_shown_as_the_api_returns_them(page: Page, server: ServerProcess) -> None:
     bad = '{"n": {"$near": 3}}'
     with server.http(READER) as http:
-        resp = http.post("/v1/collections/docs/search", json={"texts": ["x"], "k": 10, "filter": {"n": {"$near": 3}}})
+        resp = http.post(
+            "/v1/collections/docs/search", json={"texts": ["x"], "k": 10, "filter": {"n": {"$near": 3}}}
+        )
     assert resp.status_code == 400
     api_error = resp.json()["error"]
     open_console(page, server, "/console/collections/docs", READER)
@@ -315,4 +326,3 @@ def test_console_responses_carry_the_csp(server: ServerProcess) -> None:
             assert resp.status_code == 200, path
             assert "script-src 'self'" in resp.headers["content-security-policy"], path
         assert http.get("/v1/collections").status_code == 401  # the data still needs a key
-

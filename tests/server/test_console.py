@@ -100,7 +100,12 @@ async def test_console_is_not_in_the_api_schema(shared_rest: httpx.AsyncClient) 
 
 async def test_whoami_says_the_role(shared_rest_auth: httpx.AsyncClient) -> None:
     admin = (await shared_rest_auth.get("/whoami", headers=_bearer(ADMIN))).json()
-    assert admin == {"auth": True, "role": "admin", "writes": True, "write_operations": sorted(WRITE_OPERATIONS)}
+    assert admin == {
+        "auth": True,
+        "role": "admin",
+        "writes": True,
+        "write_operations": sorted(WRITE_OPERATIONS),
+    }
     read = (await shared_rest_auth.get("/whoami", headers=_bearer(READ))).json()
     assert read["role"] == "read" and read["writes"] is False
 
