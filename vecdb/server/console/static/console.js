@@ -506,7 +506,7 @@
       el("thead", {}, el("tr", {}, ["name", "created", "records", "size", canWrite() ? "" : null].filter((h) => h !== null).map((h) => el("th", { text: h })))),
       el("tbody", {}, snaps.map((s) => el("tr", { "data-snapshot": s.name },
         el("td", { text: s.name }),
-        el("td", { text: s.created_at }),
+        el("td", { text: s.created_at.replace("T", " ").replace(/\.\d+/, "").replace("+00:00", " UTC") }),
         el("td", { class: "num", text: fmtNumber(s.records) }),
         el("td", { class: "num", text: fmtBytes(s.bytes) }),
         canWrite() ? el("td", {},
