@@ -350,6 +350,7 @@ ROUTES = {
     ("/healthz", "get"),
     ("/readyz", "get"),
     ("/metrics", "get"),
+    ("/whoami", "get"),
     ("/v1/collections", "get"),
     ("/v1/collections", "post"),
     ("/v1/collections/{name}", "get"),
