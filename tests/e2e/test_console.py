@@ -171,6 +171,8 @@ def test_pages_are_addressable(page: Page, server: ServerProcess) -> None:
     expect(page.locator("#crumbs")).to_contain_text("scratch")
     page.goto(server.rest_url + "/console/collections/no-such")
     expect(page.locator("#overview .error-code")).to_have_text("collection_not_found")
+    page.goto(server.rest_url + "/console/collections/%E0%A4%A")  # not UTF-8: said, not thrown
+    expect(page.locator("#main .error-message")).to_contain_text("not a collection address")
 
 
 def test_text_search_finds_the_expected_top_hit(page: Page, server: ServerProcess) -> None:
@@ -317,6 +319,8 @@ def test_a_wrong_key_is_refused_and_can_be_replaced(page: Page, server: ServerPr
     page.click("#key-forget")
     expect(page.get_by_role("heading", name="API key needed")).to_be_visible()
     assert page.evaluate("sessionStorage.getItem('vecdb.apiKey')") is None
+    page.wait_for_timeout(2500)  # a poll of the live view would have shown its 401 by now
+    expect(page.locator("#live-body")).to_be_empty()
 
 
 def test_console_responses_carry_the_csp(server: ServerProcess) -> None:

@@ -648,16 +648,34 @@
 
   // ---- routing: the address is the page ----
 
+  function stopLive() {
+    if (live.timer !== null) clearInterval(live.timer);
+    live.timer = null;
+    clear($("live-body"));
+  }
+
   async function start() {
     flash(null);
-    if (!(await identify())) return;
+    if (!(await identify())) {
+      stopLive();
+      return;
+    }
     showWho();
     const path = window.location.pathname.replace(/\/+$/, "");
     const match = /^\/console\/collections\/([^/]+)$/.exec(path);
     startLive();
-    if (match) await collectionPage(decodeURIComponent(match[1]));
-    else await collectionsPage();
-    document.body.dataset.ready = "1";
+    if (!match) {
+      await collectionsPage();
+      return;
+    }
+    let name;
+    try {
+      name = decodeURIComponent(match[1]);
+    } catch (_) {
+      clear($("main")).append(errorBox(new Error("not a collection address: " + path)));
+      return;
+    }
+    await collectionPage(name);
   }
 
   document.addEventListener("DOMContentLoaded", () => {
