@@ -63,6 +63,7 @@ class Hit:
     metadata: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
     vector: np.ndarray | None = None
+    explain: dict[str, dict[str, float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -74,6 +75,8 @@ class Hit:
         }
         if self.vector is not None:
             out["vector"] = self.vector.tolist()
+        if self.explain is not None:
+            out["explain"] = self.explain
         return out
 
 
