@@ -21,7 +21,10 @@ __all__ = ["SHARD_METHODS", "ShardActor", "ShardFailure"]
 
 #: The collection methods a shard serves: every collection operation (``vecdb.operations``) and ``info``
 #: (get_collection's answer).
-SHARD_METHODS = frozenset(op.name for op in OPERATIONS if op.target == "collection") | {"info"}
+SHARD_METHODS = frozenset(op.name for op in OPERATIONS if op.target == "collection") | {
+    "info",
+    "set_text_index",
+}
 
 
 class ShardFailure:
@@ -49,7 +52,11 @@ class ShardActor:
             self.col = self.db.get_collection(name)
         except CollectionNotFoundError:
             self.col = self.db.create_collection(
-                name, dim=config["dim"], metric=config["metric"], index=config["index"]
+                name,
+                dim=config["dim"],
+                metric=config["metric"],
+                index=config["index"],
+                text_index=config.get("text_index"),
             )
 
     def call(self, method: str, kwargs: dict[str, Any]) -> Any:
