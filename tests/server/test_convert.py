@@ -270,7 +270,7 @@ def test_collection_info_round_trip(db: Database, metric: Any, index: dict[str, 
 
 @pytest.mark.parametrize(
     "spec",
-    [{}, {"tokenizer": "whitespace"}, {"tokenizer": "standard", "stemming": True, "k1": 1.5, "b": 0.5}],
+    [{}, {"tokenizer": "whitespace"}, {"tokenizer": "standard", "stemming": True, "stopwords": "english"}],
 )
 def test_collection_info_with_text_index_round_trip(db: Database, spec: dict[str, Any]) -> None:
     col = db.create_collection("t", 2, text_index=spec)

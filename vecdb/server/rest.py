@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -182,9 +182,19 @@ class SearchBody(BaseModel):
 
 class HitOut(RecordOut):
     score: float
-    explain: dict[str, dict[str, float]] | None = Field(
-        None, description='With "explain" in include: each branch\'s {"rank", "score"} of this hit.'
+    explain: dict[str, dict[str, int | float]] | None = Field(
+        None,
+        description='Only with "explain" in include: each branch\'s {"rank", "score"} behind the score '
+        '({"vector": ..., "text": ...}; a branch is absent when the hit was not among its candidates).',
     )
+
+    @model_serializer(mode="wrap")
+    def _explain_only_when_asked(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # absent, not null, without "explain": a search's reply keeps the shape it had before explain
+        out: dict[str, Any] = handler(self)
+        if out.get("explain") is None:
+            out.pop("explain", None)
+        return out
 
 
 class SearchResult(BaseModel):
