@@ -161,7 +161,9 @@ def test_chinese_text_search_with_jieba(client: Client, unique_name: str) -> Non
 
 async def test_async_set_text_index_and_iter_records(aclient: AsyncClient, unique_name: str) -> None:
     col = await aclient.create_collection(unique_name, dim=2)
-    await col.upsert(["a", "b", "c"], [[1, 0], [0, 1], [1, 1]], texts=["red apple", "green apple", "blue sky"])
+    await col.upsert(
+        ["a", "b", "c"], [[1, 0], [0, 1], [1, 1]], texts=["red apple", "green apple", "blue sky"]
+    )
     assert (await col.info()).text_index is None
     spec = await col.set_text_index({})
     assert spec is not None and spec["documents"] == 3
