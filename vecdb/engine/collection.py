@@ -869,7 +869,7 @@ class Collection:
             if query_texts is not None:
                 text = self._require_text(f"search mode {mode!r}").searchable()
                 for qt in query_texts:
-                    lbs, scs = text.search(text.query(qt), depth, allowed)
+                    lbs, scs = text.search(text.query(qt), depth, allowed, self._records.ids.__getitem__)
                     text_rows.append(list(zip(lbs.tolist(), scs.tolist(), strict=True)))
             rows = self._combine(mode, vec_rows, text_rows, fus, k, keep)
             flat = list(dict.fromkeys(lb for row in rows for lb, _, _ in row))
