@@ -348,6 +348,11 @@ def test_default_bm25_parameters_are_accepted(db: Database) -> None:
         ({"texts": "fox", "mode": "keyword"}, InvalidArgumentError, "mode must be one of"),
         ({"mode": "text"}, InvalidArgumentError, "needs texts"),
         ({"vectors": [_vec(0)], "texts": "fox", "mode": "text"}, InvalidArgumentError, "not vectors"),
+        (
+            {"texts": "fox", "mode": "text", "params": {"ef_search": 10}},
+            InvalidArgumentError,
+            "for mode 'text'",
+        ),
         ({"texts": "fox", "mode": "text", "fusion": {}}, InvalidArgumentError, "'hybrid' only"),
         (
             {"vectors": [_vec(0)], "texts": "fox", "mode": "hybrid", "fusion": {"method": "max"}},

@@ -835,6 +835,11 @@ class Collection:
                 raise InvalidArgumentError(f"search mode {mode!r} needs texts", field="texts")
             if mode == "text" and vectors is not None:
                 raise InvalidArgumentError("search mode 'text' takes texts, not vectors", field="vectors")
+            if mode == "text" and params is not None:
+                raise InvalidArgumentError(
+                    "params (ef_search, nprobe, target_recall) tune the vector index: not for mode 'text'",
+                    field="params",
+                )
             self._require_text(f"search mode {mode!r}")
             query_texts = validate_texts(texts, self._limits)
             validate_hits(len(query_texts), k, self.dim, fields, self._limits)
