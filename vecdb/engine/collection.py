@@ -559,6 +559,9 @@ class Collection:
         )
         if missing:  # embedding is slow: done after validation, before the write lock
             vecs[missing] = self._embed([new[i].text or "" for i in missing])
+        text = self._text
+        if text is not None:  # so is Chinese segmentation
+            text.warm([r.text for r in new])
         return new, vecs
 
     def _embed(self, texts: list[str]) -> np.ndarray:
