@@ -463,3 +463,21 @@ def test_text_filter_errors_elsewhere(db: Database, col: Any) -> None:
         deep = {"$and": [deep]}
     with pytest.raises(InvalidFilterError, match="deeper"):
         col.count(text_filter=deep)
+
+
+def test_vecdb_check_reports_the_text_index(tmp_path: Path) -> None:
+    from vecdb.engine.check import check_data_dir
+
+    with Database(tmp_path / "d") as db:
+        _fill(db.create_collection("std", dim=DIM, text_index={}))
+        _fill(db.create_collection("zh", dim=DIM, text_index={"tokenizer": "jieba"}), {"a": "北京欢迎你"})
+        db.create_collection("none", dim=DIM)
+    facts = {
+        r.name: r.facts.get("text_index") for r in check_data_dir(tmp_path / "d") if r.kind == "collection"
+    }
+    assert facts["std"].startswith("standard") and facts["none"] == "none"
+    assert facts["zh"].startswith("jieba, segmentation cache at seq")
+    (tmp_path / "d" / "collections" / "zh" / "text.ckpt").write_bytes(b"garbage")
+    results = check_data_dir(tmp_path / "d")
+    zh = next(r for r in results if r.name == "zh")
+    assert "unreadable" in zh.facts["text_index"] and not zh.problems
