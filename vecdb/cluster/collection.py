@@ -398,6 +398,11 @@ class ShardedCollection:
             raise InvalidArgumentError(f"search mode {mode!r} needs texts", field="texts")
         if mode == "text" and vectors is not None:
             raise InvalidArgumentError("search mode 'text' takes texts, not vectors", field="vectors")
+        if mode == "text" and params is not None:
+            raise InvalidArgumentError(
+                "params (ef_search, nprobe, target_recall) tune the vector index: not for mode 'text'",
+                field="params",
+            )
         if self.text_index is None:
             raise InvalidArgumentError(
                 f"collection {self.name!r} has no text index, needed for search mode {mode!r}: add one "

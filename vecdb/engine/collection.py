@@ -559,6 +559,9 @@ class Collection:
         )
         if missing:  # embedding is slow: done after validation, before the write lock
             vecs[missing] = self._embed([new[i].text or "" for i in missing])
+        text = self._text
+        if text is not None:  # so is Chinese segmentation
+            text.warm([r.text for r in new])
         return new, vecs
 
     def _embed(self, texts: list[str]) -> np.ndarray:
@@ -835,6 +838,11 @@ class Collection:
                 raise InvalidArgumentError(f"search mode {mode!r} needs texts", field="texts")
             if mode == "text" and vectors is not None:
                 raise InvalidArgumentError("search mode 'text' takes texts, not vectors", field="vectors")
+            if mode == "text" and params is not None:
+                raise InvalidArgumentError(
+                    "params (ef_search, nprobe, target_recall) tune the vector index: not for mode 'text'",
+                    field="params",
+                )
             self._require_text(f"search mode {mode!r}")
             query_texts = validate_texts(texts, self._limits)
             validate_hits(len(query_texts), k, self.dim, fields, self._limits)
@@ -869,7 +877,7 @@ class Collection:
             if query_texts is not None:
                 text = self._require_text(f"search mode {mode!r}").searchable()
                 for qt in query_texts:
-                    lbs, scs = text.search(text.query(qt), depth, allowed)
+                    lbs, scs = text.search(text.query(qt), depth, allowed, self._records.ids.__getitem__)
                     text_rows.append(list(zip(lbs.tolist(), scs.tolist(), strict=True)))
             rows = self._combine(mode, vec_rows, text_rows, fus, k, keep)
             flat = list(dict.fromkeys(lb for row in rows for lb, _, _ in row))

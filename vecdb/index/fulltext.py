@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -278,30 +278,36 @@ class FullTextIndex:
             [(self._tantivy.Occur.Should, q.term_query(self._schema, _TEXT, t)) for t in terms]
         )
 
-    def search(self, query: Any, n: int, allowed: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        """The best ``n`` (labels, BM25 scores) for ``query``, best first (ties: lower label first), only
-        labels in ``allowed`` (a set-like of labels, or None for all). Exact: with ``allowed`` it reads
-        deeper until ``n`` admitted hits are found or the matches run out."""
+    def search(
+        self, query: Any, n: int, allowed: Any = None, tiebreak: Callable[[int], Any] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The best ``n`` (labels, BM25 scores) for ``query``, best first, equal scores ordered by
+        ``tiebreak(label)`` (default: the label), only labels in ``allowed`` (a set-like of labels, or
+        None for all). Exact: it reads deeper until ``n`` admitted hits are found and every hit tied
+        with the last of them is in, or the matches run out."""
         empty = np.empty(0, np.int64), np.empty(0, np.float32)
         if query is None or n <= 0:
             return empty
         s = self._searcher
-        depth = n if allowed is None else min(max(4 * n, 64), max(s.num_docs, 1))
+        total = max(int(s.num_docs), 1)
+        depth = min(n + 1 if allowed is None else max(4 * n, 64), total)
         while True:
-            res = s.search(query, depth, count=False)
-            hits = res.hits
+            hits = s.search(query, depth, count=False).hits
             labels = _labels(s, [a for _, a in hits])
-            pairs = [(-float(sc), lb) for (sc, _), lb in zip(hits, labels, strict=True)]
+            pairs = [(float(sc), lb) for (sc, _), lb in zip(hits, labels, strict=True)]
             if allowed is not None:
                 pairs = [p for p in pairs if p[1] in allowed]
-            if len(pairs) >= n or len(hits) < depth or depth >= s.num_docs:
+            if len(hits) < depth or depth >= total:
                 break
-            depth = min(depth * 4, s.num_docs)
-        pairs.sort()
+            if len(pairs) >= n and hits[-1][0] < pairs[n - 1][0]:
+                break  # n admitted hits, and the last one read scores below the n-th: no tie left out
+            depth = min(depth * 4, total)
+        order = tiebreak or (lambda lb: lb)
+        pairs.sort(key=lambda p: (-p[0], order(p[1])))
         pairs = pairs[:n]
         return (
             np.fromiter((lb for _, lb in pairs), np.int64, len(pairs)),
-            np.fromiter((-sc for sc, _ in pairs), np.float32, len(pairs)),
+            np.fromiter((sc for sc, _ in pairs), np.float32, len(pairs)),
         )
 
     def matching(self, flt: TextFilter, universe: Any) -> Any:
