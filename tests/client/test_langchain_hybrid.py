@@ -114,6 +114,10 @@ async def test_where_document(stores: Stores) -> None:
     ]
     by_vec = await store.asimilarity_search_by_vector(query[0].tolist(), k=5, where_document=only)
     assert sorted(ids(by_vec)) == ["db", "draft"]
+    mmr = store.max_marginal_relevance_search("database", k=2, fetch_k=5, where_document=only)
+    assert sorted(ids(mmr)) == ["db", "draft"]
+    ammr = await store.amax_marginal_relevance_search("database", k=5, where_document={"$contains": "night"})
+    assert ids(ammr) == ["cat"]
     assert store.delete(where_document={"$contains": "draft"}) is True
     assert ids(store.get_by_ids(IDS)) == ["err", "cat", "db", "rust"]
     assert await store.adelete(where_document={"$contains": "night"}, filter={"n": 1}) is True

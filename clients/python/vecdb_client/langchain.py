@@ -17,7 +17,7 @@
 - Keyword and hybrid search (the collection needs a full-text index: ``text_index={}`` when the store
   creates it, or ``Collection.set_text_index``): ``similarity_search(query, mode="text" | "hybrid")``,
   ``fusion={"method": "weighted", "alpha": 0.7}``, and Chroma's ``where_document={"$contains": "..."}``
-  (the server's ``text_filter``) in every mode and in ``delete``. A retriever:
+  (the server's ``text_filter``) in every mode, MMR and ``delete``. A retriever:
   ``store.as_retriever(search_kwargs={"mode": "hybrid", "k": 5})``. Text and hybrid scores are BM25 and
   fused scores (higher is better), not similarities: relevance scores need ``relevance_score_fn`` there.
 - Every method has a native async twin that goes through ``AsyncClient`` (no thread pool). An
@@ -622,15 +622,20 @@ class VecDBVectorStore(VectorStore):
         fetch_k: int = 20,
         lambda_mult: float = 0.5,
         filter: dict[str, Any] | None = None,
+        *,
+        where_document: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        """``k`` documents among the ``fetch_k`` nearest, chosen for similarity to the query and diversity
-        among themselves (``lambda_mult``: 1 = similarity only, 0 = diversity only)."""
+        """``k`` documents among the ``fetch_k`` nearest (matching ``filter`` and ``where_document``), chosen
+        for similarity to the query and diversity among themselves (``lambda_mult``: 1 = similarity only,
+        0 = diversity only)."""
         try:
             vector = self._query_vector(query)
         except CollectionNotFoundError:
             return []
-        return self.max_marginal_relevance_search_by_vector(vector, k, fetch_k, lambda_mult, filter=filter)
+        return self.max_marginal_relevance_search_by_vector(
+            vector, k, fetch_k, lambda_mult, filter=filter, where_document=where_document
+        )
 
     async def amax_marginal_relevance_search(
         self,
@@ -639,6 +644,8 @@ class VecDBVectorStore(VectorStore):
         fetch_k: int = 20,
         lambda_mult: float = 0.5,
         filter: dict[str, Any] | None = None,
+        *,
+        where_document: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
         """Async ``max_marginal_relevance_search``."""
@@ -647,7 +654,7 @@ class VecDBVectorStore(VectorStore):
         except CollectionNotFoundError:
             return []
         return await self.amax_marginal_relevance_search_by_vector(
-            vector, k, fetch_k, lambda_mult, filter=filter
+            vector, k, fetch_k, lambda_mult, filter=filter, where_document=where_document
         )
 
     def max_marginal_relevance_search_by_vector(
@@ -657,10 +664,13 @@ class VecDBVectorStore(VectorStore):
         fetch_k: int = 20,
         lambda_mult: float = 0.5,
         filter: dict[str, Any] | None = None,
+        *,
+        where_document: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
         """``max_marginal_relevance_search`` from a query vector."""
-        hits = self._search(embedding, None, max(k, fetch_k), filter, _MMR_INCLUDE)
+        search = _Search(where_document=where_document)
+        hits = self._search(embedding, None, max(k, fetch_k), filter, _MMR_INCLUDE, search)
         return self._mmr(embedding, hits, k, lambda_mult)
 
     async def amax_marginal_relevance_search_by_vector(
@@ -670,10 +680,13 @@ class VecDBVectorStore(VectorStore):
         fetch_k: int = 20,
         lambda_mult: float = 0.5,
         filter: dict[str, Any] | None = None,
+        *,
+        where_document: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
         """Async ``max_marginal_relevance_search_by_vector``."""
-        hits = await self._asearch(embedding, None, max(k, fetch_k), filter, _MMR_INCLUDE)
+        search = _Search(where_document=where_document)
+        hits = await self._asearch(embedding, None, max(k, fetch_k), filter, _MMR_INCLUDE, search)
         return self._mmr(embedding, hits, k, lambda_mult)
 
     # ---- constructors ------------------------------------------------------------------------------
