@@ -243,6 +243,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = ap.parse_args()
     n = args.records or (20_000 if args.quick else 100_000)
+    if not (args.wikiqa / "WikiQA-test.tsv").exists():
+        sys.exit(f"WikiQA not found in {args.wikiqa}: pass --wikiqa DIR (the folder of WikiQA-test.tsv)")
     tmp = Path(tempfile.mkdtemp(prefix="vecdb-retrieval-"))
     try:
         with Database(tmp) as db:
