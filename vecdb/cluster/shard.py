@@ -21,10 +21,7 @@ __all__ = ["SHARD_METHODS", "ShardActor", "ShardFailure"]
 
 #: The collection methods a shard serves: every collection operation (``vecdb.operations``) and ``info``
 #: (get_collection's answer).
-SHARD_METHODS = frozenset(op.name for op in OPERATIONS if op.target == "collection") | {
-    "info",
-    "set_text_index",
-}
+SHARD_METHODS = frozenset(op.name for op in OPERATIONS if op.target == "collection") | {"info"}
 
 
 class ShardFailure:
