@@ -59,6 +59,7 @@ bench: install
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/filters.py
 	$(BIN)/python benchmarks/recall.py
+	$(BIN)/python benchmarks/retrieval.py
 
 # Sharding over Ray on this machine: embedded vs 1, 2 and 4 shards (docs/scaling.md).
 bench-cluster: install

@@ -67,6 +67,7 @@ OPERATIONS: tuple[Operation, ...] = (
     _op("list_collections", "database", ("GET", "/v1/collections"), writes=False, idempotent=True),
     _op("get_collection", "database", ("GET", _COL), writes=False, idempotent=True),
     _op("drop_collection", "database", ("DELETE", _COL), writes=True, idempotent=False),
+    _op("set_text_index", "collection", ("PUT", f"{_COL}/text_index"), writes=True, idempotent=True),
     _op(
         "upsert",
         "collection",

@@ -11,6 +11,8 @@ __all__ = [
     "DEFAULT_INCLUDE",
     "INCLUDE_FIELDS",
     "METRICS",
+    "SEARCH_INCLUDE_FIELDS",
+    "SEARCH_MODES",
     "Hit",
     "Metric",
     "Record",
@@ -24,6 +26,10 @@ METRICS: tuple[Metric, ...] = ("l2", "ip", "cosine")
 #: What a get or search may return besides the id (and the score, for search).
 INCLUDE_FIELDS = frozenset({"text", "metadata", "source", "vector"})
 DEFAULT_INCLUDE: tuple[str, ...] = ("text", "metadata", "source")
+#: A search may also ask for ``explain``: each branch's rank and score behind a hit's score.
+SEARCH_INCLUDE_FIELDS = INCLUDE_FIELDS | {"explain"}
+#: ``search(mode=...)``: the vector index, the full-text (BM25) index, or both fused.
+SEARCH_MODES = ("vector", "text", "hybrid")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +58,14 @@ class Record:
 class Hit:
     """One search result.
 
-    ``score`` depends on the collection's metric: ``cosine`` and ``ip`` give a similarity (higher is
-    better; cosine lies in [-1, 1]); ``l2`` gives the squared Euclidean distance (lower is better).
-    Hits are always ordered best first.
+    ``score`` depends on the search mode and the collection's metric. Vector mode: ``cosine`` and ``ip``
+    give a similarity (higher is better; cosine lies in [-1, 1]); ``l2`` gives the squared Euclidean
+    distance (lower is better). Text mode: the BM25 score (higher is better). Hybrid mode: the fused
+    score (higher is better; docs/search.md). Hits are always ordered best first.
+
+    ``explain`` (only when the search's include has ``"explain"``): ``{"vector": {"rank": r, "score": s},
+    "text": {"rank": r, "score": s}}``, 1-based ranks within each branch's candidates, a branch absent
+    when the hit was not among its candidates.
     """
 
     id: str
@@ -63,6 +74,7 @@ class Hit:
     metadata: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
     vector: np.ndarray | None = None
+    explain: dict[str, dict[str, float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -74,6 +86,8 @@ class Hit:
         }
         if self.vector is not None:
             out["vector"] = self.vector.tolist()
+        if self.explain is not None:
+            out["explain"] = self.explain
         return out
 
 

@@ -272,6 +272,18 @@ def test_server_and_client_on_a_sharded_collection(dbs: tuple[Database, Database
                     (s.source, s.count) for s in plain.list_sources()
                 ]
                 assert client.get_collection(name).info().count == N
+                # the full-text wire on a sharded collection: set_text_index, text_filter, text search
+                spec = col.set_text_index({})
+                assert spec is not None and spec["documents"] == N
+                tf = {"$or": [{"$contains": "7"}, {"$contains": "12"}]}
+                assert col.count(text_filter=tf) == 2
+                assert col.count({"even": True}, text_filter=tf) == 1  # "text 12"
+                (hits,) = col.search(texts="text 12", mode="text", k=3, include=["text", "explain"])
+                assert hits[0].id == "doc-12" and hits[0].explain is not None
+                (fused,) = col.search(q[:1].tolist(), texts=["text 12"], mode="hybrid", k=5, text_filter=tf)
+                assert {h.id for h in fused} == {"doc-7", "doc-12"}
+                assert col.delete(text_filter={"$contains": "7"}) == 1
+                assert col.set_text_index(None) is None
                 client.drop_collection(name)
         with client_for("rest", sp.rest_url, sp.grpc_target) as client:
             _langchain_and_cache(client)

@@ -13,6 +13,7 @@ rebuilding from the store when the checkpoint is missing or stale.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections import Counter
@@ -89,7 +90,17 @@ metadatas = st.one_of(
         },
     ),
 )
-texts = st.one_of(st.none(), st.text(max_size=8))
+WORDS = ["red", "Blue", "green"]
+#: Arbitrary texts, and texts of a few words (what the text filter rule looks for), sometimes joined by
+#: white space the whitespace tokenizer does not split on (a no-break space).
+texts = st.one_of(
+    st.none(),
+    st.text(max_size=8),
+    st.lists(st.sampled_from([*WORDS, "red\u00a0green", "\t"]), max_size=4).map(" ".join),
+)
+#: The collections carry a whitespace text index: its model below (tantivy splits on ASCII white space
+#: but vertical tab, and lowercases).
+TEXT_INDEX = {"tokenizer": "whitespace"}
 sources = st.sampled_from([None, *SOURCES])
 
 
@@ -264,7 +275,9 @@ class VecDBMachine(RuleBasedStateMachine):
             ),
         )
         self.db = Database(self.path, settings=self.settings)
-        self._col = self.db.create_collection(NAME, dim=DIM, metric=metric, index=index)
+        self._col = self.db.create_collection(
+            NAME, dim=DIM, metric=metric, index=index, text_index=TEXT_INDEX
+        )
         assert self.db.list_collections() == [NAME]
         if seed:
             self.upsert(seed)
@@ -282,7 +295,9 @@ class VecDBMachine(RuleBasedStateMachine):
             self.db.drop_collection(NAME)
             with pytest.raises(ClosedError):
                 self.col.count()
-            self._col = self.db.create_collection(NAME, dim=DIM, metric=self.metric, index=self.index)
+            self._col = self.db.create_collection(
+                NAME, dim=DIM, metric=self.metric, index=self.index, text_index=TEXT_INDEX
+            )
             self.model.clear()
             self.saved_checkpoint = None
             return
@@ -426,6 +441,30 @@ class VecDBMachine(RuleBasedStateMachine):
     @rule(raw=search_filters)
     def count(self, raw: Any) -> None:
         assert self.col.count(raw) == len(self._matching(raw))
+
+    @rule(
+        word=st.sampled_from(WORDS),
+        other=st.sampled_from(WORDS),
+        op=st.sampled_from(["$contains", "$not_contains", "$or"]),
+        raw=search_filters,
+    )
+    def count_text(self, word: str, other: str, op: str, raw: Any) -> None:
+        """text_filter counts (alone and with a metadata filter) against the model's tokens."""
+
+        def has(rid: str, w: str) -> bool:
+            text = self.model[rid].text or ""
+            return w.lower() in [t.lower() for t in re.split("[ \t\n\x0c\r]+", text) if t]
+
+        if op == "$or":
+            tf: dict[str, Any] = {"$or": [{"$contains": word}, {"$contains": other}]}
+            want = {rid for rid in self.model if has(rid, word) or has(rid, other)}
+        else:
+            tf = {op: word}
+            want = {rid for rid in self.model if has(rid, word) == (op == "$contains")}
+        assert self.col.count(text_filter=tf) == len(want)
+        assert self.col.count(raw, text_filter=tf) == len(want & self._matching(raw))
+        hits = self.col.search(texts=[word], mode="text", k=len(ID_POOL), include=[])[0]
+        assert {h.id for h in hits} == {rid for rid in self.model if has(rid, word)}
 
     # ---- invariants ------------------------------------------------------------------------------
 

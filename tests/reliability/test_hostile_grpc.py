@@ -89,6 +89,7 @@ RPCS: dict[str, type[Message]] = {
     "ListSnapshots": pb.CollectionRequest,
     "DeleteSnapshot": pb.SnapshotRequest,
     "RestoreSnapshot": pb.RestoreSnapshotRequest,
+    "SetTextIndex": pb.SetTextIndexRequest,
 }
 
 # ---- the server under attack ----------------------------------------------------------------------------
@@ -106,8 +107,8 @@ def seed(db: Database) -> None:
     """ "docs" (cosine, dim 4, auto index) and "l2" (l2, dim 2, hnsw), each with a few records, and
     "victim" for DropCollection to drop; (re)created when an example removed them."""
     names = set(db.list_collections())
-    if "docs" not in names:
-        db.create_collection("docs", DIM).upsert(
+    if "docs" not in names:  # with a full-text index: text and hybrid searches reach the engine
+        db.create_collection("docs", DIM, text_index={}).upsert(
             ["a", "b", "c"],
             [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]],
             texts=["alpha", "beta", None],
@@ -422,6 +423,7 @@ def create_requests(draw: st.DrawFn) -> pb.CreateCollectionRequest:
         index_json=draw(json_texts),
         embedding_json=draw(st.just("") | json_texts),
         eviction=draw(st.sampled_from(["", "fifo", "lru", "LRU"]) | st.text(max_size=6)),
+        text_index_json=draw(st.just("") | text_index_texts),
     )
     max_records = draw(st.none() | uint64s)
     if max_records is not None:
@@ -451,6 +453,40 @@ def replace_requests(draw: st.DrawFn) -> pb.ReplaceSourceRequest:
     )
 
 
+#: Full-text index specs, text filters and fusions: plausible ones and any JSON text.
+text_index_texts = (
+    st.sampled_from(
+        ["{}", '{"tokenizer": "jieba"}', '{"tokenizer": "whitespace", "stemming": true}', '{"k1": 2}', "null"]
+    )
+    | json_texts
+)
+text_filter_texts = (
+    st.sampled_from(
+        [
+            '{"$contains": "alpha"}',
+            '{"$not_contains": "beta"}',
+            '{"$and": [{"$contains": "a"}, {"$or": [{"$contains": "b"}]}]}',
+            '{"$contains": ""}',
+            '{"$contains": 1}',
+            _deep(40, "object").replace('"a"', '"$and"'),
+        ]
+    )
+    | json_texts
+)
+fusion_texts = (
+    st.sampled_from(
+        [
+            '{"method": "rrf", "k": 1}',
+            '{"method": "weighted", "alpha": 1.5}',
+            '{"candidates": 0}',
+            '{"k": -1}',
+        ]
+    )
+    | json_texts
+)
+modes = st.sampled_from(["", "vector", "text", "hybrid", "TEXT"]) | st.text(max_size=8)
+
+
 @st.composite
 def plausible_searches(draw: st.DrawFn) -> pb.SearchRequest:
     """A search of "docs" that is valid but for its filter and include (sometimes): filters and
@@ -468,6 +504,15 @@ def plausible_searches(draw: st.DrawFn) -> pb.SearchRequest:
     threshold = draw(st.none() | st.floats(-2, 2))
     if threshold is not None:
         msg.score_threshold = threshold
+    if draw(st.booleans()):  # a text or hybrid search of "docs" (which has a full-text index)
+        msg.mode = draw(st.sampled_from(["text", "hybrid"]))
+        msg.texts.extend(
+            draw(st.lists(st.sampled_from(["alpha", "beta gamma", ""]) | st.text(max_size=20), max_size=3))
+        )
+        if msg.mode == "text":
+            msg.ClearField("queries")
+        msg.text_filter_json = draw(st.just("") | text_filter_texts)
+        msg.fusion_json = draw(st.just("") | fusion_texts)
     return msg
 
 
@@ -492,6 +537,9 @@ def search_requests(draw: st.DrawFn) -> pb.SearchRequest:
     threshold = draw(st.none() | doubles)
     if threshold is not None:
         msg.score_threshold = threshold
+    msg.mode = draw(modes)
+    msg.text_filter_json = draw(st.just("") | text_filter_texts)
+    msg.fusion_json = draw(st.just("") | fusion_texts)
     return msg
 
 
@@ -514,6 +562,7 @@ def delete_requests(draw: st.DrawFn) -> pb.DeleteRequest:
         msg.filter_json = draw(json_texts)
     elif selector == "source":
         msg.source = draw(st.sampled_from(["", "zzz", "../../x", "x" * 1025]) | st.text(max_size=20))
+    msg.text_filter_json = draw(st.just("") | text_filter_texts)
     return msg
 
 
@@ -531,7 +580,12 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "Delete": delete_requests(),
     "ReplaceSource": replace_requests(),
     "Search": search_requests(),
-    "Count": st.builds(pb.CountRequest, collection=names, filter_json=st.just("") | json_texts),
+    "Count": st.builds(
+        pb.CountRequest,
+        collection=names,
+        filter_json=st.just("") | json_texts,
+        text_filter_json=st.just("") | text_filter_texts,
+    ),
     "ListSources": st.builds(pb.CollectionRequest, name=names),
     "Embed": st.builds(
         pb.EmbedRequest,
@@ -549,6 +603,7 @@ def scroll_requests(draw: st.DrawFn) -> pb.ScrollRequest:
         collection=draw(names),
         filter_json=draw(st.just("") | json_texts),
         max_pages=draw(st.sampled_from([0, 1, 2]) | uint32s),
+        text_filter_json=draw(st.just("") | text_filter_texts),
     )
     cursor = draw(
         st.none() | st.sampled_from(["", "v1.", "v1.YQ", "v1.@@", "v2.YQ", "v1." + "A" * 4000]) | st.text()
@@ -577,6 +632,9 @@ STRATEGIES.update(
             name=_snapshot_names,
             target=st.sampled_from(["", "fresh", "docs"]) | _bad_names,
         ),
+        "SetTextIndex": st.builds(
+            pb.SetTextIndexRequest, collection=names, text_index_json=st.just("") | text_index_texts
+        ),
     }
 )
 
@@ -594,6 +652,10 @@ def _restore(served: Served, rpc: str, request: Any, code: grpc.StatusCode) -> N
                 served.db.delete_snapshot(request.collection, snap.name)
     if rpc == "RestoreSnapshot" and ok:
         served.db.drop_collection(request.target or request.collection)
+    if rpc == "SetTextIndex" and ok:  # back to the seed's: "docs" has the default index, the others none
+        served.db.get_collection(request.collection).set_text_index(
+            {} if request.collection == "docs" else None
+        )
     seed(served.db)
 
 
@@ -747,6 +809,7 @@ def _named(rpc: str, name: str) -> Any:
         "ListSnapshots": lambda: pb.CollectionRequest(name=name),
         "DeleteSnapshot": lambda: pb.SnapshotRequest(collection=name, name="s"),
         "RestoreSnapshot": lambda: pb.RestoreSnapshotRequest(collection=name, name="s", target="t"),
+        "SetTextIndex": lambda: pb.SetTextIndexRequest(collection=name, text_index_json="{}"),
     }[rpc]()
 
 
@@ -832,6 +895,48 @@ DEEP_CASES: list[tuple[str, str, Any, str]] = [
         "CreateCollection",
         pb.CreateCollectionRequest(name="deep", dim=DIM, embedding_json=_DEEP),
         "invalid_config",
+    ),
+    (
+        "create-text-index",
+        "CreateCollection",
+        pb.CreateCollectionRequest(name="deep", dim=DIM, text_index_json=_DEEP),
+        "invalid_config",
+    ),
+    (
+        "set-text-index",
+        "SetTextIndex",
+        pb.SetTextIndexRequest(collection="docs", text_index_json=_DEEP),
+        "invalid_config",
+    ),
+    (
+        "search-text-filter",
+        "Search",
+        pb.SearchRequest(collection="docs", queries=_Q, text_filter_json=_DEEP),
+        "invalid_filter",
+    ),
+    (
+        "search-fusion",
+        "Search",
+        pb.SearchRequest(collection="docs", queries=_Q, texts=["a"], mode="hybrid", fusion_json=_DEEP),
+        "invalid_argument",
+    ),
+    (
+        "count-text-filter",
+        "Count",
+        pb.CountRequest(collection="docs", text_filter_json=_DEEP),
+        "invalid_filter",
+    ),
+    (
+        "delete-text-filter",
+        "Delete",
+        pb.DeleteRequest(collection="docs", text_filter_json=_DEEP),
+        "invalid_filter",
+    ),
+    (
+        "scroll-text-filter",
+        "Scroll",
+        pb.ScrollRequest(collection="docs", text_filter_json=_DEEP),
+        "invalid_filter",
     ),
 ]
 

@@ -43,9 +43,10 @@ def data(shared_db: Database) -> Database:
     return shared_db
 
 
-def state(db: Database) -> tuple[list[str], int, list[str]]:
+def state(db: Database) -> tuple[list[str], int, list[str], Any]:
     snapshots = [s.name for s in db.list_snapshots("docs")]
-    return db.list_collections(), db.get_collection("docs").count(), snapshots
+    docs = db.get_collection("docs")
+    return db.list_collections(), docs.count(), snapshots, docs.info()["text_index"]
 
 
 # ---- REST -----------------------------------------------------------------------------------------------
@@ -56,6 +57,8 @@ REST_OPS: dict[str, list[tuple[str, str, Any]]] = {
     "list_collections": [("GET", "/v1/collections", None)],
     "get_collection": [("GET", "/v1/collections/docs", None)],
     "drop_collection": [("DELETE", "/v1/collections/victim-rest", None)],
+    # each transport sets a spec of its own, so that each call changes the state
+    "set_text_index": [("PUT", "/v1/collections/docs/text_index", {"tokenizer": "standard"})],
     "upsert": [("POST", "/v1/collections/docs/upsert", {"ids": ["up-rest"], "vectors": [[0, 1, 0, 0]]})],
     "get": [("POST", "/v1/collections/docs/get", {"ids": ["a"]})],
     "delete": [
@@ -185,6 +188,12 @@ GRPC_OPS: dict[str, list[tuple[str, Callable[[], Any]]]] = {
     "list_collections": [("ListCollections", pb.ListCollectionsRequest)],
     "get_collection": [("GetCollection", lambda: pb.CollectionRequest(name="docs"))],
     "drop_collection": [("DropCollection", lambda: pb.CollectionRequest(name="victim-grpc"))],
+    "set_text_index": [
+        (
+            "SetTextIndex",
+            lambda: pb.SetTextIndexRequest(collection="docs", text_index_json='{"tokenizer": "whitespace"}'),
+        )
+    ],
     "upsert": [
         (
             "Upsert",

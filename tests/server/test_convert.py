@@ -212,13 +212,33 @@ def test_record_with_vector() -> None:
         Hit(id="a", score=0.5, text="t", metadata={"k": 1}, source="s"),
         Hit(id="b", score=-2.0),
         Hit(id="c", score=1.0, vector=np.array([1.0, 0.0], dtype=np.float32)),
+        Hit(
+            id="d",
+            score=0.03125,
+            text="t",
+            explain={"vector": {"rank": 3, "score": 0.8125}, "text": {"rank": 1, "score": 7.25}},
+        ),
+        Hit(id="e", score=2.5, explain={"text": {"rank": 2, "score": 2.5}}),
+        Hit(id="f", score=0.5, explain={}),
     ],
-    ids=["full", "bare", "vector"],
+    ids=["full", "bare", "vector", "explain", "explain-one-branch", "explain-none-matched"],
 )
 def test_hit_round_trip(hit: Hit) -> None:
     msg = wire(convert.to_proto_hit(hit))
     assert isinstance(msg, pb.Hit)
     assert convert.from_proto_record(msg) == hit.to_dict()
+
+
+def test_hit_without_explain_sends_nothing() -> None:
+    msg = convert.to_proto_hit(Hit(id="a", score=1.0))
+    assert msg.explain_json == ""
+    assert "explain" not in convert.from_proto_record(wire(msg))
+
+
+def test_hit_explain_keeps_ranks_as_integers() -> None:
+    hit = Hit(id="a", score=0.5, explain={"vector": {"rank": 1, "score": 0.5}})
+    out = convert.from_proto_record(wire(convert.to_proto_hit(hit)))
+    assert isinstance(out["explain"]["vector"]["rank"], int)
 
 
 def test_hit_score_is_float32() -> None:
@@ -246,3 +266,31 @@ def test_collection_info_round_trip(db: Database, metric: Any, index: dict[str, 
     assert msg.count == 2
     assert msg.sources == 1
     assert convert.from_proto_collection_info(msg) == info
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [{}, {"tokenizer": "whitespace"}, {"tokenizer": "standard", "stemming": True, "stopwords": "english"}],
+)
+def test_collection_info_with_text_index_round_trip(db: Database, spec: dict[str, Any]) -> None:
+    col = db.create_collection("t", 2, text_index=spec)
+    col.upsert(["a", "b"], np.eye(2), texts=["one text", None])
+    info = col.info()
+    assert info["text_index"] is not None
+    msg = wire(convert.to_proto_collection_info(info))
+    assert msg.text_index_json
+    assert convert.from_proto_collection_info(msg) == info
+
+
+def test_collection_info_without_text_index(db: Database) -> None:
+    info = db.create_collection("n", 2).info()
+    msg = wire(convert.to_proto_collection_info(info))
+    assert msg.text_index_json == ""
+    assert convert.from_proto_collection_info(msg)["text_index"] is None
+
+
+@pytest.mark.parametrize("text_index", [None, {"tokenizer": "jieba", "documents": 3, "k1": 1.2}])
+def test_text_index_reply_round_trip(text_index: dict[str, Any] | None) -> None:
+    msg = wire(convert.to_proto_text_index(text_index))
+    assert isinstance(msg, pb.SetTextIndexResponse)
+    assert convert.from_proto_text_index(msg) == text_index

@@ -61,7 +61,9 @@ async def test_create_collection_is_201_with_its_info(rest: httpx.AsyncClient) -
         "checkpoint_seq",
         "embedding",
         "capacity",
+        "text_index",
     }
+    assert info["text_index"] is None
     assert (info["name"], info["dim"], info["metric"], info["count"], info["sources"]) == (
         "docs",
         DIM,
@@ -355,6 +357,7 @@ ROUTES = {
     ("/v1/collections", "post"),
     ("/v1/collections/{name}", "get"),
     ("/v1/collections/{name}", "delete"),
+    ("/v1/collections/{name}/text_index", "put"),
     ("/v1/collections/{name}/upsert", "post"),
     ("/v1/collections/{name}/get", "post"),
     ("/v1/collections/{name}/delete", "post"),

@@ -57,7 +57,7 @@ class LocalReplicas:
 
 
 def _groups(path: Path, name: str, config: dict[str, Any]) -> list[LocalReplicas]:
-    shard_config = {k: config[k] for k in ("dim", "metric", "index")}
+    shard_config = {k: config.get(k) for k in ("dim", "metric", "index", "text_index")}
     return [
         LocalReplicas(
             [
@@ -165,6 +165,77 @@ def test_sharded_answers_as_the_engine(pair: tuple[Collection, ShardedCollection
     assert state["vectors"] == plain.info()["index_state"]["vectors"] and len(state["shards"]) == 3
 
 
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+
+
+@pytest.mark.parametrize("shards", [1, 3])
+def test_sharded_text_and_hybrid_search_as_the_engine(tmp_path: Path, shards: int) -> None:
+    """Filters, text filters, counts, deletes: equal. Search: equal on one shard; over several, BM25 is
+    scored per shard (each shard's own statistics), so only what matches is compared."""
+    with Database(tmp_path / "plain", settings=SETTINGS) as db:
+        plain = db.create_collection("c", dim=DIM, index={"type": "flat"}, text_index={})
+        sharded = _sharded(tmp_path, shards=shards, replicas=2, text_index={"tokenizer": "standard"})
+        try:
+            rng = np.random.default_rng(3)
+            n = 60
+            data = {
+                "ids": [f"id-{i}" for i in range(n)],
+                "vectors": rng.standard_normal((n, DIM)).astype(np.float32),
+                "texts": [" ".join(rng.choice(WORDS, size=4)) for _ in range(n)],
+                "metadatas": [{"g": i % 4} for i in range(n)],
+            }
+            plain.upsert(**data)
+            sharded.upsert(**data)
+            assert sharded.info()["text_index"]["documents"] == n
+            q = rng.standard_normal((2, DIM)).astype(np.float32)
+            tf = {"$contains": "beta"}
+            kw: dict[str, Any] = {"filter": {"g": 1}, "text_filter": tf, "include": ["explain"]}
+            for args in (
+                {"texts": ["gamma delta", "zeta"], "mode": "text", "k": 5, **kw},
+                {"vectors": q, "texts": ["gamma delta", "zeta"], "mode": "hybrid", "k": 5, **kw},
+                {
+                    "vectors": q,
+                    "texts": ["gamma", "eta"],
+                    "mode": "hybrid",
+                    "k": 4,
+                    "fusion": {"method": "weighted"},
+                },
+                {"vectors": q, "k": 5, **kw},
+                {"texts": ["theta"], "mode": "text", "k": 60},
+            ):
+                want, got = plain.search(**args), sharded.search(**args)
+                if shards == 1 or args.get("mode") in (None, "vector"):
+                    assert got == want
+                elif args["k"] >= n:
+                    assert [{h.id for h in row} for row in got] == [{h.id for h in row} for row in want]
+                else:
+                    assert [len(row) for row in got] == [len(row) for row in want]
+                for row in got:
+                    for rank, h in enumerate(row, 1):
+                        assert (
+                            h.explain is None
+                            or args.get("mode") == "hybrid"
+                            or rank in (e["rank"] for e in h.explain.values())
+                        )
+            for t in (tf, {"$not_contains": "alpha"}, {"$or": [tf, {"$contains": "eta theta"}]}):
+                assert sharded.count(text_filter=t) == plain.count(text_filter=t)
+                assert sharded.count({"g": 2}, text_filter=t) == plain.count({"g": 2}, text_filter=t)
+                assert [r.id for r in sharded.iter_records(limit=7, text_filter=t)] == [
+                    r.id for r in plain.iter_records(limit=7, text_filter=t)
+                ]
+            assert sharded.delete(filter={"g": 0}, text_filter=tf) == plain.delete(
+                filter={"g": 0}, text_filter=tf
+            )
+            assert sharded.count() == plain.count()
+            assert sharded.set_text_index(None) is None
+            with pytest.raises(InvalidArgumentError, match="set_text_index"):
+                sharded.search(texts="beta", mode="text")
+            info = sharded.set_text_index({"stemming": True})
+            assert info is not None and info["stemming"] and info["documents"] == plain.count()
+        finally:
+            sharded.close()
+
+
 # ---- divergences fixed (each failed before the cluster composed the engine) ----------------------------
 
 
@@ -240,13 +311,33 @@ class KeywordOnlyShard:
         filter: Any = None,
         k: int = 10,
         vectors: Any = None,
+        fusion: Any = None,
+        text_filter: Any = None,
+        mode: str = "vector",
     ) -> list[list[Hit]]:
-        return self.col.search(vectors, k, filter, include, params, texts, score_threshold)
+        return self.col.search(
+            vectors,
+            k,
+            filter,
+            include,
+            params,
+            texts,
+            score_threshold,
+            mode=mode,
+            text_filter=text_filter,
+            fusion=fusion,
+        )
 
     def scroll(
-        self, *, include: Any = None, filter: Any = None, limit: int = 1000, cursor: Any = None
+        self,
+        *,
+        text_filter: Any = None,
+        include: Any = None,
+        filter: Any = None,
+        limit: int = 1000,
+        cursor: Any = None,
     ) -> Any:
-        return self.col.scroll(cursor, limit, filter, include or DEFAULT_INCLUDE)
+        return self.col.scroll(cursor, limit, filter, include or DEFAULT_INCLUDE, text_filter=text_filter)
 
     def close(self) -> None:
         self.actor.close()

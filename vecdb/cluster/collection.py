@@ -23,12 +23,14 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from vecdb.cluster.merge import (
+    fuse_hits,
     merge_get,
     merge_hits,
     merge_index_state,
@@ -46,12 +48,16 @@ from vecdb.engine.validate import (
     decode_cursor,
     expiry_times,
     split_missing_vectors,
+    validate_fusion,
     validate_id_list,
     validate_include,
     validate_k,
     validate_limit,
+    validate_mode,
     validate_records,
     validate_source,
+    validate_text_filter,
+    validate_text_index,
     validate_texts,
 )
 from vecdb.errors import ClosedError, InvalidArgumentError, InvalidConfigError, UnavailableError
@@ -125,6 +131,10 @@ class ShardedCollection:
         embedding = config.get("embedding")
         self.embedding_model: str | None = embedding["model"] if isinstance(embedding, dict) else None
         self.capacity = None
+        self.text_index = validate_text_index(config.get("text_index"))
+        #: Called with the new text index config after set_text_index (the database persists it).
+        self.on_config: Callable[[dict[str, Any]], None] | None = None
+        self._config = dict(config)
         self.shards = int(config["shards"])
         self.replicas = int(config["replicas"])
         if len(groups) != self.shards:
@@ -290,15 +300,23 @@ class ShardedCollection:
         return len(id_list) if id_list else removed  # as Collection: written, or deleted when none
 
     def delete(
-        self, ids: Sequence[str] | None = None, *, filter: Any = None, source: str | None = None
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        filter: Any = None,
+        source: str | None = None,
+        text_filter: Any = None,
     ) -> int:
         """As ``Collection.delete``: ids go to their shards, a filter or source to every shard."""
         self._check_open()
-        given = [name for name, v in (("ids", ids), ("filter", filter), ("source", source)) if v is not None]
+        filters = filter is not None or text_filter is not None
+        present = (("ids", ids is not None), ("filter", filters), ("source", source is not None))
+        given = [name for name, yes in present if yes]
         if len(given) != 1:
             raise InvalidArgumentError(
-                f"delete takes exactly one of ids, filter, source; got {given or 'none'}"
+                f"delete takes exactly one of ids, filter (and/or text_filter), source; got {given or 'none'}"
             )
+        validate_text_filter(text_filter)
         if ids is not None:
             id_list = validate_id_list(ids, self._limits, allow_duplicates=True)
             routed = route(id_list, self.shards)
@@ -306,8 +324,24 @@ class ShardedCollection:
                 s: {"ids": [id_list[i] for i in pos]} for s, pos in routed.items()
             }
         else:
-            calls = {s: {"filter": filter, "source": source} for s in range(self.shards)}
+            calls = {
+                s: {"filter": filter, "source": source, "text_filter": text_filter}
+                for s in range(self.shards)
+            }
         return sum(self._write("delete", calls))
+
+    def set_text_index(self, spec: dict[str, Any] | None) -> dict[str, Any] | None:
+        """As ``Collection.set_text_index``, on every shard; the cluster's registry keeps the spec."""
+        self._check_open()
+        parsed = validate_text_index(spec)
+        dumped = None if parsed is None else parsed.model_dump()
+        self._write("set_text_index", {s: {"spec": dumped} for s in range(self.shards)})
+        self.text_index = parsed
+        self._config["text_index"] = dumped
+        if self.on_config is not None:
+            self.on_config(self._config)
+        text_index: dict[str, Any] | None = self.info()["text_index"]
+        return text_index
 
     def purge_expired(self) -> int:
         """Each shard's own database purges its expired records; nothing to do here."""
@@ -333,24 +367,83 @@ class ShardedCollection:
         params: dict[str, Any] | None = None,
         texts: Sequence[str] | str | None = None,
         score_threshold: float | None = None,
+        *,
+        mode: str = "vector",
+        text_filter: Any = None,
+        fusion: dict[str, Any] | None = None,
     ) -> list[list[Hit]]:
-        """As ``Collection.search``: every shard's top-k, merged into the exact top-k."""
+        """As ``Collection.search``: every shard's top-k (per branch), merged into the exact top-k.
+
+        Hybrid: the vector and text branches each fan out for ``candidates`` hits, are merged across
+        shards, then fused here exactly as the engine fuses. BM25 is scored per shard (each shard's own
+        document frequencies and lengths), so text scores, and the text branch's order, can differ
+        from an unsharded collection's (docs/search.md)."""
         self._check_open()
-        if (vectors is None) == (texts is None):
-            raise InvalidArgumentError("search takes exactly one of vectors and texts")
-        if texts is not None:
-            vectors = self._embed(validate_texts(texts, self._limits))
+        mode = validate_mode(mode)
         k = validate_k(k, self._limits)
-        rows = self._fan_read(
-            "search",
-            vectors=vectors,
-            k=k,
-            filter=filter,
-            include=include,
-            params=params,
-            score_threshold=score_threshold,
+        fields = validate_include(include, search=True)
+        fus = validate_fusion(fusion, mode, k, self._limits)
+        validate_text_filter(text_filter)
+        common = {"filter": filter, "params": params, "text_filter": text_filter}
+        if mode == "vector":
+            if (vectors is None) == (texts is None):
+                raise InvalidArgumentError("search takes exactly one of vectors and texts")
+            if texts is not None:
+                vectors = self._embed(validate_texts(texts, self._limits))
+            rows = self._fan_read(
+                "search", vectors=vectors, k=k, include=include, score_threshold=score_threshold, **common
+            )
+            return _reranked(merge_hits(rows, k, self.metric), "vector", "explain" in fields)
+        if texts is None:
+            raise InvalidArgumentError(f"search mode {mode!r} needs texts", field="texts")
+        if mode == "text" and vectors is not None:
+            raise InvalidArgumentError("search mode 'text' takes texts, not vectors", field="vectors")
+        if mode == "text" and params is not None:
+            raise InvalidArgumentError(
+                "params (ef_search, nprobe, target_recall) tune the vector index: not for mode 'text'",
+                field="params",
+            )
+        if self.text_index is None:
+            raise InvalidArgumentError(
+                f"collection {self.name!r} has no text index, needed for search mode {mode!r}: add one "
+                "with set_text_index (or create the collection with text_index={...})",
+                field="text_index",
+            )
+        query_texts = validate_texts(texts, self._limits)
+        if mode == "text":
+            rows = self._fan_read(
+                "search",
+                texts=query_texts,
+                k=k,
+                include=include,
+                score_threshold=score_threshold,
+                mode="text",
+                **common,
+            )
+            return _reranked(merge_hits(rows, k, "ip"), "text", "explain" in fields)
+        if vectors is None:
+            vectors = self._embed(query_texts)
+        depth = fus.depth(k)
+        branch_include = [f for f in include if f != "explain"]
+        vec = merge_hits(
+            self._fan_read("search", vectors=vectors, k=depth, include=branch_include, **common),
+            depth,
+            self.metric,
         )
-        return merge_hits(rows, k, self.metric)
+        if len(vec) != len(query_texts):
+            raise InvalidArgumentError(
+                f"a hybrid search needs one vector per text: got {len(vec)} vectors for "
+                f"{len(query_texts)} texts",
+                field="vectors",
+            )
+        txt = merge_hits(
+            self._fan_read(
+                "search", texts=query_texts, k=depth, include=branch_include, mode="text", **common
+            ),
+            depth,
+            "ip",
+        )
+        return fuse_hits(vec, txt, fus, k, self.metric, score_threshold, "explain" in fields)
 
     def scroll(
         self,
@@ -358,6 +451,8 @@ class ShardedCollection:
         limit: int = 1000,
         filter: Any = None,
         include: Sequence[str] = DEFAULT_INCLUDE,
+        *,
+        text_filter: Any = None,
     ) -> tuple[list[Record], str | None]:
         """One page in id order (UTF-8 byte order), merged from every shard's page after ``cursor``.
 
@@ -367,19 +462,29 @@ class ShardedCollection:
         self._check_open()
         decode_cursor(cursor)
         limit = validate_limit(limit, self._limits)
-        pages = self._fan_read("scroll", cursor=cursor, limit=limit, filter=filter, include=include)
+        validate_text_filter(text_filter)
+        pages = self._fan_read(
+            "scroll", cursor=cursor, limit=limit, filter=filter, include=include, text_filter=text_filter
+        )
         return merge_scroll(pages, limit)
 
     def iter_records(
-        self, limit: int = 1000, filter: Any = None, include: Sequence[str] = DEFAULT_INCLUDE
+        self,
+        limit: int = 1000,
+        filter: Any = None,
+        include: Sequence[str] = DEFAULT_INCLUDE,
+        *,
+        text_filter: Any = None,
     ) -> Iterator[Record]:
-        """Every record (matching ``filter``), ``limit`` a page, as ``scroll`` reads them."""
-        return scroll_all(self, limit, filter, include)
+        """Every record (matching ``filter`` and ``text_filter``), ``limit`` a page, as ``scroll`` reads
+        them."""
+        return scroll_all(self, limit, filter, include, text_filter=text_filter)
 
-    def count(self, filter: Any = None) -> int:
-        """How many records exist (that match ``filter``): the shards' counts summed."""
+    def count(self, filter: Any = None, *, text_filter: Any = None) -> int:
+        """How many records exist (that match ``filter`` and ``text_filter``): the shards' counts summed."""
         self._check_open()
-        return sum_counts(self._fan_read("count", filter=filter))
+        validate_text_filter(text_filter)
+        return sum_counts(self._fan_read("count", filter=filter, text_filter=text_filter))
 
     def list_sources(self) -> list[SourceInfo]:
         """Every source with its number of records (summed over shards), sorted by source."""
@@ -397,6 +502,12 @@ class ShardedCollection:
             "metric": self.metric,
             "index": self.spec.model_dump(),
             "embedding": None if self.embedding_model is None else {"model": self.embedding_model},
+            "text_index": None
+            if self.text_index is None
+            else {
+                **self.text_index.model_dump(),
+                "documents": sum((i.get("text_index") or {}).get("documents", 0) for i in infos),
+            },
             "count": sum(i["count"] for i in infos),
             "sources": len(self.list_sources()),
             "capacity": None,
@@ -438,3 +549,13 @@ class ShardedCollection:
         self._closed = True
         for group in self.groups:
             group.destroy()
+
+
+def _reranked(rows: list[list[Hit]], branch: str, explain: bool) -> list[list[Hit]]:
+    """Merged hits with their explanation's rank over the merged list (a shard ranked within itself)."""
+    if not explain:
+        return rows
+    return [
+        [replace(h, explain={branch: {"rank": r, "score": h.score}}) for r, h in enumerate(row, 1)]
+        for row in rows
+    ]

@@ -31,6 +31,7 @@ from vecdb.engine.validate import (
     validate_embedding,
     validate_metric,
     validate_name,
+    validate_text_index,
     validate_texts,
 )
 from vecdb.errors import (
@@ -155,6 +156,7 @@ class ClusterDatabase:
         eviction: Eviction | None = None,
         shards: int | None = None,
         replicas: int | None = None,
+        text_index: dict[str, Any] | None = None,
     ) -> CollectionAPI:
         """As ``Database.create_collection``; given ``shards`` or ``replicas`` (even 1) make a sharded
         collection held by ``shards x replicas`` Ray actors. A sharded collection has no capacity."""
@@ -162,7 +164,7 @@ class ClusterDatabase:
             with self._lock:
                 self._check_free(validate_name(name))
                 return self._local.create_collection(
-                    name, dim, metric, index, embedding, max_records, eviction
+                    name, dim, metric, index, embedding, max_records, eviction, text_index=text_index
                 )
         name = validate_name(name)
         for what, value, top in (
@@ -182,6 +184,7 @@ class ClusterDatabase:
         dim = collection_dim(dim, model, model_dim, self.settings.limits)
         metric = validate_metric(metric)
         spec = parse_index_spec(index, dim)
+        text_spec = validate_text_index(text_index)
         with self._lock:
             self._check_free(name)
             if name in self._local.list_collections():
@@ -195,6 +198,7 @@ class ClusterDatabase:
                 "metric": metric,
                 "index": spec.model_dump(),
                 "embedding": None if model is None else {"model": model},
+                "text_index": None if text_spec is None else text_spec.model_dump(),
                 "created_at": datetime.now(UTC).isoformat(),
                 "placement": place_replicas(shards or 1, replicas or 1),
             }
@@ -209,8 +213,16 @@ class ClusterDatabase:
         col = ShardedCollection(
             name, config, groups, path=path, settings=self.settings, embedders=self.embedders
         )
+        col.on_config = self._config_changed
         self._sharded[name] = col
         return col
+
+    def _config_changed(self, config: dict[str, Any]) -> None:
+        """A sharded collection's config changed (its text index): persist it in the registry."""
+        with self._lock:
+            if config["name"] in self._registry:
+                self._registry[config["name"]] = config
+                self._write_registry()
 
     def get_collection(self, name: str) -> CollectionAPI:
         """The collection; a sharded one's actors are started on first use."""

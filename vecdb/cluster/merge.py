@@ -14,12 +14,22 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
-from vecdb.engine.validate import decode_cursor, encode_cursor
+from vecdb.engine.validate import Fusion, decode_cursor, encode_cursor
+from vecdb.index.fusion import fuse
 from vecdb.types import Hit, Metric, Record, SourceInfo
 
-__all__ = ["merge_get", "merge_hits", "merge_index_state", "merge_scroll", "merge_sources", "sum_counts"]
+__all__ = [
+    "fuse_hits",
+    "merge_get",
+    "merge_hits",
+    "merge_index_state",
+    "merge_scroll",
+    "merge_sources",
+    "sum_counts",
+]
 
 
 def merge_hits(per_shard: Sequence[list[list[Hit]]], k: int, metric: Metric) -> list[list[Hit]]:
@@ -30,6 +40,37 @@ def merge_hits(per_shard: Sequence[list[list[Hit]]], k: int, metric: Metric) -> 
         return (hit.score if lower_is_better else -hit.score, hit.id)
 
     return [sorted(itertools.chain(*per_query), key=key)[:k] for per_query in zip(*per_shard, strict=True)]
+
+
+def fuse_hits(
+    vector: list[list[Hit]],
+    text: list[list[Hit]],
+    fusion: Fusion,
+    k: int,
+    metric: Metric,
+    score_threshold: float | None,
+    explain: bool,
+) -> list[list[Hit]]:
+    """Hybrid search: each query's merged vector and text candidates (best first) fused as the engine
+    fuses them (``vecdb.index.fusion``); ``score_threshold`` applies to the fused score."""
+    out = []
+    for vrow, trow in zip(vector, text, strict=True):
+        by_id = {h.id: h for h in trow} | {h.id: h for h in vrow}
+        fused = fuse(
+            [(h.id, h.score) for h in vrow],
+            [(h.id, h.score) for h in trow],
+            fusion,
+            k,
+            lower_better=metric == "l2",
+        )
+        out.append(
+            [
+                replace(by_id[i], score=score, explain=why if explain else None)
+                for i, score, why in fused
+                if score_threshold is None or score >= score_threshold
+            ]
+        )
+    return out
 
 
 def merge_get(per_shard: Sequence[list[Record]], ids: Sequence[str]) -> list[Record]:

@@ -49,7 +49,11 @@ class ShardActor:
             self.col = self.db.get_collection(name)
         except CollectionNotFoundError:
             self.col = self.db.create_collection(
-                name, dim=config["dim"], metric=config["metric"], index=config["index"]
+                name,
+                dim=config["dim"],
+                metric=config["metric"],
+                index=config["index"],
+                text_index=config.get("text_index"),
             )
 
     def call(self, method: str, kwargs: dict[str, Any]) -> Any:

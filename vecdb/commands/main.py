@@ -72,6 +72,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--collection", required=True)
     p.add_argument("-k", type=int, default=5, help="how many hits (default 5)")
     p.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"path": "docs/a.md"}\'')
+    p.add_argument(
+        "--mode",
+        choices=("vector", "text", "hybrid"),
+        default="vector",
+        help="vector (default), text (BM25 over the full-text index) or hybrid (both, fused)",
+    )
+    p.add_argument("--text-filter", help='full-text filter as JSON, e.g. \'{"$contains": "rotate"}\'')
+    p.add_argument("--fusion", help='hybrid fusion as JSON, e.g. \'{"method": "weighted", "alpha": 0.7}\'')
     _connection_args(p)
 
     p = sub.add_parser("collections", help="list, create or drop collections")
@@ -82,6 +90,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--model", help="embedding model (default: the server's default model)")
     p.add_argument("--no-model", action="store_true", help="no embedding model: vectors only (needs --dim)")
     p.add_argument("--index", help='index spec as JSON, e.g. \'{"type": "hnsw"}\' (default auto)')
+    p.add_argument(
+        "--text-index",
+        help='full-text index spec as JSON, e.g. \'{"tokenizer": "jieba"}\' ({}: defaults; default none)',
+    )
     _connection_args(p)
 
     add_ops_commands(sub, _connection_args)
@@ -216,7 +228,14 @@ def _snippet(text: str | None, width: int = 70) -> str:
 
 def _search(conn: Connection, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     flt = json_flag(args.filter, "--filter")
-    hits = conn.collection(args.collection).search(texts=[args.query], k=args.k, filter=flt)[0]
+    hits = conn.collection(args.collection).search(
+        texts=[args.query],
+        k=args.k,
+        filter=flt,
+        mode=args.mode,
+        text_filter=json_flag(args.text_filter, "--text-filter"),
+        fusion=json_flag(args.fusion, "--fusion"),
+    )[0]
     rows = [
         [str(i + 1), h.id, f"{h.score:.3f}", h.source or "", _snippet(h.text)] for i, h in enumerate(hits)
     ]
@@ -241,7 +260,10 @@ def _collections(conn: Connection, args: argparse.Namespace, out: TextIO, err: T
         return 0
     index = json_flag(args.index, "--index")
     embedding = None if args.no_model else ({"model": args.model} if args.model else {})
-    conn.create_collection(args.name, dim=args.dim, metric=args.metric, index=index, embedding=embedding)
+    text_index = json_flag(args.text_index, "--text-index")
+    conn.create_collection(
+        args.name, dim=args.dim, metric=args.metric, index=index, embedding=embedding, text_index=text_index
+    )
     info = conn.info(args.name)
     out.write(f"created {args.name}: dim {info['dim']}, {info['metric']}, index {info['index']['type']}\n")
     return 0

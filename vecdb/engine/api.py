@@ -86,10 +86,23 @@ class CollectionAPI(Protocol):
         ...
 
     def delete(
-        self, ids: Sequence[str] | None = None, *, filter: Any = None, source: str | None = None
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        filter: Any = None,
+        source: str | None = None,
+        text_filter: Any = None,
     ) -> int:
-        """Delete by ids, by metadata filter or by source (exactly one; InvalidArgumentError otherwise).
-        Returns how many existed and were deleted. Raises InvalidFilterError for an empty filter."""
+        """Delete by ids, by metadata filter and/or text filter (both given: records matching both), or
+        by source (exactly one of ids, filters, source; InvalidArgumentError otherwise). Returns how many
+        existed and were deleted. Raises InvalidFilterError for an empty filter, InvalidArgumentError for
+        a text filter on a collection without a text index."""
+        ...
+
+    def set_text_index(self, spec: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Add (built from the store), replace, or (``None``) drop the collection's full-text index;
+        persisted with the collection. ``spec``: ``TextIndexSpec``'s fields (``{}``: defaults). Returns
+        the new ``info()["text_index"]``. Raises InvalidConfigError. Idempotent."""
         ...
 
     def purge_expired(self) -> int:
@@ -112,11 +125,21 @@ class CollectionAPI(Protocol):
         params: dict[str, Any] | None = None,
         texts: Sequence[str] | str | None = None,
         score_threshold: float | None = None,
+        *,
+        mode: str = "vector",
+        text_filter: Any = None,
+        fusion: dict[str, Any] | None = None,
     ) -> list[list[Hit]]:
-        """One list of at most ``k`` hits per query (exactly one of ``vectors`` and ``texts``), best
-        first; only records matching ``filter``; hits beyond ``score_threshold`` dropped. Exact on a
-        flat index. Raises InvalidArgumentError, DimensionMismatchError, InvalidFilterError,
-        LimitExceededError (k, queries)."""
+        """One list of at most ``k`` hits per query, best first; only records matching ``filter`` and
+        ``text_filter``; hits beyond ``score_threshold`` dropped.
+
+        ``mode``: ``vector`` (exactly one of ``vectors`` and ``texts``; exact on a flat index), ``text``
+        (``texts`` only; BM25 over the full-text index; no embedding model needed) or ``hybrid``
+        (``texts``, plus ``vectors`` row for row or the collection's model to embed them; the two branches
+        fused by ``fusion``: ``{"method": "rrf" | "weighted", "k", "alpha", "candidates"}``,
+        docs/search.md). ``include`` may hold ``"explain"`` (``Hit.explain``). Raises
+        InvalidArgumentError (mode, fusion, a text mode without a text index), DimensionMismatchError,
+        InvalidFilterError, LimitExceededError (k, queries)."""
         ...
 
     def scroll(
@@ -125,6 +148,8 @@ class CollectionAPI(Protocol):
         limit: int = 1000,
         filter: Any = None,
         include: Sequence[str] = DEFAULT_INCLUDE,
+        *,
+        text_filter: Any = None,
     ) -> tuple[list[Record], str | None]:
         """One page of at most ``limit`` records in id order (UTF-8 bytes) after ``cursor``, and the next
         cursor (None once exhausted; a filtered page may be short while the cursor is not None). A
@@ -133,13 +158,18 @@ class CollectionAPI(Protocol):
         ...
 
     def iter_records(
-        self, limit: int = 1000, filter: Any = None, include: Sequence[str] = DEFAULT_INCLUDE
+        self,
+        limit: int = 1000,
+        filter: Any = None,
+        include: Sequence[str] = DEFAULT_INCLUDE,
+        *,
+        text_filter: Any = None,
     ) -> Iterator[Record]:
-        """Every record (matching ``filter``), in ``scroll`` order, ``limit`` a page."""
+        """Every record (matching ``filter`` and ``text_filter``), in ``scroll`` order, ``limit`` a page."""
         ...
 
-    def count(self, filter: Any = None) -> int:
-        """How many live records exist (that match ``filter``)."""
+    def count(self, filter: Any = None, *, text_filter: Any = None) -> int:
+        """How many live records exist (that match ``filter`` and ``text_filter``)."""
         ...
 
     def list_sources(self) -> list[SourceInfo]:
@@ -147,8 +177,8 @@ class CollectionAPI(Protocol):
         ...
 
     def info(self) -> dict[str, Any]:
-        """name, dim, metric, index, embedding, count, sources, capacity, index_state, seq,
-        checkpoint_seq (a sharded collection adds ``cluster``)."""
+        """name, dim, metric, index, embedding, text_index (None, or its spec and ``documents``), count,
+        sources, capacity, index_state, seq, checkpoint_seq (a sharded collection adds ``cluster``)."""
         ...
 
     # ---- lifecycle ---------------------------------------------------------------------------------
@@ -201,9 +231,11 @@ class DatabaseAPI(Protocol):
         eviction: Eviction | None = None,
         shards: int | None = None,
         replicas: int | None = None,
+        text_index: dict[str, Any] | None = None,
     ) -> CollectionAPI:
-        """Create an empty collection. Raises CollectionExistsError (whatever kind of collection holds
-        the name), InvalidNameError, InvalidConfigError (dim, metric, index, embedding, capacity;
+        """Create an empty collection (``text_index``: a full-text index, ``TextIndexSpec``'s fields;
+        None: none). Raises CollectionExistsError (whatever kind of collection holds the name),
+        InvalidNameError, InvalidConfigError (dim, metric, index, embedding, capacity, text_index;
         shards/replicas where there is no cluster), ModelUnavailableError."""
         ...
 
@@ -267,13 +299,18 @@ class DatabaseAPI(Protocol):
 
 
 def scroll_all(
-    col: CollectionAPI, limit: int = 1000, filter: Any = None, include: Sequence[str] = DEFAULT_INCLUDE
+    col: CollectionAPI,
+    limit: int = 1000,
+    filter: Any = None,
+    include: Sequence[str] = DEFAULT_INCLUDE,
+    *,
+    text_filter: Any = None,
 ) -> Iterator[Record]:
-    """Every record of ``col`` (matching ``filter``), ``limit`` a page, as its ``scroll`` reads them:
-    ``iter_records`` of every implementation."""
+    """Every record of ``col`` (matching ``filter`` and ``text_filter``), ``limit`` a page, as its
+    ``scroll`` reads them: ``iter_records`` of every implementation."""
     cursor: str | None = None
     while True:
-        records, cursor = col.scroll(cursor, limit, filter, include)
+        records, cursor = col.scroll(cursor, limit, filter, include, text_filter=text_filter)
         yield from records
         if cursor is None:
             return

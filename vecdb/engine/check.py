@@ -16,6 +16,7 @@ from typing import Any
 
 from vecdb.engine.collection import STORE_DIR, WATERMARK_FILE
 from vecdb.engine.snapshots import SNAPSHOT_FILE, read_snapshot, verify_files
+from vecdb.engine.text_state import TEXT_CHECKPOINT_FILE
 from vecdb.engine.vector_state import CHECKPOINT_FILE, MAIN_FILE
 from vecdb.errors import VecDBError
 from vecdb.storage import CollectionStore, read_checkpoint, read_json
@@ -117,9 +118,35 @@ def check_collection(folder: Path, name: str) -> CheckResult:
                     "its write-ahead log was lost or damaged"
                 )
         _check_index(folder, store, result)
+        _check_text(folder, manifest, store, result)
     finally:
         store.close()
     return result
+
+
+def _check_text(folder: Path, manifest: dict[str, Any], store: CollectionStore, result: CheckResult) -> None:
+    """The text index is rebuilt at open; a jieba index's segmentation cache is reported, never fatal."""
+    spec = manifest.get("text_index")
+    if not isinstance(spec, dict):
+        result.facts["text_index"] = "none"
+        return
+    tokenizer = spec.get("tokenizer", "standard")
+    if tokenizer != "jieba":
+        result.facts["text_index"] = f"{tokenizer} (rebuilt from the store on open)"
+        return
+    path = folder / TEXT_CHECKPOINT_FILE
+    try:
+        ckpt = read_checkpoint(path)
+    except FileNotFoundError:
+        result.facts["text_index"] = "jieba, no segmentation cache (texts segmented on open)"
+        return
+    except (VecDBError, OSError) as exc:
+        result.facts["text_index"] = f"jieba, segmentation cache unreadable, will be rebuilt ({exc})"
+        return
+    if ckpt.meta.get("store") != store.uuid:
+        result.facts["text_index"] = "jieba, segmentation cache of another store, will be rebuilt"
+    else:
+        result.facts["text_index"] = f"jieba, segmentation cache at seq {ckpt.seq}"
 
 
 def _check_index(folder: Path, store: CollectionStore, result: CheckResult) -> None:

@@ -32,20 +32,25 @@ from vecdb.engine.capacity import Capacity, Recency
 from vecdb.engine.derived import Change, Derived, FilterState, RecencyState
 from vecdb.engine.locks import RWLock
 from vecdb.engine.record_index import RecordIndex, to_labels
+from vecdb.engine.text_state import TextIndexState
 from vecdb.engine.validate import (
     check_embedded_dim,
     decode_cursor,
     encode_cursor,
     expiry_times,
     split_missing_vectors,
+    validate_fusion,
     validate_hits,
     validate_id_list,
     validate_include,
     validate_k,
     validate_limit,
+    validate_mode,
     validate_queries,
     validate_records,
     validate_source,
+    validate_text_filter,
+    validate_text_index,
     validate_texts,
     validate_vector_bytes,
 )
@@ -74,6 +79,8 @@ from vecdb.index import (
     target_of,
 )
 from vecdb.index.calibrate import BANDS
+from vecdb.index.fulltext import TextFilter, TextIndexSpec
+from vecdb.index.fusion import fuse
 from vecdb.storage import CollectionStore, NewRecord, StoredRecord, atomic_write_json, read_json
 from vecdb.types import DEFAULT_INCLUDE, Hit, Metric, Record, SourceInfo
 
@@ -115,6 +122,7 @@ class Collection:
         create: bool = False,
         capacity: Capacity | None = None,
         device: Device | None = None,
+        text_index: TextIndexSpec | None = None,
     ) -> None:
         self.name = name
         self._device = device
@@ -173,9 +181,12 @@ class Collection:
         #: Everything derived from the store: one scan feeds them at open, each write batch updates them,
         #: checkpoints and snapshots loop over them (vecdb.engine.derived). Order: the vector index
         #: recovers last (it settles against the records' live labels).
+        self._text = None if text_index is None else TextIndexState(name, path, self._store, text_index)
         self._derived: list[Derived] = [FilterState(self._records)]
         if self._recency is not None:
             self._derived.append(RecencyState(self._recency))
+        if self._text is not None:
+            self._derived.append(self._text)
         self._derived.append(self._vectors)
         try:
             for rec in self._store.iter_records():
@@ -228,6 +239,13 @@ class Collection:
                     f"collection {self.name}: the index holds {len(self._index)} vectors, "
                     f"the store {counts.records}"
                 )
+            if self._text is not None:
+                text = self._text.searchable()
+                if text.searched_documents != text.documents:
+                    raise CorruptionError(
+                        f"collection {self.name}: the text index holds {text.searched_documents} "
+                        f"documents, {text.documents} were indexed"
+                    )
             return {"records": counts.records, "seq": self._store.last_seq, "oplog": counts.oplog}
 
     # ---- lifecycle ---------------------------------------------------------------------------------
@@ -541,6 +559,9 @@ class Collection:
         )
         if missing:  # embedding is slow: done after validation, before the write lock
             vecs[missing] = self._embed([new[i].text or "" for i in missing])
+        text = self._text
+        if text is not None:  # so is Chinese segmentation
+            text.warm([r.text for r in new])
         return new, vecs
 
     def _embed(self, texts: list[str]) -> np.ndarray:
@@ -581,14 +602,22 @@ class Collection:
         return self._write(new, vecs, removed)
 
     def delete(
-        self, ids: Sequence[str] | None = None, *, filter: Any = None, source: str | None = None
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        filter: Any = None,
+        source: str | None = None,
+        text_filter: Any = None,
     ) -> int:
-        """Delete by ids, by metadata filter or by source (exactly one). Returns how many were deleted."""
+        """Delete by ids, by metadata filter and/or text filter (records matching both), or by source
+        (exactly one of the three). Returns how many were deleted."""
         self._check_open()
-        given = [name for name, v in (("ids", ids), ("filter", filter), ("source", source)) if v is not None]
+        filters = filter is not None or text_filter is not None
+        present = (("ids", ids is not None), ("filter", filters), ("source", source is not None))
+        given = [name for name, yes in present if yes]
         if len(given) != 1:
             raise InvalidArgumentError(
-                f"delete takes exactly one of ids, filter, source; got {given or 'none'}"
+                f"delete takes exactly one of ids, filter (and/or text_filter), source; got {given or 'none'}"
             )
         if ids is not None:
             id_list = validate_id_list(ids, self._limits, allow_duplicates=True)
@@ -597,11 +626,61 @@ class Collection:
             src = validate_source(source, self._limits)
             return self._write([], None, lambda: self._load(self._store.source_labels(src)))
         flt = parse_filter(filter)
-        if flt is None:
+        tflt = validate_text_filter(text_filter)
+        if (filter is not None and flt is None) or (flt is None and tflt is None):
             raise InvalidFilterError(
                 "delete by filter needs a non-empty filter; drop the collection to empty it"
             )
-        return self._write([], None, lambda: self._load(to_labels(self._records.evaluate(flt)).tolist()))
+        return self._write([], None, lambda: self._load(to_labels(self._admitted(flt, tflt)).tolist()))
+
+    # ---- the full-text index -------------------------------------------------------------------------
+
+    def _require_text(self, what: str) -> TextIndexState:
+        if self._text is None:
+            raise InvalidArgumentError(
+                f"collection {self.name!r} has no text index, needed for {what}: add one with "
+                "set_text_index (or create the collection with text_index={...})",
+                field="text_index",
+            )
+        return self._text
+
+    def _admitted(self, flt: Any, tflt: TextFilter | None) -> Any:
+        """The labels ``flt`` and ``tflt`` admit (None: no filter). Call under a lock."""
+        allowed = None if flt is None else self._records.evaluate(flt)
+        if tflt is not None:
+            universe = self._records.all if allowed is None else allowed
+            allowed = self._require_text("text_filter").searchable().matching(tflt, universe)
+        return allowed
+
+    def set_text_index(self, spec: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Add (built from the store), replace, or (None) drop the full-text index; persisted in the
+        collection's manifest. Writes wait while it is built; reads go on with the old one."""
+        self._check_open()
+        new_spec = validate_text_index(spec)
+        with self._checkpoint_lock, self._write_lock:
+            self._check_open()
+            old = self._text
+            if (old.spec if old is not None else None) != new_spec:
+                state = None
+                if new_spec is not None:
+                    state = TextIndexState(self.name, self.path, self._store, new_spec)
+                    state.load_all()
+                manifest_path = self.path / MANIFEST_FILE
+                if manifest_path.exists():
+                    manifest = read_json(manifest_path)
+                    manifest["text_index"] = None if new_spec is None else new_spec.model_dump()
+                    atomic_write_json(manifest_path, manifest)
+                with self._rw.write():
+                    self._derived = [d for d in self._derived if d is not old]
+                    if state is not None:
+                        self._derived.insert(len(self._derived) - 1, state)  # before the vectors
+                    self._text = state
+                if old is not None:
+                    old.drop_files()
+        if self._text is not None and self._text.checkpoint_files():
+            self._schedule_checkpoint()
+        with self._reading():
+            return None if self._text is None else self._text.info()
 
     def _check_metadata_fields(self, new: list[NewRecord]) -> None:
         """Refuse a write that would bring the collection's distinct metadata keys past the limit: each
@@ -720,33 +799,69 @@ class Collection:
         params: dict[str, Any] | None = None,
         texts: Sequence[str] | str | None = None,
         score_threshold: float | None = None,
+        *,
+        mode: str = "vector",
+        text_filter: Any = None,
+        fusion: dict[str, Any] | None = None,
     ) -> list[list[Hit]]:
-        """Top-k records per query vector, best first; only records matching ``filter`` when given.
+        """Top-k records per query, best first; only records matching ``filter`` and ``text_filter``.
 
-        Scores: cosine and ip give similarity (higher is better), l2 the squared distance (lower is
-        better). On a flat index the result is exact, filtered or not; a filter admitting few records is
-        searched exactly on every index. ``params`` overrides ``ef_search`` / ``nprobe`` for this call.
-        A single 1-d vector counts as one query. Fewer than k hits come back when fewer records match.
-        Give ``texts`` instead of ``vectors`` to search with query texts (collections with an embedding
-        model). ``score_threshold`` keeps only hits scoring at least that (cosine, ip) or at most that
-        (l2's distance); hits it drops are not returned, so they do not count as use in an lru collection.
+        ``mode="vector"`` (default): scores: cosine and ip give similarity (higher is better), l2 the
+        squared distance (lower is better). On a flat index the result is exact, filtered or not; a
+        filter admitting few records is searched exactly on every index. ``params`` overrides
+        ``ef_search`` / ``nprobe`` for this call. A single 1-d vector counts as one query. Give ``texts``
+        instead of ``vectors`` to search with query texts (collections with an embedding model).
+        ``mode="text"``: BM25 over the full-text index (``texts``; no model needed). ``mode="hybrid"``:
+        both branches, each ``fusion["candidates"]`` deep, fused (docs/search.md); the vector branch uses
+        ``vectors`` (one row per text) or the collection's model. Filters apply exactly to every branch.
+        Fewer than k hits come back when fewer records match. ``score_threshold`` keeps only hits scoring
+        at least that (l2's vector distance: at most that); hits it drops are not returned, so they do
+        not count as use in an lru collection. ``include`` may hold ``"explain"``.
         """
         self._check_open()
-        keep = _score_filter(score_threshold, self.metric)
-        if (vectors is None) == (texts is None):
-            raise InvalidArgumentError("search takes exactly one of vectors and texts")
+        mode = validate_mode(mode)
+        keep = _score_filter(score_threshold, self.metric if mode == "vector" else "ip")
         k = validate_k(k, self._limits)
-        fields = validate_include(include)
-        if texts is not None:
-            texts = validate_texts(texts, self._limits)
-            validate_hits(len(texts), k, self.dim, fields, self._limits)  # before embedding them
-            vectors = self._embed(texts)
-        queries = validate_queries(vectors, self.dim, self.metric, self._limits)
-        validate_hits(len(queries), k, self.dim, fields, self._limits)
+        fields = validate_include(include, search=True)
+        fus = validate_fusion(fusion, mode, k, self._limits)
+        tflt = validate_text_filter(text_filter)
+        query_texts: list[str] | None = None
+        if mode == "vector":
+            if (vectors is None) == (texts is None):
+                raise InvalidArgumentError("search takes exactly one of vectors and texts")
+            if texts is not None:
+                texts = validate_texts(texts, self._limits)
+                validate_hits(len(texts), k, self.dim, fields, self._limits)  # before embedding them
+                vectors = self._embed(texts)
+        else:
+            if texts is None:
+                raise InvalidArgumentError(f"search mode {mode!r} needs texts", field="texts")
+            if mode == "text" and vectors is not None:
+                raise InvalidArgumentError("search mode 'text' takes texts, not vectors", field="vectors")
+            if mode == "text" and params is not None:
+                raise InvalidArgumentError(
+                    "params (ef_search, nprobe, target_recall) tune the vector index: not for mode 'text'",
+                    field="params",
+                )
+            self._require_text(f"search mode {mode!r}")
+            query_texts = validate_texts(texts, self._limits)
+            validate_hits(len(query_texts), k, self.dim, fields, self._limits)
+            if mode == "hybrid" and vectors is None:
+                vectors = self._embed(query_texts)
+        queries = None if vectors is None else validate_queries(vectors, self.dim, self.metric, self._limits)
+        if queries is not None and query_texts is not None and len(queries) != len(query_texts):
+            raise InvalidArgumentError(
+                f"a hybrid search needs one vector per text: got {len(queries)} vectors for "
+                f"{len(query_texts)} texts",
+                field="vectors",
+            )
+        n_queries = len(queries) if queries is not None else len(query_texts or [])
+        validate_hits(n_queries, k, self.dim, fields, self._limits)
         flt = parse_filter(filter)
         search_params = parse_search_params(params)
+        depth = fus.depth(k) if mode == "hybrid" else k
         with self._reading():
-            allowed = None if flt is None else self._records.evaluate(flt)
+            allowed = self._admitted(flt, tflt)
             dead = self._records.expired(time.time())
             if dead:
                 allowed = (self._records.all if allowed is None else allowed) - dead
@@ -754,46 +869,93 @@ class Collection:
                 allowed = None  # a filter that admits everything: search as unfiltered (no selector)
             available = len(self._index) if allowed is None else len(allowed)
             if available == 0:
-                return [[] for _ in range(len(queries))]
-            set_search_threads(len(queries), self._settings.search.single_thread_max_queries)
-            scores, labels = self._index.search(queries, min(k, available), allowed, search_params)
-            if (
-                allowed is None
-                and self._index.main is not None
-                and search_params.ef_search is None
-                and search_params.nprobe is None
-                and search_params.target_recall is None
-                and self._audit.offer(queries, min(k, available), labels, scores)
-            ):
-                try:
-                    self._audit_future = self._background.submit(self._audit_task)
-                except RuntimeError:  # the database is shutting down
-                    self._audit.take(0)
-            rows = [
-                [(int(lb), float(sc)) for lb, sc in zip(lrow, srow, strict=True) if lb >= 0 and keep(sc)]
-                for lrow, srow in zip(labels, scores, strict=True)
-            ]
-            flat = list(dict.fromkeys(lb for row in rows for lb, _ in row))
-            by_label = {
-                r_label: rec for r_label, rec in zip(flat, self._materialize(flat, fields), strict=True)
-            }
+                return [[] for _ in range(n_queries)]
+            vec_rows: list[list[tuple[int, float]]] = []
+            text_rows: list[list[tuple[int, float]]] = []
+            if queries is not None:
+                vec_rows = self._vector_rows(queries, min(depth, available), allowed, search_params, mode)
+            if query_texts is not None:
+                text = self._require_text(f"search mode {mode!r}").searchable()
+                for qt in query_texts:
+                    lbs, scs = text.search(text.query(qt), depth, allowed, self._records.ids.__getitem__)
+                    text_rows.append(list(zip(lbs.tolist(), scs.tolist(), strict=True)))
+            rows = self._combine(mode, vec_rows, text_rows, fus, k, keep)
+            flat = list(dict.fromkeys(lb for row in rows for lb, _, _ in row))
+            by_label = dict(zip(flat, self._materialize(flat, fields - {"explain"}), strict=True))
             self._touch(flat)
-        out: list[list[Hit]] = []
-        for row in rows:
-            hits = []
-            for lb, score in row:
-                rec = by_label[lb]
-                hits.append(
-                    Hit(
-                        id=rec.id,
-                        score=score,
-                        text=rec.text,
-                        metadata=rec.metadata,
-                        source=rec.source,
-                        vector=rec.vector,
-                    )
+        explain = "explain" in fields
+        return [
+            [
+                Hit(
+                    id=(rec := by_label[lb]).id,
+                    score=score,
+                    text=rec.text,
+                    metadata=rec.metadata,
+                    source=rec.source,
+                    vector=rec.vector,
+                    explain=why if explain else None,
                 )
-            out.append(hits)
+                for lb, score, why in row
+            ]
+            for row in rows
+        ]
+
+    def _vector_rows(
+        self, queries: np.ndarray, n: int, allowed: Any, search_params: Any, mode: str
+    ) -> list[list[tuple[int, float]]]:
+        """Each query's best ``n`` (label, score) of the vector index (call under the read lock)."""
+        set_search_threads(len(queries), self._settings.search.single_thread_max_queries)
+        scores, labels = self._index.search(queries, n, allowed, search_params)
+        if (
+            mode == "vector"
+            and allowed is None
+            and self._index.main is not None
+            and search_params.ef_search is None
+            and search_params.nprobe is None
+            and search_params.target_recall is None
+            and self._audit.offer(queries, n, labels, scores)
+        ):
+            try:
+                self._audit_future = self._background.submit(self._audit_task)
+            except RuntimeError:  # the database is shutting down
+                self._audit.take(0)
+        return [
+            [(int(lb), float(sc)) for lb, sc in zip(lrow, srow, strict=True) if lb >= 0]
+            for lrow, srow in zip(labels, scores, strict=True)
+        ]
+
+    def _combine(
+        self,
+        mode: str,
+        vec_rows: list[list[tuple[int, float]]],
+        text_rows: list[list[tuple[int, float]]],
+        fus: Any,
+        k: int,
+        keep: Callable[[float], bool],
+    ) -> list[list[tuple[int, float, dict[str, dict[str, float]]]]]:
+        """Per query: (label, score, explain) of the final hits, best first."""
+        if mode != "hybrid":
+            branch = "vector" if mode == "vector" else "text"
+            return [
+                [
+                    (lb, sc, {branch: {"rank": r, "score": sc}})
+                    for r, (lb, sc) in enumerate(row, 1)
+                    if keep(sc)
+                ]
+                for row in (vec_rows if mode == "vector" else text_rows)
+            ]
+        ids = self._records.ids
+        out = []
+        for vrow, trow in zip(vec_rows, text_rows, strict=True):
+            label_of = {ids[lb]: lb for lb, _ in vrow} | {ids[lb]: lb for lb, _ in trow}
+            fused = fuse(
+                [(ids[lb], sc) for lb, sc in vrow],
+                [(ids[lb], sc) for lb, sc in trow],
+                fus,
+                k,
+                lower_better=self.metric == "l2",
+            )
+            out.append([(label_of[i], sc, why) for i, sc, why in fused if keep(sc)])
         return out
 
     def _touch(self, labels: list[int]) -> None:
@@ -832,6 +994,8 @@ class Collection:
         limit: int = 1000,
         filter: Any = None,
         include: Sequence[str] = DEFAULT_INCLUDE,
+        *,
+        text_filter: Any = None,
     ) -> tuple[list[Record], str | None]:
         """One page of records in id order (UTF-8 byte order) after ``cursor``, and the cursor of the
         next page (None once the collection is exhausted). Start with ``cursor=None``.
@@ -846,10 +1010,11 @@ class Collection:
         after = decode_cursor(cursor)
         limit = validate_limit(limit, self._limits)
         flt = parse_filter(filter)
+        tflt = validate_text_filter(text_filter)
         fields = validate_include(include)
         validate_vector_bytes(limit, self.dim, fields, self._limits, "a scroll page")
         with self._reading():
-            allowed = None if flt is None else self._records.evaluate(flt)
+            allowed = self._admitted(flt, tflt)
             dead = self._records.expired(time.time())
             labels: list[int] = []
             last, scanned, more = after, 0, True
@@ -872,20 +1037,28 @@ class Collection:
         return records, encode_cursor(last) if more and last is not None else None
 
     def iter_records(
-        self, limit: int = 1000, filter: Any = None, include: Sequence[str] = DEFAULT_INCLUDE
+        self,
+        limit: int = 1000,
+        filter: Any = None,
+        include: Sequence[str] = DEFAULT_INCLUDE,
+        *,
+        text_filter: Any = None,
     ) -> Iterator[Record]:
-        """Every record (matching ``filter``), ``limit`` a page, as ``scroll`` reads them."""
-        return scroll_all(self, limit, filter, include)
+        """Every record (matching ``filter`` and ``text_filter``), ``limit`` a page, as ``scroll`` reads
+        them."""
+        return scroll_all(self, limit, filter, include, text_filter=text_filter)
 
-    def count(self, filter: Any = None) -> int:
-        """How many records exist (that match ``filter``, when given)."""
+    def count(self, filter: Any = None, *, text_filter: Any = None) -> int:
+        """How many records exist (that match ``filter`` and ``text_filter``, when given)."""
         self._check_open()
         flt = parse_filter(filter)
+        tflt = validate_text_filter(text_filter)
         with self._reading():
             dead = self._records.expired(time.time())
-            if flt is None:
+            allowed = self._admitted(flt, tflt)
+            if allowed is None:
                 return len(self._records) - len(dead)
-            return len(self._records.evaluate(flt) - dead)
+            return len(allowed - dead)
 
     def list_sources(self) -> list[SourceInfo]:
         """Every source with its number of records, sorted by source."""
@@ -913,6 +1086,7 @@ class Collection:
                 "metric": self.metric,
                 "index": self.spec.model_dump(),
                 "embedding": None if self.embedding_model is None else {"model": self.embedding_model},
+                "text_index": None if self._text is None else self._text.info(),
                 "count": len(self._records) - len(self._records.expired(time.time())),
                 "sources": len(self._sources()),
                 "capacity": None if self.capacity is None else self.capacity.to_dict(),

@@ -42,6 +42,7 @@ from vecdb.engine.validate import (
     validate_embedding,
     validate_metric,
     validate_name,
+    validate_text_index,
     validate_texts,
 )
 from vecdb.errors import (
@@ -181,6 +182,7 @@ class Database:
         eviction: Eviction | None = None,
         shards: int | None = None,
         replicas: int | None = None,
+        text_index: dict[str, Any] | None = None,
     ) -> Collection:
         """Create an empty collection. Raises CollectionExistsError, InvalidNameError, InvalidConfigError.
 
@@ -191,7 +193,7 @@ class Database:
         would overflow evicts the oldest (``eviction="fifo"``, the default) or least recently used
         (``"lru"``: a search that returns a record uses it) in the same atomic batch. ``shards`` and
         ``replicas`` other than 1 need a cluster (``vecdb serve --ray-address``): here they raise
-        InvalidConfigError.
+        InvalidConfigError. ``text_index`` adds a full-text (BM25) index (docs/search.md; None: none).
         """
         if (shards or 1) != 1 or (replicas or 1) != 1:
             raise InvalidConfigError(
@@ -205,6 +207,7 @@ class Database:
         dim = collection_dim(dim, model, model_dim, self.settings.limits)
         metric = validate_metric(metric)
         spec = parse_index_spec(index, dim)
+        text_spec = validate_text_index(text_index)
         with self._lock:
             self._check_open()
             final = self._dir / name
@@ -220,6 +223,7 @@ class Database:
                 "index": spec.model_dump(),
                 "embedding": None if model is None else {"model": model},
                 "capacity": None if capacity is None else capacity.to_dict(),
+                "text_index": None if text_spec is None else text_spec.model_dump(),
                 "created_at": datetime.now(UTC).isoformat(),
             }
             atomic_write_json(tmp / MANIFEST, manifest)
@@ -471,6 +475,7 @@ class Database:
                 raise ValueError(f"unknown metric {metric!r}")
             cap = manifest.get("capacity")
             capacity = None if cap is None else parse_capacity(cap["max_records"], cap["eviction"])
+            text_spec = validate_text_index(manifest.get("text_index"))
         except (KeyError, TypeError, ValueError, InvalidConfigError) as exc:
             raise CorruptionError(f"collection {name!r}: manifest is damaged ({exc})", name=name) from exc
         embedding = manifest.get("embedding")
@@ -489,6 +494,7 @@ class Database:
             create=create,
             capacity=capacity,
             device=self.device,
+            text_index=text_spec,
         )
 
 

@@ -34,13 +34,18 @@ from vecdb.errors import (
     InvalidVectorError,
     LimitExceededError,
 )
+from vecdb.index.fulltext import TextFilter, TextIndexSpec, parse_text_filter, parse_text_index_spec
+from vecdb.index.fusion import Fusion, parse_fusion
 from vecdb.storage import NewRecord
-from vecdb.types import INCLUDE_FIELDS, METRICS, Metric
+from vecdb.types import INCLUDE_FIELDS, METRICS, SEARCH_INCLUDE_FIELDS, SEARCH_MODES, Metric
 
 __all__ = [
     "CURSOR_PREFIX",
     "MAX_VECTOR_NORM",
     "NAME_RE",
+    "Fusion",
+    "TextFilter",
+    "TextIndexSpec",
     "check_embedded_dim",
     "collection_dim",
     "decode_cursor",
@@ -49,16 +54,20 @@ __all__ = [
     "split_missing_vectors",
     "validate_dim",
     "validate_embedding",
+    "validate_fusion",
     "validate_hits",
     "validate_id_list",
     "validate_include",
     "validate_k",
     "validate_limit",
     "validate_metric",
+    "validate_mode",
     "validate_name",
     "validate_queries",
     "validate_records",
     "validate_source",
+    "validate_text_filter",
+    "validate_text_index",
     "validate_texts",
     "validate_vector_bytes",
 ]
@@ -479,16 +488,42 @@ def validate_limit(limit: Any, limits: Limits) -> int:
     return int(limit)
 
 
-def validate_include(include: Any) -> frozenset[str]:
+def validate_include(include: Any, *, search: bool = False) -> frozenset[str]:
+    """The fields a read returns; a search may also ask for ``explain``."""
     if isinstance(include, str) or not isinstance(include, Iterable):
         raise InvalidArgumentError(f"include must be a list of field names, got {include!r}")
     fields = frozenset(include)
-    unknown = fields - INCLUDE_FIELDS
+    known = SEARCH_INCLUDE_FIELDS if search else INCLUDE_FIELDS
+    unknown = fields - known
     if unknown:
         raise InvalidArgumentError(
-            f"unknown include field(s) {sorted(map(str, unknown))}; choose from {sorted(INCLUDE_FIELDS)}"
+            f"unknown include field(s) {sorted(map(str, unknown))}; choose from {sorted(known)}"
         )
     return fields
+
+
+def validate_mode(mode: Any) -> str:
+    """A search mode (``SEARCH_MODES``)."""
+    if mode not in SEARCH_MODES:
+        raise InvalidArgumentError(f"mode must be one of {list(SEARCH_MODES)}, got {mode!r}", field="mode")
+    return str(mode)
+
+
+def validate_fusion(fusion: Any, mode: str, k: int, limits: Limits) -> Fusion:
+    """The fusion options of a search (only a hybrid search takes them; InvalidArgumentError otherwise)."""
+    if fusion is not None and mode != "hybrid":
+        raise InvalidArgumentError(f"fusion applies to mode 'hybrid' only, not {mode!r}", field="fusion")
+    return parse_fusion(fusion, k, limits.max_k)
+
+
+def validate_text_filter(text_filter: Any) -> TextFilter | None:
+    """The parsed full-text filter (None: none). Raises InvalidFilterError."""
+    return parse_text_filter(text_filter)
+
+
+def validate_text_index(spec: Any) -> TextIndexSpec | None:
+    """A collection's ``text_index`` option (None: none). Raises InvalidConfigError."""
+    return parse_text_index_spec(spec)
 
 
 def _column(values: Any, n: int, name: str) -> list[Any]:

@@ -22,6 +22,7 @@ __all__ = [
     "from_proto_include",
     "from_proto_params",
     "from_proto_records",
+    "from_proto_text_index",
     "from_proto_vectors",
     "json_or_none",
     "to_json_text",
@@ -31,6 +32,7 @@ __all__ = [
     "to_proto_record",
     "to_proto_records",
     "to_proto_source",
+    "to_proto_text_index",
     "to_proto_vectors",
 ]
 
@@ -176,7 +178,10 @@ def to_proto_record(rec: Record) -> pb.Record:
 
 
 def to_proto_hit(hit: Hit) -> pb.Hit:
-    return _fill(pb.Hit(id=hit.id, score=hit.score), hit)  # type: ignore[no-any-return]
+    msg = _fill(pb.Hit(id=hit.id, score=hit.score), hit)
+    if hit.explain is not None:
+        msg.explain_json = orjson.dumps(hit.explain).decode()
+    return msg  # type: ignore[no-any-return]
 
 
 def from_proto_record(msg: pb.Record | pb.Hit) -> dict[str, Any]:
@@ -189,6 +194,8 @@ def from_proto_record(msg: pb.Record | pb.Hit) -> dict[str, Any]:
     }
     if isinstance(msg, pb.Hit):
         out["score"] = msg.score
+        if msg.explain_json:
+            out["explain"] = orjson.loads(msg.explain_json)
     if len(msg.vector):
         out["vector"] = list(msg.vector)
     return out
@@ -211,6 +218,7 @@ def to_proto_collection_info(info: dict[str, Any]) -> pb.CollectionInfo:
         checkpoint_seq=info["checkpoint_seq"],
         embedding_json=to_json_text(info["embedding"]),
         capacity_json=to_json_text(info["capacity"]),
+        text_index_json=to_json_text(info.get("text_index")),
     )
 
 
@@ -227,7 +235,17 @@ def from_proto_collection_info(msg: pb.CollectionInfo) -> dict[str, Any]:
         "checkpoint_seq": msg.checkpoint_seq,
         "embedding": orjson.loads(msg.embedding_json) if msg.embedding_json else None,
         "capacity": orjson.loads(msg.capacity_json) if msg.capacity_json else None,
+        "text_index": orjson.loads(msg.text_index_json) if msg.text_index_json else None,
     }
+
+
+def to_proto_text_index(text_index: dict[str, Any] | None) -> pb.SetTextIndexResponse:
+    """set_text_index's answer (the index's description; None when dropped)."""
+    return pb.SetTextIndexResponse(text_index_json=to_json_text(text_index))
+
+
+def from_proto_text_index(msg: pb.SetTextIndexResponse) -> dict[str, Any] | None:
+    return orjson.loads(msg.text_index_json) if msg.text_index_json else None
 
 
 def to_proto_snapshot(info: SnapshotInfo) -> pb.SnapshotInfo:

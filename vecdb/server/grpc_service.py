@@ -123,6 +123,9 @@ class VecDBServicer(pb_grpc.VecDBServicer):
                 request.eviction or None,  # type: ignore[arg-type]
                 shards=request.shards if request.HasField("shards") else None,
                 replicas=request.replicas if request.HasField("replicas") else None,
+                text_index=convert.json_or_none(
+                    request.text_index_json, "text_index_json", InvalidConfigError
+                ),
             )
             return convert.to_proto_collection_info(col.info())
 
@@ -192,16 +195,22 @@ class VecDBServicer(pb_grpc.VecDBServicer):
         def run() -> pb.WriteResponse:
             col = self._db.get_collection(request.collection)
             which = request.WhichOneof("selector")
+            text_filter = _text_filter(request)
             if which == "ids":
-                n = col.delete(list(request.ids.ids))
+                n = col.delete(list(request.ids.ids), text_filter=text_filter)
             elif which == "filter_json":
                 n = col.delete(
-                    filter=convert.json_or_none(request.filter_json, "filter_json", InvalidFilterError) or {}
+                    filter=convert.json_or_none(request.filter_json, "filter_json", InvalidFilterError) or {},
+                    text_filter=text_filter,
                 )
             elif which == "source":
-                n = col.delete(source=request.source)
+                n = col.delete(source=request.source, text_filter=text_filter)
+            elif text_filter is not None:
+                n = col.delete(text_filter=text_filter)
             else:
-                raise InvalidArgumentError("delete takes exactly one of ids, filter_json, source")
+                raise InvalidArgumentError(
+                    "delete takes exactly one of ids, filter_json, source (or text_filter_json)"
+                )
             return pb.WriteResponse(count=n)
 
         return self._call(context, "delete", run)
@@ -230,6 +239,9 @@ class VecDBServicer(pb_grpc.VecDBServicer):
                 include=convert.from_proto_include(request.include, request.HasField("include")),
                 params=convert.from_proto_params(request.params),
                 score_threshold=request.score_threshold if request.HasField("score_threshold") else None,
+                mode=request.mode or "vector",
+                text_filter=_text_filter(request),
+                fusion=convert.json_or_none(request.fusion_json, "fusion_json"),
             )
             return pb.SearchResponse(
                 results=[pb.QueryResult(hits=[convert.to_proto_hit(h) for h in hits]) for hits in results]
@@ -240,7 +252,8 @@ class VecDBServicer(pb_grpc.VecDBServicer):
     def Count(self, request: pb.CountRequest, context: Any) -> pb.CountResponse:
         def run() -> pb.CountResponse:
             flt = convert.json_or_none(request.filter_json, "filter_json", InvalidFilterError)
-            return pb.CountResponse(count=self._db.get_collection(request.collection).count(filter=flt))
+            col = self._db.get_collection(request.collection)
+            return pb.CountResponse(count=col.count(filter=flt, text_filter=_text_filter(request)))
 
         return self._call(context, "count", run)
 
@@ -272,7 +285,7 @@ class VecDBServicer(pb_grpc.VecDBServicer):
             def page(cursor: str | None = cursor) -> pb.ScrollPage:
                 flt = convert.json_or_none(request.filter_json, "filter_json", InvalidFilterError)
                 col = self._db.get_collection(request.collection)
-                records, nxt = col.scroll(cursor, limit, flt, include)
+                records, nxt = col.scroll(cursor, limit, flt, include, text_filter=_text_filter(request))
                 msg = pb.ScrollPage(records=[convert.to_proto_record(r) for r in records])
                 if nxt is not None:
                     msg.next_cursor = nxt
@@ -312,6 +325,14 @@ class VecDBServicer(pb_grpc.VecDBServicer):
 
         return self._call(context, "delete_snapshot", run)
 
+    def SetTextIndex(self, request: pb.SetTextIndexRequest, context: Any) -> pb.SetTextIndexResponse:
+        def run() -> pb.SetTextIndexResponse:
+            spec = convert.json_or_none(request.text_index_json, "text_index_json", InvalidConfigError)
+            col = self._db.get_collection(request.collection)
+            return convert.to_proto_text_index(col.set_text_index(spec))
+
+        return self._call(context, "set_text_index", run)
+
     def RestoreSnapshot(self, request: pb.RestoreSnapshotRequest, context: Any) -> pb.CollectionInfo:
         return self._call(
             context,
@@ -320,6 +341,11 @@ class VecDBServicer(pb_grpc.VecDBServicer):
                 self._db.restore_snapshot(request.collection, request.name, request.target or None).info()
             ),
         )
+
+
+def _text_filter(request: Any) -> Any:
+    """A request's ``text_filter_json`` (None when empty)."""
+    return convert.json_or_none(request.text_filter_json, "text_filter_json", InvalidFilterError)
 
 
 def _op(method: str) -> str:

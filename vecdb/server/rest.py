@@ -15,12 +15,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
-from fastapi import Depends, FastAPI, Request
+from fastapi import Body, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -86,6 +86,10 @@ class CreateCollectionBody(BaseModel):
         None, description="Spread the collection over this many Ray actors (needs vecdb serve --ray-address)."
     )
     replicas: int | None = Field(None, description="Copies of each shard (needs vecdb serve --ray-address).")
+    text_index: dict[str, Any] | None = Field(
+        None,
+        description='Full-text index spec, e.g. {"tokenizer": "jieba"} ({} for the defaults); default none.',
+    )
 
 
 class CollectionInfo(BaseModel):
@@ -100,6 +104,7 @@ class CollectionInfo(BaseModel):
     checkpoint_seq: int
     embedding: dict[str, Any] | None = None
     capacity: dict[str, Any] | None = None
+    text_index: dict[str, Any] | None = None
 
 
 class CollectionList(BaseModel):
@@ -149,6 +154,9 @@ class DeleteBody(BaseModel):
     ids: list[str] | None = None
     filter: dict[str, Any] | None = None
     source: str | None = None
+    text_filter: dict[str, Any] | None = Field(
+        None, description='Full-text filter, e.g. {"$contains": "faiss"}; alone or with filter.'
+    )
 
 
 class SearchBody(BaseModel):
@@ -164,10 +172,30 @@ class SearchBody(BaseModel):
     score_threshold: float | None = Field(
         None, description="Only hits scoring at least this (cosine, ip), or at most this (l2 distance)."
     )
+    mode: str = Field("vector", description="vector, text (BM25 over the full-text index) or hybrid.")
+    text_filter: dict[str, Any] | None = Field(
+        None, description='Full-text filter, e.g. {"$contains": "faiss"} or {"$not_contains": "draft"}.'
+    )
+    fusion: dict[str, Any] | None = Field(
+        None, description='Hybrid only: {"method": "rrf" (default) | "weighted", "k", "alpha", "candidates"}.'
+    )
 
 
 class HitOut(RecordOut):
     score: float
+    explain: dict[str, dict[str, int | float]] | None = Field(
+        None,
+        description='Only with "explain" in include: each branch\'s {"rank", "score"} behind the score '
+        '({"vector": ..., "text": ...}; a branch is absent when the hit was not among its candidates).',
+    )
+
+    @model_serializer(mode="wrap")
+    def _explain_only_when_asked(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # absent, not null, without "explain": a search's reply keeps the shape it had before explain
+        out: dict[str, Any] = handler(self)
+        if out.get("explain") is None:
+            out.pop("explain", None)
+        return out
 
 
 class SearchResult(BaseModel):
@@ -212,11 +240,16 @@ class ScrollBody(BaseModel):
     limit: int = Field(1000, description="Records per page.")
     filter: dict[str, Any] | None = None
     include: list[str] | None = Field(None, description="Of text, metadata, source, vector.")
+    text_filter: dict[str, Any] | None = Field(None, description='Full-text filter, e.g. {"$contains": "x"}.')
 
 
 class ScrollResult(BaseModel):
     records: list[RecordOut]
     next_cursor: str | None = Field(description="null after the last page.")
+
+
+class TextIndexOut(BaseModel):
+    text_index: dict[str, Any] | None = Field(description="The spec and its documents count; null: none.")
 
 
 class SnapshotBody(BaseModel):
@@ -401,6 +434,16 @@ class KeyCheck:
         await self.app(scope, receive, send)
 
 
+def _json_query(text: str | None, what: str) -> Any:
+    """A JSON filter sent as a query parameter (count is a GET); absent or empty means none."""
+    if not text:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidFilterError(f"{what} is not valid JSON: {exc}") from exc
+
+
 def _allowed_methods(request: Request) -> list[str]:
     """The methods of every route whose path matches the request's."""
     methods: set[str] = set()
@@ -577,6 +620,7 @@ def create_app(
                 body.eviction,  # type: ignore[arg-type]
                 shards=body.shards,
                 replicas=body.replicas,
+                text_index=body.text_index,
             ).info()
 
         return call(request, "create_collection", run)
@@ -654,7 +698,9 @@ def create_app(
         n = call(
             request,
             "delete",
-            lambda: db.get_collection(name).delete(body.ids, filter=body.filter, source=body.source),
+            lambda: db.get_collection(name).delete(
+                body.ids, filter=body.filter, source=body.source, text_filter=body.text_filter
+            ),
         )
         return {"count": n}
 
@@ -677,6 +723,9 @@ def create_app(
                 params=body.params,
                 texts=body.texts,
                 score_threshold=body.score_threshold,
+                mode=body.mode,
+                text_filter=body.text_filter,
+                fusion=body.fusion,
             ),
         )
         return {"results": [[h.to_dict() for h in hits] for hits in results]}
@@ -687,15 +736,12 @@ def create_app(
         tags=["records"],
         dependencies=[authorized("count")],
     )
-    def count(name: str, request: Request, filter: str | None = None) -> Any:
+    def count(name: str, request: Request, filter: str | None = None, text_filter: str | None = None) -> Any:
         def run() -> int:
-            parsed = None
-            if filter:
-                try:
-                    parsed = orjson.loads(filter)
-                except orjson.JSONDecodeError as exc:
-                    raise InvalidFilterError(f"filter is not valid JSON: {exc}") from exc
-            return db.get_collection(name).count(filter=parsed)
+            col = db.get_collection(name)
+            return col.count(
+                filter=_json_query(filter, "filter"), text_filter=_json_query(text_filter, "text_filter")
+            )
 
         return {"count": call(request, "count", run)}
 
@@ -734,6 +780,23 @@ def create_app(
         )
         return {"count": n}
 
+    @app.put(
+        "/v1/collections/{name}/text_index",
+        response_model=TextIndexOut,
+        tags=["collections"],
+        dependencies=[authorized("set_text_index")],
+    )
+    def set_text_index(
+        name: str,
+        request: Request,
+        body: dict[str, Any] | None = Body(  # noqa: B008 (FastAPI's way to require a nullable body)
+            ..., description="The spec ({} for the defaults), or null to drop the index."
+        ),
+    ) -> Any:
+        """Add (built from the stored texts), replace, or (body ``null``) drop the full-text index."""
+        spec = call(request, "set_text_index", lambda: db.get_collection(name).set_text_index(body))
+        return {"text_index": spec}
+
     # ---- scroll and snapshots ----
 
     @app.post(
@@ -747,7 +810,9 @@ def create_app(
         records, cursor = call(
             request,
             "scroll",
-            lambda: db.get_collection(name).scroll(body.cursor, body.limit, body.filter, include),
+            lambda: db.get_collection(name).scroll(
+                body.cursor, body.limit, body.filter, include, text_filter=body.text_filter
+            ),
         )
         return {"records": [r.to_dict() for r in records], "next_cursor": cursor}
 

@@ -28,7 +28,7 @@ from vecdb_client.errors import (
     InvalidVectorError,
 )
 
-__all__ = ["IDEMPOTENT", "Call", "Rows", "json_text"]
+__all__ = ["IDEMPOTENT", "MODES", "Call", "Rows", "json_text"]
 
 #: Operations that may be sent again after UNAVAILABLE / 503: reads, and upserts (writing the same records
 #: by id twice leaves the same state). create/drop/delete are not retried: a retry could report a
@@ -46,8 +46,12 @@ IDEMPOTENT = frozenset(
         "embed",
         "scroll",
         "list_snapshots",
+        "set_text_index",
     }
 )
+
+#: Search modes: the vector index, the full-text index (BM25), or both fused.
+MODES = ("vector", "text", "hybrid")
 
 #: The server's rule for collection names; checked here too, since a name becomes part of a REST path.
 NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -81,6 +85,7 @@ class Call:
         eviction: str | None = None,
         shards: int | None = None,
         replicas: int | None = None,
+        text_index: Mapping[str, Any] | None = None,
     ) -> Call:
         if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim < 2**32):
             raise InvalidConfigError(f"dim must be a positive integer, got {dim!r}", field="dim")
@@ -99,7 +104,15 @@ class Call:
                 if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**32:
                     raise InvalidConfigError(f"{key} must be a positive integer, got {value!r}", field=key)
                 args[key] = value
+        if text_index is not None:  # only when given, like shards: older servers keep accepting the rest
+            args["text_index"] = _object(text_index, "text_index", InvalidConfigError)
         return cls("create_collection", args)
+
+    @classmethod
+    def set_text_index(cls, name: str, spec: Mapping[str, Any] | None) -> Call:
+        return cls(
+            "set_text_index", {"name": _name(name), "spec": _object(spec, "text_index", InvalidConfigError)}
+        )
 
     @classmethod
     def named(cls, op: str, name: str) -> Call:
@@ -165,12 +178,21 @@ class Call:
 
     @classmethod
     def delete(
-        cls, name: str, ids: Sequence[str] | None, filter: Mapping[str, Any] | None, source: str | None
+        cls,
+        name: str,
+        ids: Sequence[str] | None,
+        filter: Mapping[str, Any] | None,
+        source: str | None,
+        text_filter: Mapping[str, Any] | None = None,
     ) -> Call:
+        # filter and text_filter together are one selector: the records matching both.
         given = [k for k, v in (("ids", ids), ("filter", filter), ("source", source)) if v is not None]
+        if text_filter is not None and "filter" not in given:
+            given.append("text_filter")
         if len(given) != 1:
             raise InvalidArgumentError(
-                f"delete takes exactly one of ids, filter, source; got {given or 'none'}"
+                "delete takes exactly one of ids, filter (alone or with text_filter), source, "
+                f"text_filter; got {given or 'none'}"
             )
         if source is not None and not isinstance(source, str):
             raise InvalidSourceError(f"source must be a string, got {type(source).__name__}")
@@ -181,6 +203,7 @@ class Call:
                 "ids": None if ids is None else _ids(ids),
                 "filter": _object(filter, "filter", InvalidFilterError),
                 "source": source,
+                "text_filter": _object(text_filter, "text_filter", InvalidFilterError),
             },
         )
 
@@ -195,9 +218,18 @@ class Call:
         include: Sequence[str] | None,
         params: Mapping[str, float] | None,
         score_threshold: float | None = None,
+        mode: str = "vector",
+        text_filter: Mapping[str, Any] | None = None,
+        fusion: Mapping[str, Any] | None = None,
     ) -> Call:
-        if (vectors is None) == (texts is None):
+        if mode not in MODES:
+            raise InvalidArgumentError(f"mode must be one of {', '.join(MODES)}; got {mode!r}", field="mode")
+        if mode == "vector" and (vectors is None) == (texts is None):
             raise InvalidArgumentError("search takes query vectors or query texts (exactly one)")
+        if mode != "vector" and texts is None:
+            raise InvalidArgumentError(f"mode {mode!r} needs query texts", field="texts")
+        if mode == "text" and vectors is not None:
+            raise InvalidArgumentError("mode 'text' takes query texts only, not vectors", field="vectors")
         if isinstance(k, bool) or not isinstance(k, int | np.integer):
             raise InvalidArgumentError(f"k must be an integer, got {k!r}")
         if k < 1:
@@ -213,12 +245,24 @@ class Call:
                 "include": _include(include),
                 "params": _params(params),
                 "score_threshold": _threshold(score_threshold),
+                "mode": mode,
+                "text_filter": _object(text_filter, "text_filter", InvalidFilterError),
+                "fusion": _object(fusion, "fusion", InvalidArgumentError),
             },
         )
 
     @classmethod
-    def count(cls, name: str, filter: Mapping[str, Any] | None) -> Call:
-        return cls("count", {"name": _name(name), "filter": _object(filter, "filter", InvalidFilterError)})
+    def count(
+        cls, name: str, filter: Mapping[str, Any] | None, text_filter: Mapping[str, Any] | None = None
+    ) -> Call:
+        return cls(
+            "count",
+            {
+                "name": _name(name),
+                "filter": _object(filter, "filter", InvalidFilterError),
+                "text_filter": _object(text_filter, "text_filter", InvalidFilterError),
+            },
+        )
 
     @classmethod
     def scroll(
@@ -228,6 +272,7 @@ class Call:
         limit: int,
         filter: Mapping[str, Any] | None,
         include: Sequence[str] | None,
+        text_filter: Mapping[str, Any] | None = None,
     ) -> Call:
         if cursor is not None and not isinstance(cursor, str):
             raise InvalidArgumentError(f"cursor must be a string (a page's next_cursor), got {cursor!r}")
@@ -243,6 +288,7 @@ class Call:
                 "limit": int(limit),
                 "filter": _object(filter, "filter", InvalidFilterError),
                 "include": _include(include),
+                "text_filter": _object(text_filter, "text_filter", InvalidFilterError),
             },
         )
 

@@ -45,6 +45,7 @@ _RPC = {
     "list_snapshots": "ListSnapshots",
     "delete_snapshot": "DeleteSnapshot",
     "restore_snapshot": "RestoreSnapshot",
+    "set_text_index": "SetTextIndex",
 }
 
 #: Server-streaming RPCs: the client reads every message of the reply (one page for scroll).
@@ -82,6 +83,10 @@ def encode(call: Call) -> tuple[str, Any]:
             for key in ("shards", "replicas"):
                 if a.get(key) is not None:
                     setattr(req, key, a[key])
+            if a.get("text_index") is not None:
+                req.text_index_json = _text(a["text_index"], "text_index")
+        case "set_text_index":
+            req = pb.SetTextIndexRequest(collection=a["name"], text_index_json=_text(a["spec"], "text_index"))
         case "list_collections":
             req = pb.ListCollectionsRequest()
         case "get_collection" | "drop_collection" | "list_sources":
@@ -105,13 +110,16 @@ def encode(call: Call) -> tuple[str, Any]:
                 req.ids.ids.extend(a["ids"])
             elif a["filter"] is not None:
                 req.filter_json = _text(a["filter"], "filter", InvalidFilterError)
-            else:
+            elif a["source"] is not None:
                 req.source = a["source"]
+            req.text_filter_json = _text(a["text_filter"], "text_filter", InvalidFilterError)
         case "search":
             req = _search(a)
         case "count":
             req = pb.CountRequest(
-                collection=a["name"], filter_json=_text(a["filter"], "filter", InvalidFilterError)
+                collection=a["name"],
+                filter_json=_text(a["filter"], "filter", InvalidFilterError),
+                text_filter_json=_text(a["text_filter"], "text_filter", InvalidFilterError),
             )
         case "embed":
             req = pb.EmbedRequest(texts=a["texts"], model=a["model"] or "", collection=a["collection"] or "")
@@ -120,6 +128,7 @@ def encode(call: Call) -> tuple[str, Any]:
                 collection=a["name"],
                 limit=a["limit"],
                 filter_json=_text(a["filter"], "filter", InvalidFilterError),
+                text_filter_json=_text(a["text_filter"], "text_filter", InvalidFilterError),
                 max_pages=1,
                 **_include(a["include"]),
             )
@@ -178,8 +187,11 @@ def _search(a: dict[str, Any]) -> pb.SearchRequest:
     )
     if a["vectors"] is not None:
         req.queries.CopyFrom(_vectors(a["vectors"]))
-    else:
+    if a["texts"] is not None:
         req.texts.extend(a["texts"])
+    req.mode = "" if a["mode"] == "vector" else a["mode"]
+    req.text_filter_json = _text(a["text_filter"], "text_filter", InvalidFilterError)
+    req.fusion_json = _text(a["fusion"], "fusion")
     for key, value in (a["params"] or {}).items():
         setattr(req.params, key, value)
     if a["score_threshold"] is not None:
@@ -200,7 +212,17 @@ def decode(call: Call, msg: Any) -> Any:  # noqa: PLR0911 (one case per operatio
         case "get":
             return [Record(**_fields(r)) for r in msg.records]
         case "search":
-            return [[Hit(score=h.score, **_fields(h)) for h in res.hits] for res in msg.results]
+            return [
+                [
+                    Hit(
+                        score=h.score,
+                        explain=json.loads(h.explain_json) if h.explain_json else None,
+                        **_fields(h),
+                    )
+                    for h in res.hits
+                ]
+                for res in msg.results
+            ]
         case "list_sources":
             return [SourceInfo(s.source, int(s.count)) for s in msg.sources]
         case "embed":
@@ -218,6 +240,8 @@ def decode(call: Call, msg: Any) -> Any:  # noqa: PLR0911 (one case per operatio
             return None
         case "restore_snapshot":
             return _info(msg)
+        case "set_text_index":
+            return json.loads(msg.text_index_json) if msg.text_index_json else None
     raise AssertionError(f"unknown operation {call.op}")
 
 
@@ -257,6 +281,7 @@ def _info(msg: pb.CollectionInfo) -> CollectionInfo:
         checkpoint_seq=msg.checkpoint_seq,
         embedding=json.loads(msg.embedding_json) if msg.embedding_json else None,
         capacity=json.loads(msg.capacity_json) if msg.capacity_json else None,
+        text_index=json.loads(msg.text_index_json) if msg.text_index_json else None,
     )
 
 

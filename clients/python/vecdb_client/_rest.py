@@ -60,23 +60,32 @@ def encode(call: Call) -> HttpRequest:  # noqa: PLR0911 (one case per operation)
             return _body("PUT", path, {**body, "vectors": vectors})
         case "get":
             return _body("POST", _col(a["name"], "/get"), {"ids": a["ids"], "include": a["include"]})
+        case "set_text_index":  # the spec, or null to drop the index
+            spec = json_text(a["spec"], "text_index", InvalidArgumentError).encode()
+            return HttpRequest("PUT", _col(a["name"], "/text_index"), spec)
         case "delete":
-            body = {k: a[k] for k in ("ids", "filter", "source")}
+            body = {k: a[k] for k in ("ids", "filter", "source", "text_filter")}
             return _body("POST", _col(a["name"], "/delete"), body)
         case "search":
             vectors = None if a["vectors"] is None else a["vectors"].tolist()
-            body = {k: a[k] for k in ("texts", "k", "filter", "include", "params", "score_threshold")}
-            return _body("POST", _col(a["name"], "/search"), {**body, "vectors": vectors})
+            keys = ("texts", "k", "filter", "include", "params", "score_threshold", "text_filter", "fusion")
+            body = {k: a[k] for k in keys}
+            # mode only when not the default, so that a server from before it takes vector searches
+            mode = None if a["mode"] == "vector" else a["mode"]
+            return _body("POST", _col(a["name"], "/search"), {**body, "vectors": vectors, "mode": mode})
         case "count":
-            flt = a["filter"]
-            params = None if flt is None else {"filter": json_text(flt, "filter", InvalidArgumentError)}
-            return HttpRequest("GET", _col(a["name"], "/count"), params=params)
+            params = {
+                key: json_text(a[key], key, InvalidArgumentError)
+                for key in ("filter", "text_filter")
+                if a[key] is not None
+            }
+            return HttpRequest("GET", _col(a["name"], "/count"), params=params or None)
         case "list_sources":
             return HttpRequest("GET", _col(a["name"], "/sources"))
         case "embed":
             return _body("POST", "/v1/embed", a)
         case "scroll":
-            body = {k: a[k] for k in ("cursor", "limit", "filter", "include")}
+            body = {k: a[k] for k in ("cursor", "limit", "filter", "include", "text_filter")}
             return _body("POST", _col(a["name"], "/scroll"), body)
         case "create_snapshot":
             return _body("POST", _col(a["name"], "/snapshots"), {"name": a["snapshot"]})
@@ -118,10 +127,12 @@ def decode(call: Call, body: Any) -> Any:  # noqa: PLR0911 (one case per operati
             return None
         case "restore_snapshot":
             return info_from_dict(body)
+        case "set_text_index":
+            return body["text_index"]
     raise AssertionError(f"unknown operation {call.op}")
 
 
-_RECORD_FIELDS = ("id", "text", "metadata", "source", "score")
+_RECORD_FIELDS = ("id", "text", "metadata", "source", "score", "explain")
 
 
 def _fields(d: dict[str, Any]) -> dict[str, Any]:
@@ -147,6 +158,7 @@ def info_from_dict(d: dict[str, Any]) -> CollectionInfo:
         checkpoint_seq=int(d["checkpoint_seq"]),
         embedding=d.get("embedding"),
         capacity=d.get("capacity"),
+        text_index=d.get("text_index"),
     )
 
 

@@ -23,7 +23,7 @@ from vecdb_client._generated import vecdb_pb2_grpc as pb_grpc
 from vecdb_client._transport import Endpoint, PemSource, TlsFiles, backoff_delay
 from vecdb_client.client import Client, _json
 from vecdb_client.errors import ClosedError, DeadlineExceededError, UnavailableError
-from vecdb_client.types import CollectionInfo, Hit, Metric, Record, SnapshotInfo, SourceInfo
+from vecdb_client.types import CollectionInfo, Hit, Metric, Record, SearchMode, SnapshotInfo, SourceInfo
 
 __all__ = ["AsyncClient", "AsyncCollection"]
 
@@ -193,11 +193,21 @@ class AsyncClient:
         eviction: Literal["fifo", "lru"] | None = None,
         shards: int | None = None,
         replicas: int | None = None,
+        text_index: Mapping[str, Any] | None = None,
     ) -> AsyncCollection:
         """See ``Client.create_collection``."""
         await self._send(
             Call.create_collection(
-                name, dim, metric, index, embedding, max_records, eviction, shards=shards, replicas=replicas
+                name,
+                dim,
+                metric,
+                index,
+                embedding,
+                max_records,
+                eviction,
+                shards=shards,
+                replicas=replicas,
+                text_index=text_index,
             )
         )
         return AsyncCollection(self, name)
@@ -261,6 +271,10 @@ class AsyncCollection:
         """See ``Collection.info``."""
         return await self.client._send(Call.named("get_collection", self.name))  # type: ignore[no-any-return]
 
+    async def set_text_index(self, spec: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """See ``Collection.set_text_index``."""
+        return await self.client._send(Call.set_text_index(self.name, spec))  # type: ignore[no-any-return]
+
     async def upsert(
         self,
         ids: Sequence[str],
@@ -298,9 +312,10 @@ class AsyncCollection:
         *,
         filter: Mapping[str, Any] | None = None,
         source: str | None = None,
+        text_filter: Mapping[str, Any] | None = None,
     ) -> int:
         """See ``Collection.delete``."""
-        return await self.client._send(Call.delete(self.name, ids, filter, source))  # type: ignore[no-any-return]
+        return await self.client._send(Call.delete(self.name, ids, filter, source, text_filter))  # type: ignore[no-any-return]
 
     async def search(
         self,
@@ -311,14 +326,32 @@ class AsyncCollection:
         params: Mapping[str, float] | None = None,
         texts: Sequence[str] | str | None = None,
         score_threshold: float | None = None,
+        *,
+        mode: SearchMode = "vector",
+        text_filter: Mapping[str, Any] | None = None,
+        fusion: Mapping[str, Any] | None = None,
     ) -> list[list[Hit]]:
         """See ``Collection.search``."""
-        call = Call.search(self.name, vectors, texts, k, filter, include, params, score_threshold)
+        call = Call.search(
+            self.name,
+            vectors,
+            texts,
+            k,
+            filter,
+            include,
+            params,
+            score_threshold,
+            mode=mode,
+            text_filter=text_filter,
+            fusion=fusion,
+        )
         return await self.client._send(call)  # type: ignore[no-any-return]
 
-    async def count(self, filter: Mapping[str, Any] | None = None) -> int:
+    async def count(
+        self, filter: Mapping[str, Any] | None = None, *, text_filter: Mapping[str, Any] | None = None
+    ) -> int:
         """See ``Collection.count``."""
-        return await self.client._send(Call.count(self.name, filter))  # type: ignore[no-any-return]
+        return await self.client._send(Call.count(self.name, filter, text_filter))  # type: ignore[no-any-return]
 
     async def list_sources(self) -> list[SourceInfo]:
         """See ``Collection.list_sources``."""
@@ -330,9 +363,11 @@ class AsyncCollection:
         limit: int = 1000,
         filter: Mapping[str, Any] | None = None,
         include: Sequence[str] | None = None,
+        *,
+        text_filter: Mapping[str, Any] | None = None,
     ) -> tuple[list[Record], str | None]:
         """See ``Collection.scroll``."""
-        call = Call.scroll(self.name, cursor, limit, filter, include)
+        call = Call.scroll(self.name, cursor, limit, filter, include, text_filter)
         return await self.client._send(call)  # type: ignore[no-any-return]
 
     async def iter_records(
@@ -340,11 +375,13 @@ class AsyncCollection:
         limit: int = 1000,
         filter: Mapping[str, Any] | None = None,
         include: Sequence[str] | None = None,
+        *,
+        text_filter: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[Record]:
         """See ``Collection.iter_records``."""
         cursor: str | None = None
         while True:
-            records, cursor = await self.scroll(cursor, limit, filter, include)
+            records, cursor = await self.scroll(cursor, limit, filter, include, text_filter=text_filter)
             for record in records:
                 yield record
             if cursor is None:

@@ -22,7 +22,7 @@ from vecdb_client._calls import Call
 from vecdb_client._generated import vecdb_pb2_grpc as pb_grpc
 from vecdb_client._transport import Endpoint, PemSource, TlsFiles, backoff_delay
 from vecdb_client.errors import ClosedError, DeadlineExceededError, UnavailableError, VecDBError
-from vecdb_client.types import CollectionInfo, Hit, Metric, Record, SnapshotInfo, SourceInfo
+from vecdb_client.types import CollectionInfo, Hit, Metric, Record, SearchMode, SnapshotInfo, SourceInfo
 
 __all__ = ["Client", "Collection"]
 
@@ -184,6 +184,7 @@ class Client:
         eviction: Literal["fifo", "lru"] | None = None,
         shards: int | None = None,
         replicas: int | None = None,
+        text_index: Mapping[str, Any] | None = None,
     ) -> Collection:
         """Create an empty collection and return its handle.
 
@@ -192,12 +193,22 @@ class Client:
         be omitted. ``max_records`` caps the live records: a write that overflows evicts the oldest
         (``eviction="fifo"``, the default) or least recently used (``"lru"``: searches count as use) in the
         same atomic batch. ``shards`` / ``replicas`` spread it over Ray actors (a server started with
-        ``--ray-address``; others answer InvalidConfigError). Raises CollectionExistsError, InvalidNameError,
-        InvalidConfigError.
+        ``--ray-address``; others answer InvalidConfigError). ``text_index`` adds a full-text index (see
+        ``Collection.set_text_index``) for ``search(mode="text" | "hybrid")`` and ``text_filter``.
+        Raises CollectionExistsError, InvalidNameError, InvalidConfigError.
         """
         self._send(
             Call.create_collection(
-                name, dim, metric, index, embedding, max_records, eviction, shards=shards, replicas=replicas
+                name,
+                dim,
+                metric,
+                index,
+                embedding,
+                max_records,
+                eviction,
+                shards=shards,
+                replicas=replicas,
+                text_index=text_index,
             )
         )
         return Collection(self, name)
@@ -262,6 +273,15 @@ class Collection:
         """Configuration and state (dim, metric, index, count, sources, seq...)."""
         return self.client._send(Call.named("get_collection", self.name))  # type: ignore[no-any-return]
 
+    def set_text_index(self, spec: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """Add a full-text index (built from the stored texts), replace it, or (``None``) drop it; returns
+        the new index's description (the spec and ``{"documents": n}``), None when dropped.
+
+        ``spec``: ``{"tokenizer": "standard" | "jieba" | "whitespace", "stemming": bool, "stopwords":
+        "english" | None, "k1": float, "b": float}`` (``{}``: the defaults). Raises InvalidConfigError.
+        """
+        return self.client._send(Call.set_text_index(self.name, spec))  # type: ignore[no-any-return]
+
     def upsert(
         self,
         ids: Sequence[str],
@@ -311,9 +331,14 @@ class Collection:
         *,
         filter: Mapping[str, Any] | None = None,
         source: str | None = None,
+        text_filter: Mapping[str, Any] | None = None,
     ) -> int:
-        """Delete by ids, by metadata filter, or every record of a source (exactly one); returns how many."""
-        return self.client._send(Call.delete(self.name, ids, filter, source))  # type: ignore[no-any-return]
+        """Delete by ids, by metadata filter, or every record of a source (exactly one); returns how many.
+
+        ``text_filter`` (full-text filter, e.g. ``{"$contains": "draft"}``; needs a full-text index) selects
+        records alone or together with ``filter`` (records matching both).
+        """
+        return self.client._send(Call.delete(self.name, ids, filter, source, text_filter))  # type: ignore[no-any-return]
 
     def search(
         self,
@@ -324,6 +349,10 @@ class Collection:
         params: Mapping[str, float] | None = None,
         texts: Sequence[str] | str | None = None,
         score_threshold: float | None = None,
+        *,
+        mode: SearchMode = "vector",
+        text_filter: Mapping[str, Any] | None = None,
+        fusion: Mapping[str, Any] | None = None,
     ) -> list[list[Hit]]:
         """Top-k hits per query, best first; one list per query vector (a 1-d vector is one query).
 
@@ -331,13 +360,34 @@ class Collection:
         server's filter language (``{"lang": "en", "year": {"$gte": 2020}}``); ``params`` overrides
         ``ef_search`` / ``nprobe`` for this call. ``score_threshold`` keeps hits scoring at least that
         (cosine, ip) or at most that (l2 distance). Fewer than k hits come back when fewer records match.
+
+        ``mode``: ``"vector"`` (default), ``"text"`` (BM25 over the full-text index; ``texts`` only, no model
+        needed) or ``"hybrid"`` (both branches fused; ``texts``, and ``vectors`` for the vector branch when
+        the collection has no model). ``fusion`` (hybrid only): ``{"method": "rrf" | "weighted", "k": ...,
+        "alpha": ..., "candidates": ...}``. ``text_filter``: ``{"$contains": "..."}``, ``{"$not_contains":
+        "..."}``, ``$and`` / ``$or`` of them; applies to every branch, with ``filter``. ``include`` may add
+        ``"explain"``: each hit's ``explain`` then holds each branch's rank and score.
         """
-        call = Call.search(self.name, vectors, texts, k, filter, include, params, score_threshold)
+        call = Call.search(
+            self.name,
+            vectors,
+            texts,
+            k,
+            filter,
+            include,
+            params,
+            score_threshold,
+            mode=mode,
+            text_filter=text_filter,
+            fusion=fusion,
+        )
         return self.client._send(call)  # type: ignore[no-any-return]
 
-    def count(self, filter: Mapping[str, Any] | None = None) -> int:
-        """How many records (matching ``filter``, when given)."""
-        return self.client._send(Call.count(self.name, filter))  # type: ignore[no-any-return]
+    def count(
+        self, filter: Mapping[str, Any] | None = None, *, text_filter: Mapping[str, Any] | None = None
+    ) -> int:
+        """How many records (matching ``filter`` and ``text_filter``, when given)."""
+        return self.client._send(Call.count(self.name, filter, text_filter))  # type: ignore[no-any-return]
 
     def list_sources(self) -> list[SourceInfo]:
         """Every source with its live record count."""
@@ -349,12 +399,14 @@ class Collection:
         limit: int = 1000,
         filter: Mapping[str, Any] | None = None,
         include: Sequence[str] | None = None,
+        *,
+        text_filter: Mapping[str, Any] | None = None,
     ) -> tuple[list[Record], str | None]:
         """One page of records in id order after ``cursor`` (None: the first page), and the next page's
         cursor (None after the last). Records written or deleted meanwhile may or may not appear; none
         appears twice; every record that exists for the whole scroll appears. A filtered page may be short
-        (even empty) with a cursor to go on from."""
-        call = Call.scroll(self.name, cursor, limit, filter, include)
+        (even empty) with a cursor to go on from. ``text_filter``: a full-text filter, as in ``search``."""
+        call = Call.scroll(self.name, cursor, limit, filter, include, text_filter)
         return self.client._send(call)  # type: ignore[no-any-return]
 
     def iter_records(
@@ -362,11 +414,14 @@ class Collection:
         limit: int = 1000,
         filter: Mapping[str, Any] | None = None,
         include: Sequence[str] | None = None,
+        *,
+        text_filter: Mapping[str, Any] | None = None,
     ) -> Iterator[Record]:
-        """Every record (matching ``filter``), page by page (``limit`` a page), as ``scroll`` reads them."""
+        """Every record (matching ``filter`` and ``text_filter``), page by page (``limit`` a page), as
+        ``scroll`` reads them."""
         cursor: str | None = None
         while True:
-            records, cursor = self.scroll(cursor, limit, filter, include)
+            records, cursor = self.scroll(cursor, limit, filter, include, text_filter=text_filter)
             yield from records
             if cursor is None:
                 return

@@ -14,6 +14,12 @@
   better; l2: squared distance, lower is better). Relevance scores (``[0, 1]``, 1 best) are
   ``(1 + s) / 2`` for cosine and ip and ``1 - d / 4`` for l2, clamped to [0, 1]: for unit-length vectors
   the three metrics give the same relevance to the same pair.
+- Keyword and hybrid search (the collection needs a full-text index: ``text_index={}`` when the store
+  creates it, or ``Collection.set_text_index``): ``similarity_search(query, mode="text" | "hybrid")``,
+  ``fusion={"method": "weighted", "alpha": 0.7}``, and Chroma's ``where_document={"$contains": "..."}``
+  (the server's ``text_filter``) in every mode, MMR and ``delete``. A retriever:
+  ``store.as_retriever(search_kwargs={"mode": "hybrid", "k": 5})``. Text and hybrid scores are BM25 and
+  fused scores (higher is better), not similarities: relevance scores need ``relevance_score_fn`` there.
 - Every method has a native async twin that goes through ``AsyncClient`` (no thread pool). An
   ``AsyncClient`` belongs to one event loop: the store makes one per loop unless given one.
 """
@@ -24,6 +30,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -36,7 +43,7 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from vecdb_client.aio import AsyncClient, AsyncCollection
 from vecdb_client.client import Client, Collection
 from vecdb_client.errors import CollectionExistsError, CollectionNotFoundError
-from vecdb_client.types import Hit, Metric
+from vecdb_client.types import Hit, Metric, SearchMode
 
 __all__ = ["VecDBVectorStore", "relevance_function"]
 
@@ -56,6 +63,22 @@ def relevance_function(metric: Metric) -> Callable[[float], float]:
     raise ValueError(f"unknown metric {metric!r}")
 
 
+@dataclass(frozen=True, slots=True)
+class _Search:
+    """How a search ranks (``mode``, ``fusion``) and its full-text filter (Chroma's ``where_document``)."""
+
+    mode: SearchMode = "vector"
+    where_document: dict[str, Any] | None = None
+    fusion: dict[str, Any] | None = None
+
+
+def _text_index_args(text_index: dict[str, Any] | None) -> dict[str, Any]:
+    """create_collection's ``text_index`` from a collection's info (its spec, without the counts)."""
+    if text_index is None:
+        return {}
+    return {"text_index": {k: v for k, v in text_index.items() if k != "documents"}}
+
+
 def _document(hit: Any) -> Document:
     return Document(id=hit.id, page_content=hit.text or "", metadata=dict(hit.metadata))
 
@@ -66,7 +89,9 @@ class VecDBVectorStore(VectorStore):
     Connect with ``client`` / ``async_client`` (their owner closes them), or with ``url``, ``grpc_url``,
     ``prefer_grpc``, ``api_key``, ``timeout`` (the store then owns its clients: ``close()`` them, or use
     the store as a context manager). ``metric``, ``index`` and ``embedding_model`` apply when the store
-    creates the collection. ``relevance_score_fn`` replaces the per-metric relevance function.
+    creates the collection, and so does ``text_index`` (a full-text index spec, ``{}`` for the defaults,
+    ``{"tokenizer": "jieba"}`` for Chinese) for ``mode="text" | "hybrid"`` and ``where_document``.
+    ``relevance_score_fn`` replaces the per-metric relevance function.
     """
 
     def __init__(
@@ -87,6 +112,7 @@ class VecDBVectorStore(VectorStore):
         source_key: str | None = "source",
         relevance_score_fn: Callable[[float], float] | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        text_index: Mapping[str, Any] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -94,6 +120,7 @@ class VecDBVectorStore(VectorStore):
         self.embedding = embedding
         self.metric: Metric = metric
         self.index = dict(index) if index is not None else None
+        self.text_index = dict(text_index) if text_index is not None else None
         self.embedding_model = embedding_model
         self.source_key = source_key
         self.override_relevance_score_fn = relevance_score_fn
@@ -192,9 +219,11 @@ class VecDBVectorStore(VectorStore):
         return id_list, text_list, metas, list(sources)
 
     def _create_args(self, dim: int | None) -> dict[str, Any]:
+        args: dict[str, Any] = {"text_index": self.text_index} if self.text_index is not None else {}
         if self.embedding is None:
-            return {"dim": None, "embedding": {"model": self.embedding_model} if self.embedding_model else {}}
-        return {"dim": dim, "embedding": None}
+            model = {"model": self.embedding_model} if self.embedding_model else {}
+            return {**args, "dim": None, "embedding": model}
+        return {**args, "dim": dim, "embedding": None}
 
     def _ensure_collection(self, dim: int | None) -> None:
         if self._collection_ready:
@@ -285,40 +314,57 @@ class VecDBVectorStore(VectorStore):
                 await col.upsert(*args)
         return id_list
 
-    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
-        """Delete by ``ids``, or by ``filter=`` or ``source=``; with none of them, empty the collection
-        (it is dropped and made again with the same configuration). Missing ids are no error."""
+    def delete(
+        self, ids: list[str] | None = None, *, where_document: dict[str, Any] | None = None, **kwargs: Any
+    ) -> bool | None:
+        """Delete by ``ids``, or by ``filter=`` and/or ``where_document=`` (full-text filter), or by
+        ``source=``; with none of them, empty the collection (it is dropped and made again with the same
+        configuration). Missing ids are no error."""
         filter, source = kwargs.get("filter"), kwargs.get("source")
-        if ids is not None and not ids and filter is None and source is None:
+        if ids is not None and not ids and filter is None and source is None and where_document is None:
             return True  # nothing to delete (an empty list never means "everything")
         try:
-            if ids is None and filter is None and source is None:
+            if ids is None and filter is None and source is None and where_document is None:
                 info = self.collection.info()
                 self.client.drop_collection(self.collection_name)
                 self.client.create_collection(
-                    self.collection_name, info.dim, info.metric, info.index, info.embedding
+                    self.collection_name,
+                    info.dim,
+                    info.metric,
+                    info.index,
+                    info.embedding,
+                    **_text_index_args(info.text_index),
                 )
             else:
-                self.collection.delete(ids, filter=filter, source=source)
+                self.collection.delete(ids, filter=filter, source=source, text_filter=where_document)
         except CollectionNotFoundError:
             pass
         return True
 
-    async def adelete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
+    async def adelete(
+        self, ids: list[str] | None = None, *, where_document: dict[str, Any] | None = None, **kwargs: Any
+    ) -> bool | None:
         """Async ``delete``."""
         filter, source = kwargs.get("filter"), kwargs.get("source")
-        if ids is not None and not ids and filter is None and source is None:
+        if ids is not None and not ids and filter is None and source is None and where_document is None:
             return True
         aclient = self._aclient()
         try:
-            if ids is None and filter is None and source is None:
+            if ids is None and filter is None and source is None and where_document is None:
                 info = await aclient.collection(self.collection_name).info()
                 await aclient.drop_collection(self.collection_name)
                 await aclient.create_collection(
-                    self.collection_name, info.dim, info.metric, info.index, info.embedding
+                    self.collection_name,
+                    info.dim,
+                    info.metric,
+                    info.index,
+                    info.embedding,
+                    **_text_index_args(info.text_index),
                 )
             else:
-                await aclient.collection(self.collection_name).delete(ids, filter=filter, source=source)
+                await aclient.collection(self.collection_name).delete(
+                    ids, filter=filter, source=source, text_filter=where_document
+                )
         except CollectionNotFoundError:
             pass
         return True
@@ -344,68 +390,168 @@ class VecDBVectorStore(VectorStore):
             return []
 
     def _search(
-        self, vector: Sequence[float] | None, query: str | None, k: int, filter: Any, include: Sequence[str]
+        self,
+        vector: Sequence[float] | None,
+        query: str | None,
+        k: int,
+        filter: Any,
+        include: Sequence[str],
+        search: _Search | None = None,
     ) -> list[Hit]:
+        search = search or _Search()
         try:
-            return self.collection.search(vector, k=k, filter=filter, include=include, texts=query)[0]
+            return self.collection.search(
+                vector,
+                k=k,
+                filter=filter,
+                include=include,
+                texts=query,
+                mode=search.mode,
+                text_filter=search.where_document,
+                fusion=search.fusion,
+            )[0]
         except CollectionNotFoundError:
             return []
 
     async def _asearch(
-        self, vector: Sequence[float] | None, query: str | None, k: int, filter: Any, include: Sequence[str]
+        self,
+        vector: Sequence[float] | None,
+        query: str | None,
+        k: int,
+        filter: Any,
+        include: Sequence[str],
+        search: _Search | None = None,
     ) -> list[Hit]:
+        search = search or _Search()
         try:
             col = self._async_collection()
-            return (await col.search(vector, k=k, filter=filter, include=include, texts=query))[0]
+            hits = await col.search(
+                vector,
+                k=k,
+                filter=filter,
+                include=include,
+                texts=query,
+                mode=search.mode,
+                text_filter=search.where_document,
+                fusion=search.fusion,
+            )
+            return hits[0]
         except CollectionNotFoundError:
             return []
 
-    def _query(self, query: str) -> tuple[list[float] | None, str | None]:
-        """The query as a vector (with an Embeddings) or as text for the server's model."""
-        return (None, query) if self.embedding is None else (self.embedding.embed_query(query), None)
+    def _query(self, query: str, mode: SearchMode = "vector") -> tuple[list[float] | None, str | None]:
+        """The query as a vector (with an Embeddings) or as text for the server's model; text mode sends
+        the text alone, hybrid the text and (with an Embeddings) its vector for the vector branch."""
+        if mode == "text" or self.embedding is None:
+            return None, query
+        return self.embedding.embed_query(query), (query if mode == "hybrid" else None)
 
-    async def _aquery(self, query: str) -> tuple[list[float] | None, str | None]:
-        return (None, query) if self.embedding is None else (await self.embedding.aembed_query(query), None)
+    async def _aquery(self, query: str, mode: SearchMode = "vector") -> tuple[list[float] | None, str | None]:
+        if mode == "text" or self.embedding is None:
+            return None, query
+        return await self.embedding.aembed_query(query), (query if mode == "hybrid" else None)
 
     def similarity_search(
-        self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        query: str,
+        k: int = 4,
+        filter: dict[str, Any] | None = None,
+        *,
+        mode: SearchMode = "vector",
+        where_document: dict[str, Any] | None = None,
+        fusion: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> list[Document]:
-        """The ``k`` documents most similar to ``query`` (matching ``filter``), best first."""
-        return [doc for doc, _ in self.similarity_search_with_score(query, k, filter=filter, **kwargs)]
+        """The ``k`` documents that best match ``query`` (and ``filter``, ``where_document``), best first.
+
+        ``mode``: ``"vector"`` (default), ``"text"`` (BM25) or ``"hybrid"`` (both fused; ``fusion`` tunes
+        it); text and hybrid need the collection's full-text index, and so does ``where_document``
+        (``{"$contains": "..."}``, ``{"$not_contains": "..."}``, ``$and`` / ``$or`` of them).
+        """
+        pairs = self.similarity_search_with_score(
+            query, k, filter=filter, mode=mode, where_document=where_document, fusion=fusion, **kwargs
+        )
+        return [doc for doc, _ in pairs]
 
     async def asimilarity_search(
-        self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        query: str,
+        k: int = 4,
+        filter: dict[str, Any] | None = None,
+        *,
+        mode: SearchMode = "vector",
+        where_document: dict[str, Any] | None = None,
+        fusion: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> list[Document]:
         """Async ``similarity_search``."""
-        pairs = await self.asimilarity_search_with_score(query, k, filter=filter, **kwargs)
+        pairs = await self.asimilarity_search_with_score(
+            query, k, filter=filter, mode=mode, where_document=where_document, fusion=fusion, **kwargs
+        )
         return [doc for doc, _ in pairs]
 
     def similarity_search_with_score(
-        self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        query: str,
+        k: int = 4,
+        filter: dict[str, Any] | None = None,
+        *,
+        mode: SearchMode = "vector",
+        where_document: dict[str, Any] | None = None,
+        fusion: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> list[tuple[Document, float]]:
-        """Documents with the server's score (see the module docstring), best first."""
-        vector, text = self._query(query)
-        return [(_document(h), h.score) for h in self._search(vector, text, k, filter, _SEARCH_INCLUDE)]
+        """Documents with the server's score (see the module docstring), best first; ``mode``,
+        ``where_document`` and ``fusion`` as in ``similarity_search``."""
+        search = _Search(mode, where_document, fusion)
+        vector, text = self._query(query, mode)
+        hits = self._search(vector, text, k, filter, _SEARCH_INCLUDE, search)
+        return [(_document(h), h.score) for h in hits]
 
     async def asimilarity_search_with_score(
-        self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        query: str,
+        k: int = 4,
+        filter: dict[str, Any] | None = None,
+        *,
+        mode: SearchMode = "vector",
+        where_document: dict[str, Any] | None = None,
+        fusion: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Async ``similarity_search_with_score``."""
-        vector, text = await self._aquery(query)
-        hits = await self._asearch(vector, text, k, filter, _SEARCH_INCLUDE)
+        search = _Search(mode, where_document, fusion)
+        vector, text = await self._aquery(query, mode)
+        hits = await self._asearch(vector, text, k, filter, _SEARCH_INCLUDE, search)
         return [(_document(h), h.score) for h in hits]
 
     def similarity_search_by_vector(
-        self, embedding: list[float], k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        embedding: list[float],
+        k: int = 4,
+        filter: dict[str, Any] | None = None,
+        *,
+        where_document: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> list[Document]:
-        """The ``k`` documents nearest to ``embedding``, best first."""
-        return [_document(h) for h in self._search(embedding, None, k, filter, _SEARCH_INCLUDE)]
+        """The ``k`` documents nearest to ``embedding`` (matching ``filter`` and ``where_document``),
+        best first."""
+        search = _Search(where_document=where_document)
+        return [_document(h) for h in self._search(embedding, None, k, filter, _SEARCH_INCLUDE, search)]
 
     async def asimilarity_search_by_vector(
-        self, embedding: list[float], k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        embedding: list[float],
+        k: int = 4,
+        filter: dict[str, Any] | None = None,
+        *,
+        where_document: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> list[Document]:
         """Async ``similarity_search_by_vector``."""
-        return [_document(h) for h in await self._asearch(embedding, None, k, filter, _SEARCH_INCLUDE)]
+        search = _Search(where_document=where_document)
+        hits = await self._asearch(embedding, None, k, filter, _SEARCH_INCLUDE, search)
+        return [_document(h) for h in hits]
 
     # ---- relevance ---------------------------------------------------------------------------------
 
@@ -422,15 +568,24 @@ class VecDBVectorStore(VectorStore):
         with contextlib.suppress(CollectionNotFoundError):
             self._collection_metric = (await self._async_collection().info()).metric
 
+    def _check_relevance_mode(self, mode: Any) -> None:
+        if mode != "vector" and self.override_relevance_score_fn is None:
+            raise ValueError(
+                f"relevance scores in [0, 1] are defined for mode='vector' only; mode={mode!r} gives BM25 "
+                "or fused scores: give the store a relevance_score_fn, or use similarity_search_with_score"
+            )
+
     def _similarity_search_with_relevance_scores(
         self, query: str, k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
+        self._check_relevance_mode(kwargs.get("mode", "vector"))
         self._learn_metric()  # a collection made elsewhere may use another metric than the store's
         return super()._similarity_search_with_relevance_scores(query, k, **kwargs)
 
     async def _asimilarity_search_with_relevance_scores(
         self, query: str, k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
+        self._check_relevance_mode(kwargs.get("mode", "vector"))
         await self._alearn_metric()
         return await super()._asimilarity_search_with_relevance_scores(query, k, **kwargs)
 
@@ -467,15 +622,20 @@ class VecDBVectorStore(VectorStore):
         fetch_k: int = 20,
         lambda_mult: float = 0.5,
         filter: dict[str, Any] | None = None,
+        *,
+        where_document: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        """``k`` documents among the ``fetch_k`` nearest, chosen for similarity to the query and diversity
-        among themselves (``lambda_mult``: 1 = similarity only, 0 = diversity only)."""
+        """``k`` documents among the ``fetch_k`` nearest (matching ``filter`` and ``where_document``), chosen
+        for similarity to the query and diversity among themselves (``lambda_mult``: 1 = similarity only,
+        0 = diversity only)."""
         try:
             vector = self._query_vector(query)
         except CollectionNotFoundError:
             return []
-        return self.max_marginal_relevance_search_by_vector(vector, k, fetch_k, lambda_mult, filter=filter)
+        return self.max_marginal_relevance_search_by_vector(
+            vector, k, fetch_k, lambda_mult, filter=filter, where_document=where_document
+        )
 
     async def amax_marginal_relevance_search(
         self,
@@ -484,6 +644,8 @@ class VecDBVectorStore(VectorStore):
         fetch_k: int = 20,
         lambda_mult: float = 0.5,
         filter: dict[str, Any] | None = None,
+        *,
+        where_document: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
         """Async ``max_marginal_relevance_search``."""
@@ -492,7 +654,7 @@ class VecDBVectorStore(VectorStore):
         except CollectionNotFoundError:
             return []
         return await self.amax_marginal_relevance_search_by_vector(
-            vector, k, fetch_k, lambda_mult, filter=filter
+            vector, k, fetch_k, lambda_mult, filter=filter, where_document=where_document
         )
 
     def max_marginal_relevance_search_by_vector(
@@ -502,10 +664,13 @@ class VecDBVectorStore(VectorStore):
         fetch_k: int = 20,
         lambda_mult: float = 0.5,
         filter: dict[str, Any] | None = None,
+        *,
+        where_document: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
         """``max_marginal_relevance_search`` from a query vector."""
-        hits = self._search(embedding, None, max(k, fetch_k), filter, _MMR_INCLUDE)
+        search = _Search(where_document=where_document)
+        hits = self._search(embedding, None, max(k, fetch_k), filter, _MMR_INCLUDE, search)
         return self._mmr(embedding, hits, k, lambda_mult)
 
     async def amax_marginal_relevance_search_by_vector(
@@ -515,10 +680,13 @@ class VecDBVectorStore(VectorStore):
         fetch_k: int = 20,
         lambda_mult: float = 0.5,
         filter: dict[str, Any] | None = None,
+        *,
+        where_document: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
         """Async ``max_marginal_relevance_search_by_vector``."""
-        hits = await self._asearch(embedding, None, max(k, fetch_k), filter, _MMR_INCLUDE)
+        search = _Search(where_document=where_document)
+        hits = await self._asearch(embedding, None, max(k, fetch_k), filter, _MMR_INCLUDE, search)
         return self._mmr(embedding, hits, k, lambda_mult)
 
     # ---- constructors ------------------------------------------------------------------------------

@@ -14,11 +14,14 @@ __all__ = [
     "Hit",
     "Metric",
     "Record",
+    "SearchMode",
     "SnapshotInfo",
     "SourceInfo",
 ]
 
 Metric = Literal["l2", "ip", "cosine"]
+#: What a search ranks by: the vector index, the full-text index (BM25), or both fused.
+SearchMode = Literal["vector", "text", "hybrid"]
 
 #: What a get or search may return besides the id (and the score, for search).
 INCLUDE_FIELDS = frozenset({"text", "metadata", "source", "vector"})
@@ -61,6 +64,9 @@ class Hit:
     metadata: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
     vector: np.ndarray | None = None
+    #: With ``"explain"`` in ``include``: each branch's ``{"rank": r, "score": s}`` (``"vector"``,
+    #: ``"text"``; a branch is absent when the hit was not among its candidates). None otherwise.
+    explain: dict[str, dict[str, float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -72,6 +78,8 @@ class Hit:
         }
         if self.vector is not None:
             out["vector"] = self.vector.tolist()
+        if self.explain is not None:
+            out["explain"] = self.explain
         return out
 
 
@@ -113,6 +121,7 @@ class CollectionInfo:
     checkpoint_seq: int
     embedding: dict[str, Any] | None = None
     capacity: dict[str, Any] | None = None  # {"max_records": N, "eviction": "fifo" | "lru"}
+    text_index: dict[str, Any] | None = None  # the full-text index's spec and {"documents": N}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -127,4 +136,5 @@ class CollectionInfo:
             "checkpoint_seq": self.checkpoint_seq,
             "embedding": self.embedding,
             "capacity": self.capacity,
+            "text_index": self.text_index,
         }

@@ -15,7 +15,7 @@ class Vectors(_message.Message):
     def __init__(self, dim: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "dim", "metric", "index_json", "embedding_json", "max_records", "eviction", "shards", "replicas")
+    __slots__ = ("name", "dim", "metric", "index_json", "embedding_json", "max_records", "eviction", "shards", "replicas", "text_index_json")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,7 @@ class CreateCollectionRequest(_message.Message):
     EVICTION_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_INDEX_JSON_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: str
@@ -34,7 +35,8 @@ class CreateCollectionRequest(_message.Message):
     eviction: str
     shards: int
     replicas: int
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., index_json: _Optional[str] = ..., embedding_json: _Optional[str] = ..., max_records: _Optional[int] = ..., eviction: _Optional[str] = ..., shards: _Optional[int] = ..., replicas: _Optional[int] = ...) -> None: ...
+    text_index_json: str
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., index_json: _Optional[str] = ..., embedding_json: _Optional[str] = ..., max_records: _Optional[int] = ..., eviction: _Optional[str] = ..., shards: _Optional[int] = ..., replicas: _Optional[int] = ..., text_index_json: _Optional[str] = ...) -> None: ...
 
 class CollectionRequest(_message.Message):
     __slots__ = ("name",)
@@ -43,7 +45,7 @@ class CollectionRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "dim", "metric", "index_json", "count", "sources", "index_state_json", "seq", "checkpoint_seq", "embedding_json", "capacity_json")
+    __slots__ = ("name", "dim", "metric", "index_json", "count", "sources", "index_state_json", "seq", "checkpoint_seq", "embedding_json", "capacity_json", "text_index_json")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +57,7 @@ class CollectionInfo(_message.Message):
     CHECKPOINT_SEQ_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_JSON_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_JSON_FIELD_NUMBER: _ClassVar[int]
+    TEXT_INDEX_JSON_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: str
@@ -66,7 +69,8 @@ class CollectionInfo(_message.Message):
     checkpoint_seq: int
     embedding_json: str
     capacity_json: str
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., index_json: _Optional[str] = ..., count: _Optional[int] = ..., sources: _Optional[int] = ..., index_state_json: _Optional[str] = ..., seq: _Optional[int] = ..., checkpoint_seq: _Optional[int] = ..., embedding_json: _Optional[str] = ..., capacity_json: _Optional[str] = ...) -> None: ...
+    text_index_json: str
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., index_json: _Optional[str] = ..., count: _Optional[int] = ..., sources: _Optional[int] = ..., index_state_json: _Optional[str] = ..., seq: _Optional[int] = ..., checkpoint_seq: _Optional[int] = ..., embedding_json: _Optional[str] = ..., capacity_json: _Optional[str] = ..., text_index_json: _Optional[str] = ...) -> None: ...
 
 class ListCollectionsRequest(_message.Message):
     __slots__ = ()
@@ -167,16 +171,18 @@ class GetResponse(_message.Message):
     def __init__(self, records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ...) -> None: ...
 
 class DeleteRequest(_message.Message):
-    __slots__ = ("collection", "ids", "filter_json", "source")
+    __slots__ = ("collection", "ids", "filter_json", "source", "text_filter_json")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
     FILTER_JSON_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FILTER_JSON_FIELD_NUMBER: _ClassVar[int]
     collection: str
     ids: IdList
     filter_json: str
     source: str
-    def __init__(self, collection: _Optional[str] = ..., ids: _Optional[_Union[IdList, _Mapping]] = ..., filter_json: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
+    text_filter_json: str
+    def __init__(self, collection: _Optional[str] = ..., ids: _Optional[_Union[IdList, _Mapping]] = ..., filter_json: _Optional[str] = ..., source: _Optional[str] = ..., text_filter_json: _Optional[str] = ...) -> None: ...
 
 class IdList(_message.Message):
     __slots__ = ("ids",)
@@ -195,7 +201,7 @@ class SearchParams(_message.Message):
     def __init__(self, ef_search: _Optional[int] = ..., nprobe: _Optional[int] = ..., target_recall: _Optional[float] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("collection", "queries", "k", "filter_json", "include", "params", "texts", "score_threshold")
+    __slots__ = ("collection", "queries", "k", "filter_json", "include", "params", "texts", "score_threshold", "mode", "text_filter_json", "fusion_json")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
@@ -204,6 +210,9 @@ class SearchRequest(_message.Message):
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FILTER_JSON_FIELD_NUMBER: _ClassVar[int]
+    FUSION_JSON_FIELD_NUMBER: _ClassVar[int]
     collection: str
     queries: Vectors
     k: int
@@ -212,23 +221,28 @@ class SearchRequest(_message.Message):
     params: SearchParams
     texts: _containers.RepeatedScalarFieldContainer[str]
     score_threshold: float
-    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Union[Vectors, _Mapping]] = ..., k: _Optional[int] = ..., filter_json: _Optional[str] = ..., include: _Optional[_Union[Include, _Mapping]] = ..., params: _Optional[_Union[SearchParams, _Mapping]] = ..., texts: _Optional[_Iterable[str]] = ..., score_threshold: _Optional[float] = ...) -> None: ...
+    mode: str
+    text_filter_json: str
+    fusion_json: str
+    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Union[Vectors, _Mapping]] = ..., k: _Optional[int] = ..., filter_json: _Optional[str] = ..., include: _Optional[_Union[Include, _Mapping]] = ..., params: _Optional[_Union[SearchParams, _Mapping]] = ..., texts: _Optional[_Iterable[str]] = ..., score_threshold: _Optional[float] = ..., mode: _Optional[str] = ..., text_filter_json: _Optional[str] = ..., fusion_json: _Optional[str] = ...) -> None: ...
 
 class Hit(_message.Message):
-    __slots__ = ("id", "score", "text", "metadata_json", "source", "vector")
+    __slots__ = ("id", "score", "text", "metadata_json", "source", "vector", "explain_json")
     ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_JSON_FIELD_NUMBER: _ClassVar[int]
     id: str
     score: float
     text: str
     metadata_json: str
     source: str
     vector: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., text: _Optional[str] = ..., metadata_json: _Optional[str] = ..., source: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ...) -> None: ...
+    explain_json: str
+    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., text: _Optional[str] = ..., metadata_json: _Optional[str] = ..., source: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ..., explain_json: _Optional[str] = ...) -> None: ...
 
 class QueryResult(_message.Message):
     __slots__ = ("hits",)
@@ -243,12 +257,14 @@ class SearchResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[QueryResult, _Mapping]]] = ...) -> None: ...
 
 class CountRequest(_message.Message):
-    __slots__ = ("collection", "filter_json")
+    __slots__ = ("collection", "filter_json", "text_filter_json")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     FILTER_JSON_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FILTER_JSON_FIELD_NUMBER: _ClassVar[int]
     collection: str
     filter_json: str
-    def __init__(self, collection: _Optional[str] = ..., filter_json: _Optional[str] = ...) -> None: ...
+    text_filter_json: str
+    def __init__(self, collection: _Optional[str] = ..., filter_json: _Optional[str] = ..., text_filter_json: _Optional[str] = ...) -> None: ...
 
 class CountResponse(_message.Message):
     __slots__ = ("count",)
@@ -289,20 +305,22 @@ class EmbedResponse(_message.Message):
     def __init__(self, vectors: _Optional[_Union[Vectors, _Mapping]] = ..., model: _Optional[str] = ...) -> None: ...
 
 class ScrollRequest(_message.Message):
-    __slots__ = ("collection", "cursor", "limit", "filter_json", "include", "max_pages")
+    __slots__ = ("collection", "cursor", "limit", "filter_json", "include", "max_pages", "text_filter_json")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     FILTER_JSON_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_FIELD_NUMBER: _ClassVar[int]
     MAX_PAGES_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FILTER_JSON_FIELD_NUMBER: _ClassVar[int]
     collection: str
     cursor: str
     limit: int
     filter_json: str
     include: Include
     max_pages: int
-    def __init__(self, collection: _Optional[str] = ..., cursor: _Optional[str] = ..., limit: _Optional[int] = ..., filter_json: _Optional[str] = ..., include: _Optional[_Union[Include, _Mapping]] = ..., max_pages: _Optional[int] = ...) -> None: ...
+    text_filter_json: str
+    def __init__(self, collection: _Optional[str] = ..., cursor: _Optional[str] = ..., limit: _Optional[int] = ..., filter_json: _Optional[str] = ..., include: _Optional[_Union[Include, _Mapping]] = ..., max_pages: _Optional[int] = ..., text_filter_json: _Optional[str] = ...) -> None: ...
 
 class ScrollPage(_message.Message):
     __slots__ = ("records", "next_cursor")
@@ -359,3 +377,17 @@ class RestoreSnapshotRequest(_message.Message):
     name: str
     target: str
     def __init__(self, collection: _Optional[str] = ..., name: _Optional[str] = ..., target: _Optional[str] = ...) -> None: ...
+
+class SetTextIndexRequest(_message.Message):
+    __slots__ = ("collection", "text_index_json")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    TEXT_INDEX_JSON_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    text_index_json: str
+    def __init__(self, collection: _Optional[str] = ..., text_index_json: _Optional[str] = ...) -> None: ...
+
+class SetTextIndexResponse(_message.Message):
+    __slots__ = ("text_index_json",)
+    TEXT_INDEX_JSON_FIELD_NUMBER: _ClassVar[int]
+    text_index_json: str
+    def __init__(self, text_index_json: _Optional[str] = ...) -> None: ...
