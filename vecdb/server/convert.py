@@ -5,25 +5,37 @@ Pure functions, each ``from_proto_*`` / ``to_proto_*`` pair round-trips (tests/s
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import orjson
 
-from vecdb.errors import InvalidArgumentError, InvalidMetadataError, VecDBError
+from vecdb.errors import (
+    DimensionMismatchError,
+    InvalidArgumentError,
+    InvalidMetadataError,
+    InvalidVectorError,
+    VecDBError,
+)
 from vecdb.server._generated import vecdb_pb2 as pb
 from vecdb.types import DEFAULT_INCLUDE, Hit, Record, SnapshotInfo, SourceInfo
 
 __all__ = [
+    "from_base64_vectors",
     "from_proto_expiry",
     "from_proto_include",
     "from_proto_params",
     "from_proto_records",
     "from_proto_vectors",
     "json_or_none",
+    "parse_json_body",
+    "to_base64_vectors",
     "to_json_text",
     "to_proto_collection_info",
     "to_proto_hit",
@@ -80,6 +92,51 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{text} is out of range for a float")
     return value
+
+
+# An integer of 19 digits or more may lie beyond 64 bits, where orjson gives a float and the standard
+# library an exact int: such a body is parsed by the standard library (as is any body orjson refuses).
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def parse_json_body(body: bytes) -> Any:
+    """A REST request body, exactly as the standard library's ``json.loads`` parses it, only faster.
+
+    orjson parses the body when it can and its answer is the standard library's (floats round-trip the
+    same; duplicate keys keep the last). Everything else goes to ``json.loads``, which then gives the same
+    value or the same ``JSONDecodeError`` as before: NaN, Infinity and 1e400 (accepted there), lone
+    surrogates, a byte-order mark or UTF-16, nesting past orjson's depth, and 19+ digit runs.
+    """
+    if not _LONG_DIGITS.search(body):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(body)
+
+
+def to_base64_vectors(vectors: Any) -> str:
+    """Vectors as REST's binary form: base64 of little-endian float32 values, row after row."""
+    return base64.b64encode(np.ascontiguousarray(vectors, dtype="<f4").tobytes()).decode("ascii")
+
+
+def from_base64_vectors(text: str, dim: int, what: str = "vectors") -> np.ndarray:
+    """(n, dim) float32 from REST's binary form (``to_base64_vectors``); a malformed payload is an
+    InvalidVectorError, a length that is not whole ``dim``-d rows a DimensionMismatchError."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidVectorError(f"{what}: not valid base64 ({exc})") from None
+    if len(raw) % 4:
+        raise InvalidVectorError(f"{what}: {len(raw)} bytes is not a whole number of float32 values")
+    values = len(raw) // 4
+    if values % dim:
+        raise DimensionMismatchError(
+            f"{what}: {values} float32 values are not a whole number of {dim}-d vectors",
+            expected=dim,
+            got=values,
+        )
+    return np.frombuffer(raw, dtype="<f4").reshape(-1, dim)
 
 
 def to_json_text(value: Any) -> str:
