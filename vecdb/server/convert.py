@@ -16,13 +16,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from vecdb.errors import (
-    DimensionMismatchError,
-    InvalidArgumentError,
-    InvalidMetadataError,
-    InvalidVectorError,
-    VecDBError,
-)
+from vecdb.errors import InvalidArgumentError, InvalidMetadataError, VecDBError
 from vecdb.server._generated import vecdb_pb2 as pb
 from vecdb.types import DEFAULT_INCLUDE, Hit, Record, SnapshotInfo, SourceInfo
 
@@ -115,26 +109,31 @@ def parse_json_body(body: bytes) -> Any:
     return json.loads(body)
 
 
-def to_base64_vectors(vectors: Any) -> str:
-    """Vectors as REST's binary form: base64 of little-endian float32 values, row after row."""
-    return base64.b64encode(np.ascontiguousarray(vectors, dtype="<f4").tobytes()).decode("ascii")
+def to_base64_vectors(vectors: Any) -> dict[str, Any]:
+    """Vectors in REST's binary form, ``{"dim": d, "data": base64}``: the bytes of little-endian
+    float32 values, row after row (gRPC's ``Vectors`` as JSON)."""
+    arr = np.ascontiguousarray(vectors, dtype="<f4")
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    return {"dim": int(arr.shape[1]) if arr.size else 0, "data": base64.b64encode(arr.tobytes()).decode()}
 
 
-def from_base64_vectors(text: str, dim: int, what: str = "vectors") -> np.ndarray:
+def from_base64_vectors(dim: int, data: str, what: str = "vectors") -> np.ndarray:
     """(n, dim) float32 from REST's binary form (``to_base64_vectors``); a malformed payload is an
-    InvalidVectorError, a length that is not whole ``dim``-d rows a DimensionMismatchError."""
+    InvalidArgumentError, as a malformed gRPC ``Vectors`` is (``from_proto_vectors``)."""
     try:
-        raw = base64.b64decode(text, validate=True)
+        raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise InvalidVectorError(f"{what}: not valid base64 ({exc})") from None
-    if len(raw) % 4:
-        raise InvalidVectorError(f"{what}: {len(raw)} bytes is not a whole number of float32 values")
-    values = len(raw) // 4
-    if values % dim:
-        raise DimensionMismatchError(
-            f"{what}: {values} float32 values are not a whole number of {dim}-d vectors",
-            expected=dim,
-            got=values,
+        raise InvalidArgumentError(f"{what}: data is not valid base64 ({exc})") from None
+    if dim < 0:
+        raise InvalidArgumentError(f"{what}: dim must not be negative, got {dim}")
+    if dim == 0:
+        if raw:
+            raise InvalidArgumentError(f"{what}: dim is 0 but data is not empty")
+        return np.empty((0, 0), dtype=np.float32)
+    if len(raw) % (4 * dim):
+        raise InvalidArgumentError(
+            f"{what}: {len(raw)} bytes is not a whole number of {dim}-d float32 vectors"
         )
     return np.frombuffer(raw, dtype="<f4").reshape(-1, dim)
 

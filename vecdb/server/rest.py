@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import Depends, FastAPI, Request
@@ -106,24 +106,25 @@ class CollectionList(BaseModel):
     collections: list[str]
 
 
-#: Vectors in binary form: base64 of little-endian float32 values, row after row (n x dim).
-Base64Vectors = Annotated[
-    str,
-    Field(
-        description="base64 of little-endian float32 values, row after row (n x dim)",
+class PackedVectors(BaseModel):
+    """Vectors in binary form, gRPC's ``Vectors`` as JSON: no float text to write or parse."""
+
+    model_config = _STRICT
+    dim: int = Field(description="Values per vector.")
+    data: str = Field(
+        description="base64 of the vectors' little-endian float32 values, row after row (n x dim x 4 bytes).",
         json_schema_extra={"contentEncoding": "base64"},
-    ),
-]
+    )
 
 
 class UpsertBody(BaseModel):
     model_config = _STRICT
     ids: list[str]
-    vectors: list[list[float] | None] | Base64Vectors | None = Field(
+    vectors: list[list[float] | None] | PackedVectors | None = Field(
         None,
         description="One per record, null (or omitted) where the text is to be embedded; or every record's "
-        "vector in one base64 string of little-endian float32 values, row after row (cheaper to send and "
-        "to parse than JSON numbers; the Python client sends this form).",
+        "vector packed as base64 float32 (cheaper to send and to parse than JSON numbers; the Python "
+        "client sends this form when every record has a vector).",
     )
     # Items are checked by the engine, so that a bad one gets the same error code on every transport.
     texts: list[Any] | None = Field(None, description="Strings or nulls, one per record.")
@@ -166,10 +167,10 @@ class DeleteBody(BaseModel):
 
 class SearchBody(BaseModel):
     model_config = _STRICT
-    vectors: list[list[float]] | list[float] | Base64Vectors | None = Field(
+    vectors: list[list[float]] | list[float] | PackedVectors | None = Field(
         None,
-        description="A batch of query vectors, or one vector; or the queries in one base64 string of "
-        "little-endian float32 values, row after row (the Python client sends this form).",
+        description="A batch of query vectors, or one vector; or the queries packed as base64 float32 (the "
+        "Python client sends this form).",
     )
     texts: list[str] | str | None = Field(None, description="Query texts instead of vectors (with a model).")
     k: int = 10
@@ -289,9 +290,13 @@ class _Route(APIRoute):
         return route_handler
 
 
-def _vectors(value: Any, col: Any, what: str) -> Any:
-    """A body's ``vectors`` for the engine: base64 decoded to an (n, dim) array, JSON as it came."""
-    return convert.from_base64_vectors(value, col.dim, what) if isinstance(value, str) else value
+def _vectors(value: Any, what: str) -> Any:
+    """A body's ``vectors`` for the engine: packed ones as an (n, dim) array, JSON lists as they came."""
+    return (
+        convert.from_base64_vectors(value.dim, value.data, what)
+        if isinstance(value, PackedVectors)
+        else value
+    )
 
 
 def _hit_dict(hit: Any) -> dict[str, Any]:
@@ -651,7 +656,7 @@ def create_app(
             col = db.get_collection(name)
             return col.upsert(
                 body.ids,
-                _vectors(body.vectors, col, "vectors"),
+                _vectors(body.vectors, "vectors"),
                 body.texts,
                 body.metadatas,
                 body.sources,
@@ -698,7 +703,7 @@ def create_app(
         def run() -> list[list[Any]]:
             col = db.get_collection(name)
             return col.search(
-                _vectors(body.vectors, col, "query vectors"),
+                _vectors(body.vectors, "vectors"),
                 k=body.k,
                 filter=body.filter,
                 include=include,
