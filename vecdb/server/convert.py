@@ -231,8 +231,14 @@ def to_proto_record(rec: Record) -> pb.Record:
     return _fill(pb.Record(id=rec.id), rec)  # type: ignore[no-any-return]
 
 
-def to_proto_hit(hit: Hit) -> pb.Hit:
-    return _fill(pb.Hit(id=hit.id, score=hit.score), hit)  # type: ignore[no-any-return]
+def to_proto_hit(hit: Hit, msg: pb.Hit | None = None) -> pb.Hit:
+    """The hit as a ``pb.Hit``; filled into ``msg`` when given (``results.add().hits.add()``: building a
+    message in place saves constructing one and copying it into the response, ~3 us a hit)."""
+    if msg is None:
+        msg = pb.Hit()
+    msg.id = hit.id
+    msg.score = hit.score
+    return _fill(msg, hit)  # type: ignore[no-any-return]
 
 
 def from_proto_record(msg: pb.Record | pb.Hit) -> dict[str, Any]:

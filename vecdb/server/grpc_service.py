@@ -231,9 +231,12 @@ class VecDBServicer(pb_grpc.VecDBServicer):
                 params=convert.from_proto_params(request.params),
                 score_threshold=request.score_threshold if request.HasField("score_threshold") else None,
             )
-            return pb.SearchResponse(
-                results=[pb.QueryResult(hits=[convert.to_proto_hit(h) for h in hits]) for hits in results]
-            )
+            response = pb.SearchResponse()
+            for hits in results:
+                out = response.results.add().hits
+                for h in hits:
+                    convert.to_proto_hit(h, out.add())
+            return response
 
         return self._call(context, "search", run)
 
