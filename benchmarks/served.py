@@ -58,14 +58,16 @@ import orjson
 from pydantic import BaseModel, ConfigDict
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as a script from anywhere: import this checkout's vecdb
-    sys.path.insert(0, str(REPO))
+for _path in (REPO / "clients" / "python", REPO):  # run as a script: this checkout's vecdb and client
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 from _common import free_port, log, pct  # noqa: E402
 
 from vecdb.engine.database import Database  # noqa: E402
 from vecdb.server._generated import vecdb_pb2 as pb  # noqa: E402
 from vecdb.server._generated import vecdb_pb2_grpc as pb_grpc  # noqa: E402
+from vecdb_client import Client  # noqa: E402
 
 K = 10
 DIM = 384
@@ -77,7 +79,17 @@ SEARCH_PATH = f"/v1/collections/{NAME}/search"
 GRPC_SEARCH = "/vecdb.v1.VecDB/Search"
 GRPC_OPTIONS = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
 
-SINGLE = ("noop_grpc", "noop_rest", "noop_rest_async", "inprocess", "grpc", "rest_json", "rest_b64")
+SINGLE = (
+    "noop_grpc",
+    "noop_rest",
+    "noop_rest_async",
+    "inprocess",
+    "grpc",
+    "rest_json",
+    "rest_b64",
+    "client_grpc",
+    "client_rest",
+)
 BATCHED = ("inprocess", "grpc", "rest_json", "rest_b64")
 INGEST = ("grpc", "rest_b64", "rest_json")
 
@@ -306,6 +318,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         grpc.channel_ready_future(noop_channel).result(timeout=60)
         rest = Rest(ports["rest"])
         noop_rest = Rest(ports["noop_rest"])
+        client_grpc = Client(
+            f"http://127.0.0.1:{ports['rest']}", grpc_url=f"127.0.0.1:{ports['grpc']}", prefer_grpc=True
+        )
+        client_rest = Client(f"http://127.0.0.1:{ports['rest']}")
+        cg, cr = client_grpc.collection(NAME), client_rest.collection(NAME)
 
         single_q = [queries[i] for i in range(args.queries)]
         grpc_reqs = [grpc_search_request(q) for q in single_q]
@@ -329,6 +346,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "grpc": lambda i: stub.Search(grpc_reqs[i]),
             "rest_json": lambda i: rest.post(SEARCH_PATH, json_bodies[i]),
             "rest_b64": lambda i: rest.post(SEARCH_PATH, b64_bodies[i]),
+            "client_grpc": lambda i: cg.search(single_q[i], k=K, include=[]),
+            "client_rest": lambda i: cr.search(single_q[i], k=K, include=[]),
         }
         nb = args.batch
         batches = [queries[s : s + nb] for s in range(0, len(queries) - nb + 1, nb)]
@@ -456,6 +475,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ]
         rest.close()
         noop_rest.close()
+        client_grpc.close()
+        client_rest.close()
         channel.close()
         noop_channel.close()
         db.close()
