@@ -91,6 +91,8 @@ SINGLE = (
     "client_rest",
 )
 BATCHED = ("inprocess", "grpc", "rest_json", "rest_b64")
+#: With --before: the same requests to a server from another checkout (JSON bodies, its own REST form).
+BEFORE = ("grpc_before", "rest_json_before")
 INGEST = ("grpc", "rest_b64", "rest_json")
 
 
@@ -147,9 +149,9 @@ def serve_noop_rest(port: int) -> None:
 # ---- processes -----------------------------------------------------------------------------------------
 
 
-def _env() -> dict[str, str]:
+def _env(repo: Path = REPO) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VECDB_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env["PYTHONPATH"] = str(repo)  # that checkout's vecdb, whatever this process imports
     return env
 
 
@@ -168,9 +170,9 @@ def _wait_http(proc: subprocess.Popen[bytes], port: int, path: str, log_path: Pa
         time.sleep(0.05)
 
 
-def _start(cmd: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+def _start(cmd: list[str], log_path: Path, repo: Path = REPO) -> subprocess.Popen[bytes]:
     with log_path.open("wb") as out:
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=_env())
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=_env(repo))
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -192,8 +194,10 @@ def clustered(rng: np.random.Generator, centers: np.ndarray, m: int) -> np.ndarr
     return out
 
 
-def b64(vectors: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(vectors, "<f4").tobytes()).decode()
+def b64(vectors: np.ndarray) -> dict[str, Any]:
+    """REST's packed vectors: ``{"dim", "data"}``, base64 of little-endian float32, row after row."""
+    arr = np.ascontiguousarray(vectors, "<f4").reshape(-1, vectors.shape[-1])
+    return {"dim": arr.shape[1], "data": base64.b64encode(arr.tobytes()).decode()}
 
 
 def rest_search_body(q: np.ndarray, binary: bool) -> bytes:
@@ -221,8 +225,14 @@ class Rest:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 
     def post(self, path: str, body: bytes) -> bytes:
-        self.conn.request("POST", path, body, {"content-type": "application/json"})
-        resp = self.conn.getresponse()
+        try:
+            self.conn.request("POST", path, body, {"content-type": "application/json"})
+            resp = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            # the server closed the idle keep-alive connection (between phases): reconnect once
+            self.conn.close()
+            self.conn.request("POST", path, body, {"content-type": "application/json"})
+            resp = self.conn.getresponse()
         data = resp.read()
         if resp.status >= 300:
             raise RuntimeError(f"POST {path}: {resp.status} {data[:300]!r}")
@@ -283,6 +293,10 @@ def build_collection(path: Path, base: np.ndarray) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    before = args.before is not None
+    single_variants = SINGLE + (BEFORE if before else ())
+    batch_variants = BATCHED + (BEFORE if before else ())
+    ingest_variants = INGEST + (BEFORE if before else ())
     rng = np.random.default_rng(1234)
     centers = rng.standard_normal((CLUSTERS, DIM), dtype=np.float32)
     base = clustered(rng, centers, args.n)
@@ -297,15 +311,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log(f"built in {time.perf_counter() - t0:.1f} s")
         shutil.copytree(tmp / "local", tmp / "served")
 
-        ports = {k: free_port() for k in ("rest", "grpc", "noop_grpc", "noop_rest")}
-        vecdb_cmd = [sys.executable, "-m", "vecdb", "serve", "--data-dir", str(tmp / "served")]
-        vecdb_cmd += ["--rest-port", str(ports["rest"]), "--grpc-port", str(ports["grpc"])]
-        procs.append(_start(vecdb_cmd, tmp / "vecdb.log"))
+        ports = {k: free_port() for k in ("rest", "grpc", "noop_grpc", "noop_rest", "rest_b", "grpc_b")}
+
+        def serve(data: str, rest_port: int, grpc_port: int, repo: Path) -> subprocess.Popen[bytes]:
+            cmd = [sys.executable, "-m", "vecdb", "serve", "--data-dir", str(tmp / data)]
+            cmd += ["--rest-port", str(rest_port), "--grpc-port", str(grpc_port)]
+            procs.append(_start(cmd, tmp / f"{data}.log", repo))
+            return procs[-1]
+
+        server = serve("served", ports["rest"], ports["grpc"], REPO)
         me = [sys.executable, str(Path(__file__).resolve())]
         procs.append(_start([*me, "--noop-grpc", str(ports["noop_grpc"])], tmp / "noop_grpc.log"))
         procs.append(_start([*me, "--noop-rest", str(ports["noop_rest"])], tmp / "noop_rest.log"))
-        _wait_http(procs[0], ports["rest"], "/readyz", tmp / "vecdb.log")
-        _wait_http(procs[2], ports["noop_rest"], "/healthz", tmp / "noop_rest.log")
+        _wait_http(server, ports["rest"], "/readyz", tmp / "served.log")
+        _wait_http(procs[-1], ports["noop_rest"], "/healthz", tmp / "noop_rest.log")
+        if before:
+            shutil.copytree(tmp / "local", tmp / "before")
+            old = serve("before", ports["rest_b"], ports["grpc_b"], args.before.resolve())
+            _wait_http(old, ports["rest_b"], "/readyz", tmp / "before.log")
 
         db = Database(tmp / "local")
         col = db.get_collection(NAME)
@@ -333,8 +356,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         got_grpc = [h.id for h in stub.Search(grpc_reqs[0]).results[0].hits]
         got_rest = [h["id"] for h in orjson.loads(rest.post(SEARCH_PATH, json_bodies[0]))["results"][0]]
         assert ref == got_grpc == got_rest, (ref, got_grpc, got_rest)
-        if args.json_only:  # a server from before base64 vectors: the base64 variants send JSON
-            b64_bodies = json_bodies
         got_b64 = [h["id"] for h in orjson.loads(rest.post(SEARCH_PATH, b64_bodies[0]))["results"][0]]
         assert ref == got_b64, (ref, got_b64)
 
@@ -349,17 +370,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "client_grpc": lambda i: cg.search(single_q[i], k=K, include=[]),
             "client_rest": lambda i: cr.search(single_q[i], k=K, include=[]),
         }
+        if before:
+            old_channel = grpc.insecure_channel(f"127.0.0.1:{ports['grpc_b']}", options=GRPC_OPTIONS)
+            old_stub = pb_grpc.VecDBStub(old_channel)  # type: ignore[no-untyped-call]
+            old_rest = Rest(ports["rest_b"])
+            assert [h.id for h in old_stub.Search(grpc_reqs[0]).results[0].hits] == ref
+            single["grpc_before"] = lambda i: old_stub.Search(grpc_reqs[i])
+            single["rest_json_before"] = lambda i: old_rest.post(SEARCH_PATH, json_bodies[i])
         nb = args.batch
         batches = [queries[s : s + nb] for s in range(0, len(queries) - nb + 1, nb)]
         grpc_batch = [grpc_search_request(b) for b in batches]
         json_batch = [rest_search_body(b, binary=False) for b in batches]
-        b64_batch = [rest_search_body(b, binary=not args.json_only) for b in batches]
+        b64_batch = [rest_search_body(b, binary=True) for b in batches]
         batched: dict[str, Callable[[int], Any]] = {
             "inprocess": lambda i: col.search(batches[i % len(batches)], k=K, include=[]),
             "grpc": lambda i: stub.Search(grpc_batch[i % len(batches)]),
             "rest_json": lambda i: rest.post(SEARCH_PATH, json_batch[i % len(batches)]),
             "rest_b64": lambda i: rest.post(SEARCH_PATH, b64_batch[i % len(batches)]),
         }
+        if before:
+            batched["grpc_before"] = lambda i: old_stub.Search(grpc_batch[i % len(batches)])
+            batched["rest_json_before"] = lambda i: old_rest.post(SEARCH_PATH, json_batch[i % len(batches)])
 
         # ingest requests, built before any clock starts
         m = args.ingest
@@ -384,52 +415,55 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "texts": [f[1] for f in part],
                 "metadatas": [f[2] for f in part],
             }
-            rest_up["rest_b64"].append(
-                orjson.dumps({**cols, "vectors": vec.tolist() if args.json_only else b64(vec)})
-            )
+            rest_up["rest_b64"].append(orjson.dumps({**cols, "vectors": b64(vec)}))
             rest_up["rest_json"].append(orjson.dumps({**cols, "vectors": vec.tolist()}))
 
         def ingest(variant: str, rnd: int) -> float:
             name = f"ingest_{variant}_{rnd}"
-            stub.CreateCollection(
+            to_stub, to_rest = (old_stub, old_rest) if variant.endswith("_before") else (stub, rest)
+            to_stub.CreateCollection(
                 pb.CreateCollectionRequest(name=name, dim=DIM, index_json='{"type": "flat"}')
             )
             t = time.perf_counter()
-            if variant == "grpc":
+            if variant.startswith("grpc"):
                 for reqs in grpc_up:
                     req = reqs[0]
                     req.collection = name
-                    stub.Upsert(req)
+                    to_stub.Upsert(req)
             else:
-                for body in rest_up[variant]:
-                    rest.post(f"/v1/collections/{name}/upsert", body)
+                for body in rest_up[variant.removesuffix("_before")]:
+                    to_rest.post(f"/v1/collections/{name}/upsert", body)
             rate = m / (time.perf_counter() - t)
-            stub.DropCollection(pb.CollectionRequest(name=name))
+            to_stub.DropCollection(pb.CollectionRequest(name=name))
             return rate
 
-        results: dict[str, list[dict[str, float]]] = {v: [] for v in SINGLE}
-        batch_results: dict[str, list[dict[str, float]]] = {v: [] for v in BATCHED}
-        ingest_results: dict[str, list[float]] = {v: [] for v in INGEST}
+        results: dict[str, list[dict[str, float]]] = {v: [] for v in single_variants}
+        batch_results: dict[str, list[dict[str, float]]] = {v: [] for v in batch_variants}
+        ingest_results: dict[str, list[float]] = {v: [] for v in ingest_variants}
         for rnd in range(args.rounds):
-            order = SINGLE[rnd % len(SINGLE) :] + SINGLE[: rnd % len(SINGLE)]
+            order = (
+                single_variants[rnd % len(single_variants) :] + single_variants[: rnd % len(single_variants)]
+            )
             for v in order:
                 results[v].append(timed(single[v], args.queries, args.warmup))
             log(
                 f"round {rnd + 1}/{args.rounds} single p50 (ms): "
-                + ", ".join(f"{v} {results[v][-1]['p50_ms']:.3f}" for v in SINGLE)
+                + ", ".join(f"{v} {results[v][-1]['p50_ms']:.3f}" for v in single_variants)
             )
-            border = BATCHED[rnd % len(BATCHED) :] + BATCHED[: rnd % len(BATCHED)]
+            border = batch_variants[rnd % len(batch_variants) :] + batch_variants[: rnd % len(batch_variants)]
             for v in border:
                 r = timed(batched[v], max(3, 2 * len(batches)), 1)
                 batch_results[v].append({"qps": r["qps"] * nb, "call_p50_ms": r["p50_ms"]})
-            iorder = INGEST[rnd % len(INGEST) :] + INGEST[: rnd % len(INGEST)]
+            iorder = (
+                ingest_variants[rnd % len(ingest_variants) :] + ingest_variants[: rnd % len(ingest_variants)]
+            )
             for v in iorder:
                 ingest_results[v].append(ingest(v, rnd))
             log(
                 f"round {rnd + 1} batch qps: "
-                + ", ".join(f"{v} {batch_results[v][-1]['qps']:.0f}" for v in BATCHED)
+                + ", ".join(f"{v} {batch_results[v][-1]['qps']:.0f}" for v in batch_variants)
                 + "; ingest rec/s: "
-                + ", ".join(f"{v} {ingest_results[v][-1]:.0f}" for v in INGEST)
+                + ", ".join(f"{v} {ingest_results[v][-1]:.0f}" for v in ingest_variants)
             )
 
         # ratios within each round
@@ -450,6 +484,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ingest_results["rest_json"][r] / ingest_results["grpc"][r] for r in range(args.rounds)
             ],
         }
+        if before:
+            per_round["grpc_before_vs_floor"] = [
+                ratio(r, "grpc_before", "noop_grpc", "inprocess") for r in range(args.rounds)
+            ]
+            per_round["rest_before_vs_floor"] = [
+                ratio(r, "rest_json_before", "noop_rest", "inprocess") for r in range(args.rounds)
+            ]
+            per_round["rest_ingest_share_before"] = [
+                ingest_results["rest_json_before"][r] / ingest_results["grpc_before"][r]
+                for r in range(args.rounds)
+            ]
         ratios = {
             k: {"median": statistics.median(v), "min": min(v), "max": max(v)} for k, v in per_round.items()
         }
@@ -477,6 +522,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         noop_rest.close()
         client_grpc.close()
         client_rest.close()
+        if before:
+            old_rest.close()
+            old_channel.close()
         channel.close()
         noop_channel.close()
         db.close()
@@ -501,12 +549,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "batch": nb,
                 "ingest_records": m,
                 "ingest_batch": INGEST_BATCH,
+                "before": None if args.before is None else _commit(args.before),
+                "this": _commit(REPO),
             },
-            "single": {v: summarize(results[v]) for v in SINGLE},
+            "single": {v: summarize(results[v]) for v in single_variants},
             "single_rounds": results,
-            "batch": {v: summarize(batch_results[v]) for v in BATCHED},
+            "batch": {v: summarize(batch_results[v]) for v in batch_variants},
             "ingest_records_per_s": {
-                v: summarize([{"rate": x} for x in ingest_results[v]])["rate"] for v in INGEST
+                v: summarize([{"rate": x} for x in ingest_results[v]])["rate"] for v in ingest_variants
             },
             "ingest_rounds": ingest_results,
             "ratios": ratios,
@@ -516,6 +566,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for p in procs:
             _stop(p)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _commit(repo: Path) -> str:
+    """The checkout's commit (``git rev-parse``), or its path when it is not a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return str(repo)
+    return out.stdout.strip()
 
 
 def markdown(res: dict[str, Any]) -> str:
@@ -587,7 +651,11 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--ingest", type=int, default=10000)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json-only", action="store_true", help="base64 variants send JSON (an older server)")
+    ap.add_argument(
+        "--before",
+        type=Path,
+        help="a checkout of an older vecdb: its server runs beside this one, on the same data, interleaved",
+    )
     ap.add_argument("--out", type=Path)
     ap.add_argument("--noop-grpc", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--noop-rest", type=int, help=argparse.SUPPRESS)
