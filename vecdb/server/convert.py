@@ -9,7 +9,6 @@ import base64
 import binascii
 import json
 import math
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -88,25 +87,66 @@ def _finite_float(text: str) -> float:
     return value
 
 
-# An integer of 19 digits or more may lie beyond 64 bits, where orjson gives a float and the standard
-# library an exact int: such a body is parsed by the standard library (as is any body orjson refuses).
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+# orjson turns an integer beyond 64 bits into a float (the standard library keeps it exact). Such a float
+# is at least 2**63 in magnitude, and its text a run of 19+ digits: a body with such a run (digits after a
+# decimal point do not count) whose parsed value holds such a float is parsed again by the standard library.
+_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0000000000")
+_BIG = float(2**63)
+
+
+def _may_hold_big_int(body: bytes) -> bool:
+    """Whether the body has a run of 19+ digits not after a decimal point (conservative: an exponent's
+    digits count). One translation and a few substring searches: ~1 ms a MB."""
+    digits = body.translate(_DIGITS_AS_ZERO)
+    run = b"0" * 19
+    at = digits.find(run)
+    while at >= 0:
+        start = at
+        while start > 0 and digits[start - 1] == 0x30:  # back to the run's first digit
+            start -= 1
+        if start == 0 or digits[start - 1] != 0x2E:  # not a fraction's digits
+            return True
+        end = at + 19
+        while end < len(digits) and digits[end] == 0x30:
+            end += 1
+        at = digits.find(run, end)
+    return False
+
+
+def _holds_big_float(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if type(v) is list:
+            try:  # a list of numbers (vectors): compared in C
+                if v and (max(v) >= _BIG or min(v) <= -_BIG):
+                    return True
+                continue
+            except TypeError:
+                stack.extend(v)
+        elif type(v) is dict:
+            stack.extend(v.values())
+        elif type(v) is float and abs(v) >= _BIG:
+            return True
+    return False
 
 
 def parse_json_body(body: bytes) -> Any:
     """A REST request body, exactly as the standard library's ``json.loads`` parses it, only faster.
 
-    orjson parses the body when it can and its answer is the standard library's (floats round-trip the
-    same; duplicate keys keep the last). Everything else goes to ``json.loads``, which then gives the same
-    value or the same ``JSONDecodeError`` as before: NaN, Infinity and 1e400 (accepted there), lone
-    surrogates, a byte-order mark or UTF-16, nesting past orjson's depth, and 19+ digit runs.
+    orjson parses the body; where its answer could differ from the standard library's, the body goes to
+    ``json.loads``, which then gives the same value or the same ``JSONDecodeError`` as before: a body
+    orjson refuses (NaN, Infinity and 1e400, which the standard library accepts; lone surrogates; a
+    byte-order mark or UTF-16; nesting past orjson's depth) and integers beyond 64 bits. Floats round-trip
+    the same in both; duplicate keys keep the last in both.
     """
-    if not _LONG_DIGITS.search(body):
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(body)
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
+    if _may_hold_big_int(body) and _holds_big_float(value):
+        return json.loads(body)
+    return value
 
 
 def to_base64_vectors(vectors: Any) -> dict[str, Any]:
