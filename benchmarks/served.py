@@ -172,7 +172,8 @@ def _wait_http(proc: subprocess.Popen[bytes], port: int, path: str, log_path: Pa
 
 def _start(cmd: list[str], log_path: Path, repo: Path = REPO) -> subprocess.Popen[bytes]:
     with log_path.open("wb") as out:
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=_env(repo))
+        # cwd: ``python -m`` puts the working directory first on sys.path, before PYTHONPATH
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=_env(repo), cwd=repo)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
