@@ -594,9 +594,20 @@ def markdown(res: dict[str, Any]) -> str:
         "",
         f"{p['n']:,} x {p['dim']} HNSW, k={p['k']}, ids only; {p['rounds']} interleaved rounds of "
         f"{p['queries']} sequential single queries per variant (after {p['warmup']} warm-up); the median "
-        "over rounds, and the spread of the per-round p50 (min-max). Command: `benchmarks/served.py`"
-        + (" --quick" if p["n"] < 10000 else "")
-        + ".",
+        "over rounds, and the spread of the per-round p50 (min-max). Command: `benchmarks/served.py"
+        + (" --quick" if p["n"] < 10000 else f" --queries {p['queries']} --rounds {p['rounds']}")
+        + (" --before DIR" if p.get("before") else "")
+        + "`.",
+        "",
+        f"Servers: this checkout ({p.get('this')})"
+        + (f", and `--before` {p['before']} on a copy of the same data" if p.get("before") else "")
+        + ". Variants: `noop_grpc` (grpcio sync server, empty answer), `noop_rest` / `noop_rest_async` "
+        "(a FastAPI route with a pydantic body taking the same JSON, sync / async), `inprocess` "
+        "(`Collection.search` in this process), `grpc` (the generated stub), `rest_json` / `rest_b64` "
+        "(http.client keep-alive; JSON numbers / packed base64 vectors), `client_*` (the Python client), "
+        "`*_before` (the same requests to the older server). The engine's recall audit (1% of unfiltered "
+        "searches re-run exactly in the background) runs in every vecdb variant, in-process included: it "
+        "is in the p99 columns.",
         "",
         "## Single query",
         "",
