@@ -87,33 +87,14 @@ def _finite_float(text: str) -> float:
     return value
 
 
-# orjson turns an integer beyond 64 bits into a float (the standard library keeps it exact). Such a float
-# is at least 2**63 in magnitude, and its text a run of 19+ digits: a body with such a run (digits after a
-# decimal point do not count) whose parsed value holds such a float is parsed again by the standard library.
-_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0000000000")
+# orjson turns an integer beyond 64 bits into a float (the standard library keeps it exact): such a float
+# is at least 2**63 in magnitude, and a parsed body holding one is parsed again by the standard library.
 _BIG = float(2**63)
 
 
-def _may_hold_big_int(body: bytes) -> bool:
-    """Whether the body has a run of 19+ digits not after a decimal point (conservative: an exponent's
-    digits count). One translation and a few substring searches: ~1 ms a MB."""
-    digits = body.translate(_DIGITS_AS_ZERO)
-    run = b"0" * 19
-    at = digits.find(run)
-    while at >= 0:
-        start = at
-        while start > 0 and digits[start - 1] == 0x30:  # back to the run's first digit
-            start -= 1
-        if start == 0 or digits[start - 1] != 0x2E:  # not a fraction's digits
-            return True
-        end = at + 19
-        while end < len(digits) and digits[end] == 0x30:
-            end += 1
-        at = digits.find(run, end)
-    return False
-
-
 def _holds_big_float(value: Any) -> bool:
+    """Whether a parsed body holds a float of magnitude >= 2**63 (a walk over its containers; lists of
+    numbers, such as vectors, compared in C: ~0.3 ms for a 500-record upsert)."""
     stack = [value]
     while stack:
         v = stack.pop()
@@ -144,7 +125,7 @@ def parse_json_body(body: bytes) -> Any:
         value = orjson.loads(body)
     except orjson.JSONDecodeError:
         return json.loads(body)
-    if _may_hold_big_int(body) and _holds_big_float(value):
+    if _holds_big_float(value):  # perhaps an integer beyond 64 bits (or a float that large: same value)
         return json.loads(body)
     return value
 
