@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PIP     := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: install install-gpu install-cpu run test lint bench bench-cluster bench-gpu bench-peers proto reliability clean
+.PHONY: install install-gpu install-cpu run test lint bench bench-served bench-cluster bench-gpu bench-peers proto reliability clean
 
 install: $(STAMP)
 
@@ -60,6 +60,11 @@ bench: install
 	$(BIN)/python benchmarks/filters.py
 	$(BIN)/python benchmarks/recall.py
 	$(BIN)/python benchmarks/retrieval.py
+
+# The served path against no-op gRPC and FastAPI servers and in-process search, interleaved (~8 min;
+# benchmarks/results/served.{json,md}).
+bench-served: install
+	$(BIN)/python benchmarks/served.py
 
 # Sharding over Ray on this machine: embedded vs 1, 2 and 4 shards (docs/scaling.md).
 bench-cluster: install

@@ -243,9 +243,12 @@ class VecDBServicer(pb_grpc.VecDBServicer):
                 text_filter=_text_filter(request),
                 fusion=convert.json_or_none(request.fusion_json, "fusion_json"),
             )
-            return pb.SearchResponse(
-                results=[pb.QueryResult(hits=[convert.to_proto_hit(h) for h in hits]) for hits in results]
-            )
+            response = pb.SearchResponse()
+            for hits in results:
+                out = response.results.add().hits
+                for h in hits:
+                    convert.to_proto_hit(h, out.add())
+            return response
 
         return self._call(context, "search", run)
 

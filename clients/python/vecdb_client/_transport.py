@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import ssl
 import tempfile
 from dataclasses import dataclass, field
@@ -14,9 +15,12 @@ from urllib.parse import urlsplit
 import grpc
 import httpx
 
-__all__ = ["DEFAULT_GRPC_PORT", "Endpoint", "PemSource", "TlsFiles", "backoff_delay"]
+__all__ = ["DEFAULT_GRPC_PORT", "NO_DELAY", "Endpoint", "PemSource", "TlsFiles", "backoff_delay"]
 
 DEFAULT_GRPC_PORT = 50051
+
+#: Socket options of the REST connections: TCP_NODELAY (small requests are not held back by Nagle).
+NO_DELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 #: A PEM file's path (``str`` or ``os.PathLike``), or its contents (``bytes``, or a ``str`` that starts
 #: with ``-----BEGIN``).

@@ -20,7 +20,7 @@ import numpy as np
 from vecdb_client import _grpc, _rest
 from vecdb_client._calls import Call
 from vecdb_client._generated import vecdb_pb2_grpc as pb_grpc
-from vecdb_client._transport import Endpoint, PemSource, TlsFiles, backoff_delay
+from vecdb_client._transport import NO_DELAY, Endpoint, PemSource, TlsFiles, backoff_delay
 from vecdb_client.errors import ClosedError, DeadlineExceededError, UnavailableError, VecDBError
 from vecdb_client.types import CollectionInfo, Hit, Metric, Record, SearchMode, SnapshotInfo, SourceInfo
 
@@ -38,7 +38,11 @@ class _Rest:
             base_url=endpoint.rest_url,
             headers={**endpoint.headers, "content-type": "application/json"},
             timeout=timeout,
-            verify=True if endpoint.tls is None else endpoint.tls.ssl_context,
+            # TCP_NODELAY: httpcore writes the headers and the body apart, and Nagle's algorithm held the
+            # body back until the headers were acknowledged (measured: 2-8 ms a small call on loopback).
+            transport=httpx.HTTPTransport(
+                verify=True if endpoint.tls is None else endpoint.tls.ssl_context, socket_options=NO_DELAY
+            ),
         )
 
     def send(self, call: Call) -> Any:
