@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,15 @@ class ModelFolder:
     def count_tokens(self, texts: list[str], max_length: int = 1 << 20) -> list[int]:
         """Tokens per text, special tokens included, as the model would see them (up to ``max_length``)."""
         return [len(e.ids) for e in self.tokenizer(max_length).encode_batch(texts)]
+
+    def token_counter(self) -> Callable[[str], int]:
+        """A function counting a text's tokens without the special ones, untruncated."""
+        tokenizer = self.tokenizer(1 << 20)
+
+        def count(text: str) -> int:
+            return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+        return count
 
     def batches(self, texts: list[str], max_length: int, batch_size: int) -> list[TokenBatch]:
         """The texts tokenized, sorted by length and cut into batches of at most ``batch_size`` rows whose
