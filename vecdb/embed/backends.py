@@ -111,7 +111,7 @@ class OnnxEmbedder(Embedder):
         self._lock = threading.Lock()
         self._sessions: dict[int, Any] = {}
         self._inputs: set[str] = set()
-        self.session(1)  # load now: a broken file fails at load, not at the first request
+        self.session(self.threads_for(1))  # load now: a broken file fails at load, not at the first request
 
     def session(self, threads: int) -> Any:
         with self._lock:

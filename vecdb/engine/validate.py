@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import os
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -136,7 +137,7 @@ def validate_embedding(embedding: Any, settings: Settings) -> EmbeddingSpec | No
     path = resolve_model(model, allow_download=settings.embedding.allow_download)
     local = Path(model).expanduser()
     if model not in PACKAGED_MODELS and local.is_dir() and not Path(model).is_absolute():
-        model = str(local.resolve())
+        model = os.path.abspath(local)  # absolute, symlinks kept: the folder the operator named
     folder = read_folder(path)
     window = embedding.get("max_seq_length")
     if window is None:
