@@ -6,11 +6,10 @@ Run from the repository root::
     .venv/bin/python benchmarks/embed.py            # full run (~5 min on 2 busy cores)
     .venv/bin/python benchmarks/embed.py --quick    # smoke run: fewer sentences and queries, results in /tmp
 
-Data: WikiQA (``/work/shared/data/wikiqa`` or ``--wikiqa DIR``). The corpus is the test split's distinct
-sentences followed by train sentences up to ``--sentences`` (4,096); the queries are the test split's
-questions that have an answer sentence, so each backend's MRR@10 is measured on the very collection its
-ingest built. REST ingest writes ``--rest-sentences`` (2,048) further train sentences into a second
-collection.
+Data: WikiQA (``/work/shared/data/wikiqa`` or ``--wikiqa DIR``). The corpus is the candidate sentences of
+the test split's first questions (in file order, as many as fit in ``--sentences``, 1,024); the queries
+are those of them with an answer sentence, so each backend's MRR@10 is measured on the very collection its
+ingest built. REST ingest writes ``--rest-sentences`` (384) train sentences into a second collection.
 
 For each backend (``torch``, ``onnx``, ``onnx-int8``), a server ``python -m vecdb serve --embedding.backend
 B`` (other settings default) on a fresh data directory:
@@ -88,28 +87,33 @@ class Corpus:
 
 
 def load_wikiqa(folder: Path, n_sentences: int, n_rest: int) -> Corpus:
+    """The test split's questions in file order, as many as have all their candidate sentences within
+    ``n_sentences``; the corpus is those candidates. REST gets ``n_rest`` train sentences."""
+
     def rows(name: str) -> list[list[str]]:
         lines = (folder / name).read_text(encoding="utf-8").splitlines()
         return [
             p for p in (line.split("\t") for line in lines) if len(p) == 3 and p[0].strip() and p[1].strip()
         ]
 
-    index: dict[str, int] = {}
-    answers: dict[str, set[int]] = {}
+    by_question: dict[str, list[tuple[str, bool]]] = {}
     for question, sentence, label in rows("WikiQA-test.tsv"):
-        i = index.setdefault(sentence.strip(), len(index))
-        answers.setdefault(question.strip(), set())
-        if label.strip() == "1":
-            answers[question.strip()].add(i)
+        by_question.setdefault(question.strip(), []).append((sentence.strip(), label.strip() == "1"))
+    index: dict[str, int] = {}
+    questions: list[str] = []
+    answers: list[set[int]] = []
+    for question, candidates in by_question.items():
+        new = {s for s, _ in candidates if s not in index}
+        if len(index) + len(new) > n_sentences:
+            break
+        for s, _ in candidates:
+            index.setdefault(s, len(index))
+        good = {index[s] for s, ok in candidates if ok}
+        if good:
+            questions.append(question)
+            answers.append(good)
     train = [s for s in dict.fromkeys(r[1].strip() for r in rows("WikiQA-train.tsv")) if s not in index]
-    fill = max(0, n_sentences - len(index))
-    kept = {q: a for q, a in answers.items() if a}
-    return Corpus(
-        sentences=list(index) + train[:fill],
-        questions=list(kept),
-        answers=list(kept.values()),
-        rest_sentences=train[fill : fill + n_rest],
-    )
+    return Corpus(sentences=list(index), questions=questions, answers=answers, rest_sentences=train[:n_rest])
 
 
 # ---- the server process --------------------------------------------------------------------------------
@@ -424,7 +428,7 @@ def thread_probe(corpus: Corpus, work: Path) -> dict[str, Any]:
 
     path = resolve_model("all-MiniLM-L6-v2", allow_download=False)
     out: dict[str, Any] = {"cores": cores()}
-    bulk = corpus.sentences[:512]
+    bulk = corpus.sentences[:256]
     for threads in sorted({1, cores()}):
         emb = load_embedder(
             "all-MiniLM-L6-v2",
@@ -444,7 +448,7 @@ def thread_probe(corpus: Corpus, work: Path) -> dict[str, Any]:
             try:
                 lat, _ = timed_calls(
                     lambda i, e=emb: e.encode([corpus.questions[i % len(corpus.questions)]]),  # type: ignore[misc]
-                    100,
+                    60,
                 )
                 t0 = time.perf_counter()
                 for start in range(0, len(bulk), BATCH):
@@ -629,7 +633,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="smoke run: 512 sentences, 60 queries")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 256 sentences, 60 queries")
     parser.add_argument("--sentences", type=int, default=None, help="sentences over gRPC (default 4,096)")
     parser.add_argument(
         "--rest-sentences", type=int, default=None, help="sentences over REST (default 2,048)"
@@ -645,8 +649,8 @@ def main() -> int:
     if not (args.wikiqa / "WikiQA-test.tsv").is_file():
         print(f"WikiQA not found in {args.wikiqa}: nothing to measure (give --wikiqa)")
         return 0
-    args.sentences = args.sentences or (512 if args.quick else 4096)
-    args.rest_sentences = args.rest_sentences or (256 if args.quick else 2048)
+    args.sentences = args.sentences or (256 if args.quick else 1024)
+    args.rest_sentences = args.rest_sentences or (128 if args.quick else 384)
     args.queries = args.queries or (60 if args.quick else 10_000)
     args.loaded_queries = args.loaded_queries or (30 if args.quick else 100)
     out = args.out or (Path(tempfile.gettempdir()) if args.quick else REPO / "benchmarks" / "results")
