@@ -230,8 +230,9 @@ class EmbeddingSettings(BaseModel):
         0,
         ge=0,
         le=256,
-        description="Intra-op threads of the embedding backend for every call; 0 (the default): 1 thread "
-        "for calls of up to 4 texts (queries), all the process's cores for larger ones (ingest).",
+        description="Intra-op threads of the embedding backend for every call; 0 (the default): onnx "
+        "backends use all the process's cores, torch 1 thread for calls of up to 4 texts (queries) and all "
+        "the cores for larger ones (ingest).",
     )
 
     @field_validator("allowed_models", mode="before")

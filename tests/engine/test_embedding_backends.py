@@ -104,18 +104,13 @@ def test_relative_folder_is_stored_absolute(tmp_path: Path, monkeypatch: pytest.
         assert db.get_collection("rel").search(texts=["a cat napping"], k=1)[0][0].id == "cat"
 
 
-def test_threads_auto_one_for_queries_all_cores_for_batches(db: Database) -> None:
+def test_threads_auto_all_cores_on_onnx(db: Database) -> None:
     emb = db.embedders.get("all-MiniLM-L6-v2")
     assert isinstance(emb, OnnxEmbedder)
-    assert (emb.threads_for(1), emb.threads_for(4), emb.threads_for(5), emb.threads_for(64)) == (
-        1,
-        1,
-        cores(),
-        cores(),
-    )
+    assert (emb.threads_for(1), emb.threads_for(64)) == (cores(), cores())
     emb.encode(["one query"])
     emb.encode([f"sentence {i}" for i in range(32)])
-    assert set(emb._sessions) == {1, cores()}
+    assert set(emb._sessions) == {cores()}
 
 
 def test_threads_setting_applies_to_every_call(tmp_path: Path) -> None:

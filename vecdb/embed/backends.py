@@ -3,9 +3,10 @@ sentence-transformers on torch (``torch``).
 
 Both give unit-norm (when the model normalizes) float32 rows in input order, apply a prompt (prepended to
 each text, as sentence-transformers does) and a per-call window (``max_seq_length``), and size their
-intra-op threads the same way: ``threads`` when set, else 1 thread for calls of at most
-``SMALL_CALL_TEXTS`` texts (a query: several threads only add spin-up and lose badly to a busy host)
-and all the cores this process may use for larger calls (bulk ingest).
+intra-op threads from ``embedding.threads`` when set. By default (0), onnxruntime uses all the cores this
+process may use for every call (its idle workers sleep rather than spin), and torch 1 thread for calls of at
+most ``SMALL_CALL_TEXTS`` texts (a query: its spinning OpenMP workers lose badly to a busy host, FACTS.md)
+and all the cores for larger calls (bulk ingest).
 """
 
 from __future__ import annotations
@@ -101,8 +102,8 @@ class Embedder:
 
 class OnnxEmbedder(Embedder):
     """The folder's transformer in onnxruntime: tokenize (``tokenizers``), length-bucketed batches, run,
-    pool, normalize, all in numpy. One session per thread count (a 1-thread one for queries, a
-    many-thread one for bulk), created on first need; onnxruntime's ``run`` is thread-safe."""
+    pool, normalize, all in numpy. One session per thread count, created on first need (one, unless a
+    subclass varies the count); onnxruntime's ``run`` is thread-safe."""
 
     def __init__(self, *args: Any, model_file: Path, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -134,6 +135,12 @@ class OnnxEmbedder(Embedder):
                 self._inputs = {i.name for i in session.get_inputs()}
                 self._sessions[threads] = session
             return session
+
+    def threads_for(self, n_texts: int) -> int:
+        """``threads``, else all cores for every call: onnxruntime's workers sleep instead of spinning, so
+        extra threads cost a single query nothing and help it even on a busy host (measured:
+        benchmarks/results/embed.md, "Threads"), unlike torch's."""
+        return self.threads or cores()
 
     def _encode(self, texts: list[str], window: int) -> np.ndarray:
         session = self.session(self.threads_for(len(texts)))
