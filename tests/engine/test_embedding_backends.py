@@ -129,9 +129,16 @@ def test_packaged_export_comes_from_the_install(db: Database) -> None:
     assert not (db.path / "models").exists() or not any((db.path / "models").iterdir())
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem
+        shutil.copy2(src, dst)
+
+
 def _copy_model(dest: Path) -> Path:
     """A model folder of its own (another path, so another export): the packaged files, hard-linked."""
-    shutil.copytree(PACKAGED, dest, copy_function=os.link)
+    shutil.copytree(PACKAGED, dest, copy_function=_link_or_copy)
     return dest
 
 
