@@ -244,7 +244,8 @@ def test_torch_backend_serves_the_same_vectors(server_factory: StartServer) -> N
     assert not torch_mapped(onnx.proc.pid)
     assert onnx.stop() == 0
     sp = server_factory(None, "--embedding.backend", "torch")
-    with sp.http() as http:
+    # Importing torch in the server takes 30 s and more on a busy 2-core host: a patient client.
+    with httpx.Client(base_url=sp.rest_url, timeout=180.0) as http:
         info = rest_ok(http.post("/v1/collections", json={"name": "docs", "embedding": {}}), 201)
         assert info["embedding"]["backend"] == "torch"
         got = np.asarray(rest_ok(http.post("/v1/embed", json={"texts": QUERY_TEXTS}))["vectors"])
