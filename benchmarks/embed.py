@@ -3,11 +3,11 @@ ONE run (the machine is shared: compare the backends' ratios within a run, not a
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/embed.py            # full run (~5 min on 2 busy cores)
+    .venv/bin/python benchmarks/embed.py            # full run (~8 min on 2 busy cores)
     .venv/bin/python benchmarks/embed.py --quick    # smoke run: fewer sentences and queries, results in /tmp
 
 Data: WikiQA (``/work/shared/data/wikiqa`` or ``--wikiqa DIR``). The corpus is the candidate sentences of
-the test split's first questions (in file order, as many as fit in ``--sentences``, 1,024); the queries
+the test split's first questions (in file order, as many as fit in ``--sentences``: 2,400, all); the queries
 are those of them with an answer sentence, so each backend's MRR@10 is measured on the very collection its
 ingest built. REST ingest writes ``--rest-sentences`` (384) train sentences into a second collection.
 
@@ -635,7 +635,12 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 256 sentences, 60 queries")
-    parser.add_argument("--sentences", type=int, default=None, help="sentences over gRPC (default 4,096)")
+    parser.add_argument(
+        "--sentences",
+        type=int,
+        default=None,
+        help="sentences over gRPC (default 2,400: the whole test split)",
+    )
     parser.add_argument(
         "--rest-sentences", type=int, default=None, help="sentences over REST (default 2,048)"
     )
@@ -650,7 +655,7 @@ def main() -> int:
     if not (args.wikiqa / "WikiQA-test.tsv").is_file():
         print(f"WikiQA not found in {args.wikiqa}: nothing to measure (give --wikiqa)")
         return 0
-    args.sentences = args.sentences or (256 if args.quick else 1024)
+    args.sentences = args.sentences or (256 if args.quick else 2400)
     args.rest_sentences = args.rest_sentences or (128 if args.quick else 384)
     args.queries = args.queries or (60 if args.quick else 10_000)
     args.loaded_queries = args.loaded_queries or (30 if args.quick else 100)
