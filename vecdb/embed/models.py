@@ -11,11 +11,10 @@ A model name resolves, in order, to:
 Otherwise ``ModelUnavailableError`` says what was looked for and how to provide the model, at once:
 nothing waits on the network (a hub-name load otherwise hangs ~75 s here, see FACTS.md).
 
-Backends (``embedding.backend``): ``onnx`` (the default) and ``onnx-int8`` run the folder's transformer
-through onnxruntime, exported once from the local folder into the data directory (``models/``; see
-``vecdb.embed.onnx``) and never import torch in this process; ``torch`` loads the folder with
-sentence-transformers. Both take the same length-bucketed batches' worth of texts and the same
-``embedding.threads``.
+Backends (``embedding.backend``, ``vecdb.embed.backends``): ``onnx`` (the default) and ``onnx-int8`` run
+the folder's transformer through onnxruntime, exported once from the local folder (the packaged model at
+install into the venv, others into the data directory's ``models/``) and never import torch in this
+process; ``torch`` loads the folder with sentence-transformers. Both honour ``embedding.threads``.
 """
 
 from __future__ import annotations
