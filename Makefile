@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(PIP) -e '.[dev]' -e 'clients/python[langchain]'
 	if [ -f $(GPU_MARK) ]; then $(MAKE) --no-print-directory faiss-gpu; fi
+	# The packaged model exported to ONNX (float32 and int8) inside the venv, offline (docs/embedding.md).
+	$(BIN)/python -m vecdb.embed.export --packaged
 	touch $(STAMP)
 
 # FAISS's GPU build (docs/gpu.md). faiss-cpu and faiss-gpu ship the same `faiss` module, so one replaces

@@ -216,7 +216,24 @@ class EmbeddingSettings(BaseModel):
         description="Texts per encoding batch (small batches pad less: 16 measured ~1.9x "
         "faster than 64 on 2 cores).",
     )
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: the GPU when torch sees one.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Device of the torch backend (auto: the GPU when torch sees one)."
+    )
+    backend: Literal["onnx", "onnx-int8", "torch"] = Field(
+        "onnx",
+        description="Inference backend: onnx (onnxruntime, float32, exported once from the local model "
+        "folder into the data directory's models/; torch is never imported by the server), onnx-int8 (the "
+        "same with dynamic int8 weights: faster, vectors change slightly, see docs/embedding.md), torch "
+        "(sentence-transformers; any model folder, e.g. with Dense layers; GPUs).",
+    )
+    threads: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="Intra-op threads of the embedding backend for every call; 0 (the default): onnx "
+        "backends use all the process's cores, torch 1 thread for calls of up to 4 texts (queries) and all "
+        "the cores for larger ones (ingest).",
+    )
 
     @field_validator("allowed_models", mode="before")
     @classmethod

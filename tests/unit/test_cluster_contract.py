@@ -392,6 +392,16 @@ def test_a_name_is_held_by_one_kind_of_collection(cluster_db: Any, tmp_path: Pat
     assert isinstance(cluster_db.get_collection("sh"), ShardedCollection)
 
 
+@pytest.mark.parametrize(
+    "embedding", [{"query_prompt": "query: "}, {"document_prompt": "passage: "}, {"max_seq_length": 128}]
+)
+def test_sharded_collections_refuse_prompts_and_windows(cluster_db: Any, embedding: dict[str, Any]) -> None:
+    """Not supported on shards yet: refused, never silently dropped."""
+    with pytest.raises(InvalidConfigError, match="sharded collection"):
+        cluster_db.create_collection("sh", embedding=embedding, shards=2)
+    assert cluster_db.list_collections() == []
+
+
 def test_open_collections_and_metrics_see_sharded_collections(cluster_db: Any) -> None:
     from vecdb.server.metrics import Metrics
 

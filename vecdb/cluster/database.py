@@ -179,7 +179,15 @@ class ClusterDatabase:
             raise InvalidConfigError(
                 "a sharded collection has no capacity (max_records / eviction)", field="max_records"
             )
-        model = validate_embedding(embedding, self.settings)
+        emb_spec = validate_embedding(embedding, self.settings)
+        if emb_spec is not None and (
+            emb_spec.query_prompt or emb_spec.document_prompt or (embedding or {}).get("max_seq_length")
+        ):
+            raise InvalidConfigError(
+                'a sharded collection takes embedding={"model"} only (no prompts or max_seq_length yet)',
+                field="embedding",
+            )
+        model = None if emb_spec is None else emb_spec.model
         model_dim = self.embedders.get(model).dim if model is not None and self.embedders.enabled else None
         dim = collection_dim(dim, model, model_dim, self.settings.limits)
         metric = validate_metric(metric)

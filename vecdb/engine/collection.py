@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from vecdb.config import Settings
-from vecdb.embed import EmbedderRegistry
+from vecdb.embed import EmbedderRegistry, EmbeddingSpec
 from vecdb.engine.api import scroll_all
 from vecdb.engine.capacity import Capacity, Recency
 from vecdb.engine.derived import Change, Derived, FilterState, RecencyState
@@ -116,6 +116,7 @@ class Collection:
         spec: AnySpec,
         embedding_model: str | None,
         embedders: EmbedderRegistry,
+        embedding: EmbeddingSpec | None = None,
         settings: Settings,
         background: Executor,
         builder: Executor,
@@ -131,6 +132,10 @@ class Collection:
         self.metric: Metric = metric
         self.spec = spec
         self.embedding_model = embedding_model
+        #: Prompts and window of the model (None: the model's defaults, no prompts).
+        self.embedding = (
+            embedding if embedding is not None or embedding_model is None else EmbeddingSpec(embedding_model)
+        )
         self.capacity = capacity
         # Use order for eviction; only collections with a capacity keep one.
         self._recency: Recency | None = None if capacity is None else Recency()
@@ -558,21 +563,30 @@ class Collection:
             allow_empty=allow_empty,
         )
         if missing:  # embedding is slow: done after validation, before the write lock
-            vecs[missing] = self._embed([new[i].text or "" for i in missing])
+            vecs[missing] = self.embed_documents([new[i].text or "" for i in missing])
         text = self._text
         if text is not None:  # so is Chinese segmentation
             text.warm([r.text for r in new])
         return new, vecs
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        if self.embedding_model is None:
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        """Vectors of record texts (the ``document_prompt`` prepended). Raises InvalidArgumentError
+        without an embedding model."""
+        return self._embed(texts, query=False)
+
+    def _embed(self, texts: list[str], *, query: bool) -> np.ndarray:
+        if self.embedding_model is None or self.embedding is None:
             raise InvalidArgumentError(
                 f"collection {self.name!r} has no embedding model: send vectors (create it with "
                 'embedding={"model": ...} to send texts alone)'
             )
-        return check_embedded_dim(
-            self._embedders.get(self.embedding_model).encode(texts), self.embedding_model, self.dim
+        spec = self.embedding
+        vectors = self._embedders.get(self.embedding_model).encode(
+            texts,
+            prompt=spec.query_prompt if query else spec.document_prompt,
+            max_seq_length=spec.max_seq_length,
         )
+        return check_embedded_dim(vectors, self.embedding_model, self.dim)
 
     def replace_source(
         self,
@@ -832,7 +846,7 @@ class Collection:
             if texts is not None:
                 texts = validate_texts(texts, self._limits)
                 validate_hits(len(texts), k, self.dim, fields, self._limits)  # before embedding them
-                vectors = self._embed(texts)
+                vectors = self._embed(texts, query=True)
         else:
             if texts is None:
                 raise InvalidArgumentError(f"search mode {mode!r} needs texts", field="texts")
@@ -847,7 +861,7 @@ class Collection:
             query_texts = validate_texts(texts, self._limits)
             validate_hits(len(query_texts), k, self.dim, fields, self._limits)
             if mode == "hybrid" and vectors is None:
-                vectors = self._embed(query_texts)
+                vectors = self._embed(query_texts, query=True)
         queries = None if vectors is None else validate_queries(vectors, self.dim, self.metric, self._limits)
         if queries is not None and query_texts is not None and len(queries) != len(query_texts):
             raise InvalidArgumentError(
@@ -1076,6 +1090,12 @@ class Collection:
         state["recall"]["audit"] = self._audit.summary()
         return state
 
+    def _embedding_info(self) -> dict[str, Any] | None:
+        """The declaration, the dimension and the server's backend (the model is not loaded for it)."""
+        if self.embedding is None:
+            return None
+        return {**self.embedding.to_dict(), "dim": self.dim, "backend": self._settings.embedding.backend}
+
     def info(self) -> dict[str, Any]:
         """Name, dimension, metric, index spec and state, counts and sequence numbers."""
         self._check_open()
@@ -1085,7 +1105,7 @@ class Collection:
                 "dim": self.dim,
                 "metric": self.metric,
                 "index": self.spec.model_dump(),
-                "embedding": None if self.embedding_model is None else {"model": self.embedding_model},
+                "embedding": self._embedding_info(),
                 "text_index": None if self._text is None else self._text.info(),
                 "count": len(self._records) - len(self._records.expired(time.time())),
                 "sources": len(self._sources()),

@@ -12,16 +12,18 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import os
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 
 from vecdb.config import Limits, Settings
-from vecdb.embed import resolve_model
+from vecdb.embed import EMBEDDING_KEYS, PACKAGED_MODELS, EmbeddingSpec, read_folder, resolve_model
 from vecdb.errors import (
     DimensionMismatchError,
     DuplicateIdError,
@@ -41,6 +43,7 @@ from vecdb.types import INCLUDE_FIELDS, METRICS, SEARCH_INCLUDE_FIELDS, SEARCH_M
 
 __all__ = [
     "CURSOR_PREFIX",
+    "MAX_PROMPT_CHARS",
     "MAX_VECTOR_NORM",
     "NAME_RE",
     "Fusion",
@@ -71,6 +74,9 @@ __all__ = [
     "validate_texts",
     "validate_vector_bytes",
 ]
+
+#: The longest query_prompt / document_prompt a collection may declare.
+MAX_PROMPT_CHARS = 1000
 
 #: Collection and snapshot names: they become directory names (and parts of REST paths).
 NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -109,22 +115,51 @@ def decode_cursor(cursor: Any) -> bytes | None:
     return raw
 
 
-def validate_embedding(embedding: Any, settings: Settings) -> str | None:
-    """The model name of a collection's ``embedding`` option (``{"model": NAME}``; ``{}``: the default
-    model), resolved locally (ModelUnavailableError otherwise); None without one. InvalidConfigError
+def validate_embedding(embedding: Any, settings: Settings) -> EmbeddingSpec | None:
+    """A collection's ``embedding`` option: ``{"model": NAME}`` (``{}``: the default model), optionally
+    with ``query_prompt`` / ``document_prompt`` (strings prepended to query / record texts) and
+    ``max_seq_length`` (tokens, 1 to the model's position limit). The model is resolved locally
+    (ModelUnavailableError otherwise) and a model given as a local folder is stored as its absolute
+    path, so the collection reopens from any working directory. None without one; InvalidConfigError
     for anything else."""
     if embedding is None:
         return None
-    if not isinstance(embedding, dict) or set(embedding) - {"model"}:
+    if not isinstance(embedding, dict) or set(embedding) - EMBEDDING_KEYS:
         raise InvalidConfigError(
-            f'embedding must be an object like {{"model": "all-MiniLM-L6-v2"}}, got {embedding!r}',
+            f'embedding must be an object like {{"model": "all-MiniLM-L6-v2"}} (keys: '
+            f"{', '.join(sorted(EMBEDDING_KEYS))}), got {embedding!r:.300}",
             field="embedding",
         )
     model = embedding.get("model") or settings.embedding.default_model
     if not isinstance(model, str):
         raise InvalidConfigError(f"embedding.model must be a string, got {model!r}", field="embedding.model")
-    resolve_model(model, allow_download=settings.embedding.allow_download)
-    return model
+    prompts = {}
+    for key in ("query_prompt", "document_prompt"):
+        value = embedding.get(key) or ""
+        if not isinstance(value, str) or len(value) > MAX_PROMPT_CHARS:
+            raise InvalidConfigError(
+                f"embedding.{key} must be a string of at most {MAX_PROMPT_CHARS} characters, "
+                f"got {value!r:.80}",
+                field=f"embedding.{key}",
+            )
+        prompts[key] = value
+    path = resolve_model(model, allow_download=settings.embedding.allow_download)
+    local = Path(model).expanduser()
+    if model not in PACKAGED_MODELS and local.is_dir() and not Path(model).is_absolute():
+        model = os.path.abspath(local)  # absolute, symlinks kept: the folder the operator named
+    folder = read_folder(path)
+    window = embedding.get("max_seq_length")
+    if window is None:
+        window = folder.max_seq_length  # stored: info() reports it without loading the model
+    else:
+        limit = folder.positions
+        if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= limit:
+            raise InvalidConfigError(
+                f"embedding.max_seq_length must be an integer from 1 to {limit} (the model's positions), "
+                f"got {window!r}",
+                field="embedding.max_seq_length",
+            )
+    return EmbeddingSpec(model=model, max_seq_length=window, **prompts)
 
 
 def collection_dim(dim: Any, model: str | None, model_dim: int | None, limits: Limits) -> int:
