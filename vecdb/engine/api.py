@@ -207,6 +207,25 @@ class DatabaseAPI(Protocol):
         shards/replicas where there is no cluster), ModelUnavailableError."""
         ...
 
+    def get_or_create_collection(
+        self,
+        name: str,
+        dim: int | None = None,
+        metric: Metric | None = None,
+        index: dict[str, Any] | None = None,
+        embedding: dict[str, Any] | None = None,
+        max_records: int | None = None,
+        eviction: Eviction | None = None,
+        shards: int | None = None,
+        replicas: int | None = None,
+    ) -> CollectionAPI:
+        """The existing collection ``name`` when it has every setting given (one left out, None, matches
+        anything; ``embedding={}`` names the default model), else a new one as ``create_collection``
+        makes it (``metric`` None: cosine). Raises CollectionExistsError with ``details["differences"]``
+        (``{field: {"existing", "requested"}}``) when the existing one differs, and what
+        ``create_collection`` raises."""
+        ...
+
     def get_collection(self, name: str) -> CollectionAPI:
         """The collection (opened on first use). Raises CollectionNotFoundError, InvalidNameError."""
         ...

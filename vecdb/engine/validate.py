@@ -22,7 +22,9 @@ import orjson
 
 from vecdb.config import Limits, Settings
 from vecdb.embed import resolve_model
+from vecdb.engine.capacity import parse_capacity
 from vecdb.errors import (
+    CollectionExistsError,
     DimensionMismatchError,
     DuplicateIdError,
     InvalidArgumentError,
@@ -34,6 +36,7 @@ from vecdb.errors import (
     InvalidVectorError,
     LimitExceededError,
 )
+from vecdb.index.spec import parse_index_spec
 from vecdb.storage import NewRecord
 from vecdb.types import INCLUDE_FIELDS, METRICS, Metric
 
@@ -42,6 +45,7 @@ __all__ = [
     "MAX_VECTOR_NORM",
     "NAME_RE",
     "check_embedded_dim",
+    "check_same_config",
     "collection_dim",
     "decode_cursor",
     "encode_cursor",
@@ -131,6 +135,55 @@ def collection_dim(dim: Any, model: str | None, model_dim: int | None, limits: L
     if dim is None:
         raise InvalidConfigError("dim is required for a collection without an embedding model", field="dim")
     return validate_dim(dim, limits)
+
+
+def check_same_config(
+    info: Mapping[str, Any],
+    settings: Settings,
+    *,
+    dim: Any = None,
+    metric: Any = None,
+    index: Any = None,
+    embedding: Any = None,
+    max_records: Any = None,
+    eviction: Any = None,
+    shards: Any = None,
+    replicas: Any = None,
+) -> None:
+    """``get_or_create_collection``'s check: raise CollectionExistsError (``details["differences"]``:
+    ``{field: {"existing": ..., "requested": ...}}``) unless the existing collection (its ``info()``)
+    has every setting the request names. A setting left out (None) matches whatever the collection has;
+    ``embedding={}`` names the default model; the capacity is compared when ``max_records`` or
+    ``eviction`` is given; a collection without a cluster counts as 1 shard, 1 replica."""
+    cluster = info.get("cluster") or {"shards": 1, "replicas": 1}
+    pairs: dict[str, tuple[Any, Any]] = {}
+    if dim is not None:
+        pairs["dim"] = (info["dim"], dim)
+    if metric is not None:
+        pairs["metric"] = (info["metric"], validate_metric(metric))
+    if index is not None:
+        pairs["index"] = (info["index"], parse_index_spec(index, int(info["dim"])).model_dump())
+    if embedding is not None:
+        pairs["embedding"] = (info["embedding"], {"model": validate_embedding(embedding, settings)})
+    if max_records is not None or eviction is not None:
+        capacity = parse_capacity(max_records, eviction)
+        pairs["capacity"] = (info.get("capacity"), None if capacity is None else capacity.to_dict())
+    if shards is not None:
+        pairs["shards"] = (cluster["shards"], shards)
+    if replicas is not None:
+        pairs["replicas"] = (cluster["replicas"], replicas)
+    differences = {
+        field: {"existing": have, "requested": want} for field, (have, want) in pairs.items() if have != want
+    }
+    if differences:
+        shown = "; ".join(
+            f"{f} {d['existing']!r} (requested {d['requested']!r})" for f, d in differences.items()
+        )
+        raise CollectionExistsError(
+            f"collection {info['name']!r} exists with another configuration: {shown}",
+            name=info["name"],
+            differences=differences,
+        )
 
 
 def validate_dim(dim: Any, limits: Limits) -> int:

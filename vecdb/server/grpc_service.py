@@ -113,10 +113,12 @@ class VecDBServicer(pb_grpc.VecDBServicer):
             embedding = convert.json_or_none(request.embedding_json, "embedding_json", InvalidConfigError)
             if isinstance(embedding, dict):  # over the wire, only the models the server offers
                 self._db.check_model_allowed(embedding.get("model"))
-            col = self._db.create_collection(
+            db = self._db
+            create = db.get_or_create_collection if request.get_or_create else db.create_collection
+            col = create(
                 request.name,
                 request.dim or None,
-                request.metric or "cosine",  # type: ignore[arg-type]
+                request.metric or (None if request.get_or_create else "cosine"),  # type: ignore[arg-type]
                 index,
                 embedding,
                 request.max_records if request.HasField("max_records") else None,

@@ -73,7 +73,7 @@ class CreateCollectionBody(BaseModel):
     model_config = _STRICT
     name: str = Field(description="1-64 letters, digits, '_' or '-'.")
     dim: int | None = Field(None, description="Vector dimension (omit it with an embedding model).")
-    metric: str = Field("cosine", description="cosine, ip or l2.")
+    metric: str | None = Field(None, description="cosine (default), ip or l2.")
     index: dict[str, Any] | None = Field(None, description='Index spec, e.g. {"type": "hnsw"}; default auto.')
     embedding: dict[str, Any] | None = Field(
         None,
@@ -85,6 +85,11 @@ class CreateCollectionBody(BaseModel):
         None, description="Spread the collection over this many Ray actors (needs vecdb serve --ray-address)."
     )
     replicas: int | None = Field(None, description="Copies of each shard (needs vecdb serve --ray-address).")
+    get_or_create: bool = Field(
+        False,
+        description="Answer with the existing collection when it has every setting given here (409 naming "
+        "the differences otherwise) instead of 409 collection_exists.",
+    )
 
 
 class CollectionInfo(BaseModel):
@@ -541,10 +546,22 @@ def create_app(
         def run() -> Any:
             if body.embedding is not None:  # over the wire, only the models the server offers
                 db.check_model_allowed(body.embedding.get("model"))
+            if body.get_or_create:
+                return db.get_or_create_collection(
+                    body.name,
+                    body.dim,
+                    body.metric,  # type: ignore[arg-type]
+                    body.index,
+                    body.embedding,
+                    body.max_records,
+                    body.eviction,  # type: ignore[arg-type]
+                    shards=body.shards,
+                    replicas=body.replicas,
+                ).info()
             return db.create_collection(
                 body.name,
                 body.dim,
-                body.metric,  # type: ignore[arg-type]
+                body.metric or "cosine",  # type: ignore[arg-type]
                 body.index,
                 body.embedding,
                 body.max_records,

@@ -65,7 +65,8 @@ class Call:
 
     @property
     def idempotent(self) -> bool:
-        return self.op in IDEMPOTENT
+        # create_collection with get_or_create: sending it again leaves the same collection.
+        return self.op in IDEMPOTENT or bool(self.args.get("get_or_create"))
 
     # ---- builders ----------------------------------------------------------------------------------
 
@@ -74,13 +75,14 @@ class Call:
         cls,
         name: str,
         dim: int | None,
-        metric: str,
+        metric: str | None,
         index: Mapping[str, Any] | None,
         embedding: Mapping[str, Any] | None,
         max_records: int | None = None,
         eviction: str | None = None,
         shards: int | None = None,
         replicas: int | None = None,
+        get_or_create: bool = False,
     ) -> Call:
         if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim < 2**32):
             raise InvalidConfigError(f"dim must be a positive integer, got {dim!r}", field="dim")
@@ -99,6 +101,8 @@ class Call:
                 if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**32:
                     raise InvalidConfigError(f"{key} must be a positive integer, got {value!r}", field=key)
                 args[key] = value
+        if get_or_create:  # only when set, like shards: older servers keep accepting plain creates
+            args["get_or_create"] = True
         return cls("create_collection", args)
 
     @classmethod

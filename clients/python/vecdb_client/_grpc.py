@@ -72,14 +72,14 @@ def encode(call: Call) -> tuple[str, Any]:
             req: Any = pb.CreateCollectionRequest(
                 name=a["name"],
                 dim=a["dim"] or 0,
-                metric=a["metric"],
+                metric=a["metric"] or "",
                 index_json=_text(a["index"], "index"),
                 embedding_json=_text(a["embedding"], "embedding"),
                 eviction=a["eviction"] or "",
             )
             if a["max_records"] is not None:
                 req.max_records = a["max_records"]
-            for key in ("shards", "replicas"):
+            for key in ("shards", "replicas", "get_or_create"):
                 if a.get(key) is not None:
                     setattr(req, key, a[key])
         case "list_collections":

@@ -202,6 +202,25 @@ class AsyncClient:
         )
         return AsyncCollection(self, name)
 
+    async def get_or_create_collection(
+        self,
+        name: str,
+        dim: int | None = None,
+        metric: Metric | None = None,
+        index: Mapping[str, Any] | None = None,
+        embedding: Mapping[str, Any] | None = None,
+        max_records: int | None = None,
+        eviction: Literal["fifo", "lru"] | None = None,
+        shards: int | None = None,
+        replicas: int | None = None,
+    ) -> AsyncCollection:
+        """See ``Client.get_or_create_collection``."""
+        call = Call.create_collection(
+            name, dim, metric, index, embedding, max_records, eviction, shards, replicas, get_or_create=True
+        )
+        await self._send(call)
+        return AsyncCollection(self, name)
+
     async def get_collection(self, name: str) -> AsyncCollection:
         """See ``Client.get_collection``."""
         await self._send(Call.named("get_collection", name))

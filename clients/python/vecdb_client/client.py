@@ -202,6 +202,29 @@ class Client:
         )
         return Collection(self, name)
 
+    def get_or_create_collection(
+        self,
+        name: str,
+        dim: int | None = None,
+        metric: Metric | None = None,
+        index: Mapping[str, Any] | None = None,
+        embedding: Mapping[str, Any] | None = None,
+        max_records: int | None = None,
+        eviction: Literal["fifo", "lru"] | None = None,
+        shards: int | None = None,
+        replicas: int | None = None,
+    ) -> Collection:
+        """The collection ``name`` when it exists and has every setting given here (one left out
+        matches anything; ``embedding={}`` names the server's default model), else a new one as
+        ``create_collection`` makes it (``metric`` None: cosine): safe to run again. Raises
+        CollectionExistsError naming the differences (``details["differences"]``) when it exists with
+        other settings, and what ``create_collection`` raises."""
+        call = Call.create_collection(
+            name, dim, metric, index, embedding, max_records, eviction, shards, replicas, get_or_create=True
+        )
+        self._send(call)
+        return Collection(self, name)
+
     def get_collection(self, name: str) -> Collection:
         """The handle of an existing collection. Raises CollectionNotFoundError."""
         self._send(Call.named("get_collection", name))

@@ -15,7 +15,7 @@ class Vectors(_message.Message):
     def __init__(self, dim: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "dim", "metric", "index_json", "embedding_json", "max_records", "eviction", "shards", "replicas")
+    __slots__ = ("name", "dim", "metric", "index_json", "embedding_json", "max_records", "eviction", "shards", "replicas", "get_or_create")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,7 @@ class CreateCollectionRequest(_message.Message):
     EVICTION_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    GET_OR_CREATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: str
@@ -34,7 +35,8 @@ class CreateCollectionRequest(_message.Message):
     eviction: str
     shards: int
     replicas: int
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., index_json: _Optional[str] = ..., embedding_json: _Optional[str] = ..., max_records: _Optional[int] = ..., eviction: _Optional[str] = ..., shards: _Optional[int] = ..., replicas: _Optional[int] = ...) -> None: ...
+    get_or_create: bool
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., index_json: _Optional[str] = ..., embedding_json: _Optional[str] = ..., max_records: _Optional[int] = ..., eviction: _Optional[str] = ..., shards: _Optional[int] = ..., replicas: _Optional[int] = ..., get_or_create: _Optional[bool] = ...) -> None: ...
 
 class CollectionRequest(_message.Message):
     __slots__ = ("name",)
