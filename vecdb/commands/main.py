@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -72,6 +73,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--collection", required=True)
     p.add_argument("-k", type=int, default=5, help="how many hits (default 5)")
     p.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"path": "docs/a.md"}\'')
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the hits as one JSON array (id, score, source, text, metadata; full text), best first",
+    )
     _connection_args(p)
 
     p = sub.add_parser("collections", help="list, create or drop collections")
@@ -217,6 +223,13 @@ def _snippet(text: str | None, width: int = 70) -> str:
 def _search(conn: Connection, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     flt = json_flag(args.filter, "--filter")
     hits = conn.collection(args.collection).search(texts=[args.query], k=args.k, filter=flt)[0]
+    if args.json:
+        rows_json = [
+            {"id": h.id, "score": float(h.score), "source": h.source, "text": h.text, "metadata": h.metadata}
+            for h in hits
+        ]
+        out.write(json.dumps(rows_json, ensure_ascii=False) + "\n")
+        return 0
     rows = [
         [str(i + 1), h.id, f"{h.score:.3f}", h.source or "", _snippet(h.text)] for i, h in enumerate(hits)
     ]
