@@ -252,7 +252,7 @@ def test_ingest_search_sources_collections_with_a_server(server: ServerProcess, 
         rows = table(ok("search", "tomato plants", *where, "-k", "1"))
         assert [r[3] for r in rows] == [ODD]
         as_json = json.loads(ok("search", "a cat sleeping all day", *where, "-k", "3", "--json"))
-        assert [h["id"] for h in as_json][0] == chunk_id("a.md", 0)
+        assert as_json[0]["id"] == chunk_id("a.md", 0)
         assert as_json[0]["source"] == "a.md"
         assert as_json[0]["text"].startswith("# Cats\n")  # the full text, not a snippet
         assert [round(h["score"], 3) for h in as_json] == scores

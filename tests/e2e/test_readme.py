@@ -72,10 +72,8 @@ def localize(code: str, sp: ServerProcess) -> str:
 
 def run_block(block: Block, sp: ServerProcess, cwd: Path, env: dict[str, str]) -> str:
     code = localize(block.code, sp)
-    if block.lang == "sh":
-        cmd = ["bash", "-euo", "pipefail", "-c", code]
-    else:
-        cmd = [sys.executable, "-c", code]
+    shell = ["bash", "-euo", "pipefail", "-c", code]
+    cmd = shell if block.lang == "sh" else [sys.executable, "-c", code]
     done = subprocess.run(
         cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S, check=False
     )
