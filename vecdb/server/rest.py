@@ -35,6 +35,7 @@ from vecdb.errors import (
     VecDBError,
 )
 from vecdb.server.auth import Authenticator
+from vecdb.server.docs_ui import install_docs
 from vecdb.server.metrics import Metrics
 from vecdb.types import DEFAULT_INCLUDE
 
@@ -439,6 +440,8 @@ def create_app(
         version=__version__,
         description="Vector database: collections of records (id, vector, text, metadata, source).",
         default_response_class=ORJSONResponse,
+        docs_url=None,  # /docs and /redoc come from vecdb.server.docs_ui: local assets, no CDN
+        redoc_url=None,
         responses={
             400: {"model": ErrorResponse},
             401: {"model": ErrorResponse},
@@ -449,6 +452,7 @@ def create_app(
         },
     )
     app.state.ready = False
+    install_docs(app)
     app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
     # Added last, so it runs first: the key is checked before BodyLimit or FastAPI read the body.
     app.add_middleware(KeyCheck, authenticator=authenticator, metrics=metrics, routes=app.router.routes)
