@@ -72,6 +72,23 @@ class CollectionAPI(Protocol):
         """
         ...
 
+    def update(
+        self,
+        ids: Sequence[str],
+        metadatas: Sequence[dict[str, Any] | None] | None = None,
+        texts: Sequence[str | None] | None = None,
+        sources: Sequence[str | None] | None = None,
+    ) -> int:
+        """Change existing records' metadata, text or source without re-sending vectors; returns how
+        many were updated (``len(ids)``). Per record, None keeps a field. Metadata merges (given keys
+        replace, a key given as None is removed, others stay). A new text is embedded again in a
+        collection with an embedding model (its vector changes); otherwise vectors and expiry stay. One
+        atomic write (the cluster: per shard). Raises NotFoundError (``details["missing"]``) when an id
+        does not exist (nothing written), InvalidArgumentError (no column given), InvalidIdError,
+        DuplicateIdError, InvalidMetadataError, InvalidSourceError, LimitExceededError, ClosedError.
+        Idempotent."""
+        ...
+
     def replace_source(
         self,
         source: str,

@@ -50,6 +50,7 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "expiry_times",
+    "merge_metadata",
     "split_missing_vectors",
     "validate_dim",
     "validate_embedding",
@@ -64,6 +65,7 @@ __all__ = [
     "validate_records",
     "validate_source",
     "validate_texts",
+    "validate_update",
     "validate_vector_bytes",
 ]
 
@@ -542,6 +544,45 @@ def validate_include(include: Any) -> frozenset[str]:
             f"unknown include field(s) {sorted(map(str, unknown))}; choose from {sorted(INCLUDE_FIELDS)}"
         )
     return fields
+
+
+def validate_update(
+    ids: Any, metadatas: Any, texts: Any, sources: Any, limits: Limits
+) -> tuple[list[str], list[Any], list[Any], list[Any]]:
+    """An ``update``'s ids (unique) and its columns, one entry per id, None meaning "unchanged": metadata
+    patches (objects), texts (strings) and sources (valid source names). At least one entry must be
+    given. The merged records are checked again in full (``validate_records``) before they are written."""
+    id_list = validate_id_list(ids, limits)
+    n = len(id_list)
+    meta_col, text_col, src_col = (
+        _column(metadatas, n, "metadatas"),
+        _column(texts, n, "texts"),
+        _column(sources, n, "sources"),
+    )
+    if all(v is None for col in (meta_col, text_col, src_col) for v in col):
+        raise InvalidArgumentError("update changes nothing: give metadatas, texts or sources")
+    for i, rid in enumerate(id_list):
+        if meta_col[i] is not None and not isinstance(meta_col[i], dict):
+            raise InvalidMetadataError(
+                f"metadata of record {i} (id {rid!r}) must be an object or null", index=i, id=rid
+            )
+        if text_col[i] is not None and not isinstance(text_col[i], str):
+            raise InvalidArgumentError(f"text of record {i} (id {rid!r}) must be a string", index=i, id=rid)
+        if src_col[i] is not None:
+            validate_source(src_col[i], limits, f"source of record {i} (id {rid!r})")
+    return id_list, meta_col, text_col, src_col
+
+
+def merge_metadata(stored: Mapping[str, Any], patch: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``update``'s metadata: the stored keys, those of ``patch`` replacing them; a key set to None in
+    ``patch`` is removed. No patch: the stored metadata unchanged."""
+    merged = dict(stored)
+    for key, value in (patch or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _column(values: Any, n: int, name: str) -> list[Any]:

@@ -217,6 +217,14 @@ class VecDBServicer(pb_grpc.VecDBServicer):
 
         return self._call(context, "replace_source", run)
 
+    def Update(self, request: pb.UpdateRequest, context: Any) -> pb.WriteResponse:
+        def run() -> pb.WriteResponse:
+            ids, metas, texts, sources = convert.from_proto_patches(request.records)
+            col = self._db.get_collection(request.collection)
+            return pb.WriteResponse(count=col.update(ids, metas, texts, sources))
+
+        return self._call(context, "update", run)
+
     def Search(self, request: pb.SearchRequest, context: Any) -> pb.SearchResponse:
         def run() -> pb.SearchResponse:
             texts = list(request.texts) or None

@@ -202,6 +202,18 @@ class ReplaceSourceBody(BaseModel):
     metadatas: list[Any] | None = Field(None, description="JSON objects or nulls, one per record.")
 
 
+class UpdateBody(BaseModel):
+    model_config = _STRICT
+    ids: list[str]
+    metadatas: list[Any] | None = Field(
+        None,
+        description="Per record, an object merged into the stored metadata (a key set to null is removed), "
+        "or null to leave it.",
+    )
+    texts: list[Any] | None = Field(None, description="Per record, the new text, or null to leave it.")
+    sources: list[Any] | None = Field(None, description="Per record, the new source, or null to leave it.")
+
+
 class SourceOut(BaseModel):
     source: str
     count: int
@@ -726,6 +738,21 @@ def create_app(
             lambda: db.get_collection(name).replace_source(
                 source, body.ids, body.vectors, body.texts, body.metadatas
             ),
+        )
+        return {"count": n}
+
+    @app.post(
+        "/v1/collections/{name}/update",
+        response_model=CountResult,
+        tags=["records"],
+        dependencies=[authorized("update")],
+    )
+    def update(name: str, body: UpdateBody, request: Request) -> Any:
+        """Existing records' metadata (merged), text or source, without their vectors; atomic."""
+        n = call(
+            request,
+            "update",
+            lambda: db.get_collection(name).update(body.ids, body.metadatas, body.texts, body.sources),
         )
         return {"count": n}
 

@@ -38,6 +38,7 @@ IDEMPOTENT = frozenset(
         "list_collections",
         "get_collection",
         "upsert",
+        "update",
         "replace_source",
         "get",
         "search",
@@ -160,6 +161,28 @@ class Call:
                 "vectors": _upsert_rows(vectors, n),
                 "texts": _column(texts, n, "texts", str, InvalidArgumentError),
                 "metadatas": _metadatas(metadatas, n),
+            },
+        )
+
+    @classmethod
+    def update(
+        cls,
+        name: str,
+        ids: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any] | None] | None,
+        texts: Sequence[str | None] | None,
+        sources: Sequence[str | None] | None,
+    ) -> Call:
+        id_list = _ids(ids)
+        n = len(id_list)
+        return cls(
+            "update",
+            {
+                "name": _name(name),
+                "ids": id_list,
+                "metadatas": _metadatas(metadatas, n),
+                "texts": _column(texts, n, "texts", str, InvalidArgumentError),
+                "sources": _column(sources, n, "sources", str, InvalidSourceError),
             },
         )
 

@@ -36,6 +36,7 @@ _RPC = {
     "get": "Get",
     "delete": "Delete",
     "replace_source": "ReplaceSource",
+    "update": "Update",
     "search": "Search",
     "count": "Count",
     "list_sources": "ListSources",
@@ -97,6 +98,17 @@ def encode(call: Call) -> tuple[str, Any]:
                 vectors=up.vectors,
                 missing_vectors=up.missing_vectors,
             )
+        case "update":
+            patches = []
+            for i, rid in enumerate(a["ids"]):
+                meta = a["metadatas"][i] if a["metadatas"] is not None else None
+                patch = pb.RecordPatch(id=rid, metadata_json=_text(meta, f"metadata of record {i}"))
+                for key in ("texts", "sources"):
+                    value = a[key][i] if a[key] is not None else None
+                    if value is not None:
+                        setattr(patch, key[:-1], value)
+                patches.append(patch)
+            req = pb.UpdateRequest(collection=a["name"], records=patches)
         case "get":
             req = pb.GetRequest(collection=a["name"], ids=a["ids"], **_include(a["include"]))
         case "delete":
@@ -195,7 +207,7 @@ def decode(call: Call, msg: Any) -> Any:  # noqa: PLR0911 (one case per operatio
             return list(msg.names)
         case "drop_collection":
             return None
-        case "upsert" | "delete" | "count" | "replace_source":
+        case "upsert" | "delete" | "count" | "replace_source" | "update":
             return int(msg.count)
         case "get":
             return [Record(**_fields(r)) for r in msg.records]

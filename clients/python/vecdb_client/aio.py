@@ -307,6 +307,17 @@ class AsyncCollection:
         call = Call.replace_source(self.name, source, ids, vectors, texts, metadatas)
         return await self.client._send(call)  # type: ignore[no-any-return]
 
+    async def update(
+        self,
+        ids: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        texts: Sequence[str | None] | None = None,
+        sources: Sequence[str | None] | None = None,
+    ) -> int:
+        """See ``Collection.update``."""
+        call = Call.update(self.name, ids, metadatas, texts, sources)
+        return await self.client._send(call)  # type: ignore[no-any-return]
+
     async def get(self, ids: Sequence[str], include: Sequence[str] | None = None) -> list[Record]:
         """See ``Collection.get``."""
         return await self.client._send(Call.get(self.name, ids, include))  # type: ignore[no-any-return]

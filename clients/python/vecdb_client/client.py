@@ -321,6 +321,21 @@ class Collection:
         call = Call.replace_source(self.name, source, ids, vectors, texts, metadatas)
         return self.client._send(call)  # type: ignore[no-any-return]
 
+    def update(
+        self,
+        ids: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        texts: Sequence[str | None] | None = None,
+        sources: Sequence[str | None] | None = None,
+    ) -> int:
+        """Change existing records' metadata, text or source without sending vectors; returns how many
+        were updated. Per record, None keeps a field. Metadata merges: the given keys replace the stored
+        ones, a key given as None is removed, the others stay. A new text is embedded again in a
+        collection with an embedding model (its vector changes); otherwise vectors stay as stored. One
+        atomic write; NotFoundError (``details["missing"]``) when an id does not exist, nothing written."""
+        call = Call.update(self.name, ids, metadatas, texts, sources)
+        return self.client._send(call)  # type: ignore[no-any-return]
+
     def get(self, ids: Sequence[str], include: Sequence[str] | None = None) -> list[Record]:
         """The records that exist among ``ids``, in request order; missing ids are skipped.
 

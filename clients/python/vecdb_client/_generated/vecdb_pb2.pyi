@@ -361,3 +361,23 @@ class RestoreSnapshotRequest(_message.Message):
     name: str
     target: str
     def __init__(self, collection: _Optional[str] = ..., name: _Optional[str] = ..., target: _Optional[str] = ...) -> None: ...
+
+class RecordPatch(_message.Message):
+    __slots__ = ("id", "metadata_json", "text", "source")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    metadata_json: str
+    text: str
+    source: str
+    def __init__(self, id: _Optional[str] = ..., metadata_json: _Optional[str] = ..., text: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
+
+class UpdateRequest(_message.Message):
+    __slots__ = ("collection", "records")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    records: _containers.RepeatedCompositeFieldContainer[RecordPatch]
+    def __init__(self, collection: _Optional[str] = ..., records: _Optional[_Iterable[_Union[RecordPatch, _Mapping]]] = ...) -> None: ...
