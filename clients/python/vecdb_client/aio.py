@@ -22,7 +22,12 @@ from vecdb_client._calls import Call
 from vecdb_client._generated import vecdb_pb2_grpc as pb_grpc
 from vecdb_client._transport import Endpoint, PemSource, TlsFiles, backoff_delay
 from vecdb_client.client import Client, _json
-from vecdb_client.errors import ClosedError, DeadlineExceededError, UnavailableError
+from vecdb_client.errors import (
+    ClosedError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    UnavailableError,
+)
 from vecdb_client.types import CollectionInfo, Hit, Metric, Record, SnapshotInfo, SourceInfo
 
 __all__ = ["AsyncClient", "AsyncCollection"]
@@ -41,17 +46,22 @@ class _AsyncRest:
             timeout=timeout,
             verify=True if endpoint.tls is None else endpoint.tls.ssl_context,
         )
+        self.url = endpoint.rest_url  # named in connection errors
 
     async def send(self, call: Call) -> Any:
         req = _rest.encode(call)
         try:
             resp = await self.http.request(req.method, req.path, content=req.content, params=req.params)
         except httpx.ConnectTimeout as exc:
-            raise UnavailableError(f"could not connect: {exc}") from exc
+            raise UnavailableError(f"could not connect to {self.url}: {exc}", url=self.url) from exc
         except httpx.TimeoutException as exc:
-            raise DeadlineExceededError(f"no reply within the timeout: {exc}") from exc
+            raise DeadlineExceededError(
+                f"no reply from {self.url} within the timeout: {exc}", url=self.url
+            ) from exc
         except httpx.TransportError as exc:
-            raise UnavailableError(f"{type(exc).__name__}: {exc}") from exc
+            raise UnavailableError(
+                f"cannot reach {self.url} ({type(exc).__name__}: {exc})", url=self.url
+            ) from exc
         body = _json(resp)
         if resp.status_code >= 400:
             raise _rest.error_from_response(resp.status_code, body, resp.text)
@@ -104,7 +114,7 @@ class AsyncClient:
         self,
         url: str = "http://127.0.0.1:8080",
         grpc_url: str | None = None,
-        prefer_grpc: bool = False,
+        prefer_grpc: bool | None = None,
         api_key: str | None = None,
         timeout: float = 30.0,
         retries: int = 3,
@@ -125,6 +135,7 @@ class AsyncClient:
         self.retries = retries
         self.backoff = backoff
         self._transport: _AsyncTransport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the connections belong to
         self._closed = False
 
     @classmethod
@@ -151,7 +162,15 @@ class AsyncClient:
     async def _send(self, call: Call) -> Any:
         if self._closed:
             raise ClosedError("the client is closed")
+        loop = asyncio.get_running_loop()
+        if self._loop is not None and loop is not self._loop:
+            raise FailedPreconditionError(
+                "this AsyncClient's connections belong to the event loop that first used it, and this call "
+                "runs in another one (a second asyncio.run(), or another thread's loop): make one "
+                "AsyncClient per event loop (AsyncClient.like(client) copies the settings)"
+            )
         if self._transport is None:  # made here, so that it binds to the running loop
+            self._loop = loop
             self._transport = (
                 _AsyncGrpc(self.endpoint, self.timeout)
                 if self.endpoint.grpc_target

@@ -40,17 +40,22 @@ class _Rest:
             timeout=timeout,
             verify=True if endpoint.tls is None else endpoint.tls.ssl_context,
         )
+        self.url = endpoint.rest_url  # named in connection errors
 
     def send(self, call: Call) -> Any:
         req = _rest.encode(call)
         try:
             resp = self.http.request(req.method, req.path, content=req.content, params=req.params)
         except httpx.ConnectTimeout as exc:
-            raise UnavailableError(f"could not connect: {exc}") from exc
+            raise UnavailableError(f"could not connect to {self.url}: {exc}", url=self.url) from exc
         except httpx.TimeoutException as exc:
-            raise DeadlineExceededError(f"no reply within the timeout: {exc}") from exc
+            raise DeadlineExceededError(
+                f"no reply from {self.url} within the timeout: {exc}", url=self.url
+            ) from exc
         except httpx.TransportError as exc:
-            raise UnavailableError(f"{type(exc).__name__}: {exc}") from exc
+            raise UnavailableError(
+                f"cannot reach {self.url} ({type(exc).__name__}: {exc})", url=self.url
+            ) from exc
         body = _json(resp)
         if resp.status_code >= 400:
             raise _rest.error_from_response(resp.status_code, body, resp.text)
@@ -99,10 +104,12 @@ class _Grpc:
 
 
 class Client:
-    """A connection to a vecdb server, over REST (default) or gRPC (``prefer_grpc=True``).
+    """A connection to a vecdb server, over REST (default) or gRPC (``prefer_grpc=True``, or a
+    ``grpc_url``).
 
     ``url`` is the REST base URL; ``grpc_url`` the gRPC target (``host:port``, ``grpcs://host:port`` for
-    TLS), by default ``url``'s host on port 50051 (over TLS when ``url`` is ``https://``). ``api_key`` is
+    TLS; giving it means gRPC unless ``prefer_grpc=False``, which is then an error), by default ``url``'s
+    host on port 50051 (over TLS when ``url`` is ``https://``). ``api_key`` is
     sent as ``authorization: Bearer`` on every call. ``ca_cert`` is the CA (bundle) that signed the
     server's certificate, when it is not one the system trusts; ``client_cert`` and ``client_key`` are the
     client's certificate and key for a server that requires them (mutual TLS). Each is a PEM file's path or
@@ -117,7 +124,7 @@ class Client:
         self,
         url: str = "http://127.0.0.1:8080",
         grpc_url: str | None = None,
-        prefer_grpc: bool = False,
+        prefer_grpc: bool | None = None,
         api_key: str | None = None,
         timeout: float = 30.0,
         retries: int = 3,
