@@ -34,6 +34,7 @@ from vecdb.errors import (
     LimitExceededError,
     VecDBError,
 )
+from vecdb.operations import OPERATIONS
 from vecdb.server.auth import Authenticator
 from vecdb.server.docs_ui import install_docs
 from vecdb.server.metrics import Metrics
@@ -486,7 +487,19 @@ def create_app(
         ]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         message = f"{'.'.join(first['loc'])}: {first['msg']}" if first["loc"] else str(first["msg"])
+        _count_rejected(request)
         return error_response(400, "invalid_argument", message, {"errors": errors})
+
+    route_ops: dict[tuple[str, str], str] = {
+        (r.method, r.path): op.name for op in OPERATIONS for r in op.routes
+    }
+
+    def _count_rejected(request: Request) -> None:
+        """A 400 from request validation counts in vecdb_requests_total like the engine's own 400s."""
+        route = request.scope.get("route")
+        op = route_ops.get((request.method, getattr(route, "path", "")))
+        if op is not None:
+            metrics.reject("rest", op, "invalid_argument")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -494,6 +507,8 @@ def create_app(
         code = {400: "invalid_argument", 404: "not_found", 405: "method_not_allowed"}.get(
             exc.status_code, "http_error"
         )
+        if exc.status_code == 400:
+            _count_rejected(request)
         response = error_response(exc.status_code, code, str(exc.detail))
         response.headers.update(exc.headers or {})
         if exc.status_code == 405:
