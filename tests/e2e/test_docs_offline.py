@@ -1,9 +1,10 @@
 """``/docs`` (Swagger UI) and ``/redoc`` (ReDoc) work offline: every asset the pages load is served by the
 server itself (no CDN), and headless Chromium renders the operations from them (Debian's ``chromium``
-package; ``make test`` installs it when missing)."""
+package; ``make test`` installs it when missing). And the server's log is JSON lines throughout."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serverproc import ServerProcess
+from serverproc import ServerProcess, StartServer
 
 ASSET = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -65,3 +66,22 @@ def test_chromium_renders_the_operations(server: ServerProcess, tmp_path: Path) 
     redoc = render(f"{server.rest_url}/redoc", tmp_path / "p2")
     assert "/v1/collections/{name}/search" in redoc, redoc[-2000:]
     assert "Create Collection" in redoc
+
+
+def test_every_log_line_is_json(server_factory: StartServer) -> None:
+    """docs/server.md: logs are JSON lines, uvicorn's own (start, access, shutdown) included."""
+    sp = server_factory(None, "--log-level", "debug")
+    with httpx.Client(base_url=sp.rest_url) as http:
+        http.get("/v1/collections")
+        http.post("/v1/collections", content=b"{bad", headers={"content-type": "application/json"})
+        http.get("/nope")
+    assert sp.stop() == 0
+    lines = [line for line in sp.log().splitlines() if line.strip()]
+    access = []
+    for line in lines:
+        entry = json.loads(line)  # a plain-text line fails here, naming itself
+        assert {"time", "level", "logger", "message"} <= set(entry), line
+        if entry["logger"] == "uvicorn.access":
+            access.append(entry["message"])
+    for request in ('"GET /v1/collections HTTP/1.1" 200', '"POST /v1/collections HTTP/1.1" 400', "/nope"):
+        assert any(request in m for m in access), (request, access)
