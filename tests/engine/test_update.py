@@ -101,3 +101,15 @@ def test_update_reembeds_a_new_text(tmp_path: Path) -> None:
         assert hit.id == "n2"
         top = col.search(texts=["central bank rates"], k=1)[0][0]
         assert top.id == "n1"
+
+
+def test_replace_source_without_vectors_like_the_client(tmp_path: Path) -> None:
+    """Embedded ``replace_source`` takes texts alone on a text collection, as the client's does."""
+    with Database(tmp_path) as db:
+        col = db.create_collection("notes", embedding={})
+        col.upsert(["x"], texts=["old chunk"], sources=["f.md"])
+        assert col.replace_source("f.md", ids=["y", "z"], texts=["new chunk", "another"]) == 2
+        assert sorted(r.id for r in col.get(["x", "y", "z"])) == ["y", "z"]
+        plain = db.create_collection("plain", dim=2)
+        with pytest.raises(InvalidArgumentError, match="vectors"):
+            plain.replace_source("f.md", ids=["a"], texts=["no vector"])

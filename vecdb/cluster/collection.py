@@ -299,7 +299,7 @@ class ShardedCollection:
         self,
         source: str,
         ids: Sequence[str],
-        vectors: Any,
+        vectors: Any = None,
         texts: Sequence[str | None] | None = None,
         metadatas: Sequence[dict[str, Any] | None] | None = None,
     ) -> int:

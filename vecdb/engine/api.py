@@ -93,11 +93,12 @@ class CollectionAPI(Protocol):
         self,
         source: str,
         ids: Sequence[str],
-        vectors: Any,
+        vectors: Any = None,
         texts: Sequence[str | None] | None = None,
         metadatas: Sequence[dict[str, Any] | None] | None = None,
     ) -> int:
-        """Replace every record of ``source`` with the given ones (which get that source). Returns how
+        """Replace every record of ``source`` with the given ones (which get that source); ``vectors`` may
+        be omitted in a collection with an embedding model (as in ``upsert``, and the client). Returns how
         many were written; with no ids, how many were deleted. Raises as ``upsert`` and
         InvalidSourceError."""
         ...
