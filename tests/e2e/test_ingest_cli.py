@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import pty
 import select
@@ -257,6 +258,11 @@ def test_ingest_search_sources_collections_with_a_server(server: ServerProcess, 
         assert scores == sorted(scores, reverse=True)
         rows = table(ok("search", "tomato plants", *where, "-k", "1"))
         assert [r[3] for r in rows] == [ODD]
+        as_json = json.loads(ok("search", "a cat sleeping all day", *where, "-k", "3", "--json"))
+        assert as_json[0]["id"] == chunk_id("a.md", 0)
+        assert as_json[0]["source"] == "a.md"
+        assert as_json[0]["text"].startswith("# Cats\n")  # the full text, not a snippet
+        assert [round(h["score"], 3) for h in as_json] == scores
         rows = table(ok("search", "a cat", *where, "--filter", '{"path": "c.html"}'))
         assert [r[3] for r in rows] == ["c.html"]
         fails("search", "x", *where, "--filter", "{not json", match="--filter is not JSON")

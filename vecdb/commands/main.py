@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -90,6 +91,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument("--text-filter", help='full-text filter as JSON, e.g. \'{"$contains": "rotate"}\'')
     p.add_argument("--fusion", help='hybrid fusion as JSON, e.g. \'{"method": "weighted", "alpha": 0.7}\'')
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the hits as one JSON array (id, score, source, text, metadata; full text), best first",
+    )
     _connection_args(p)
 
     p = sub.add_parser("collections", help="list, create or drop collections")
@@ -284,6 +290,13 @@ def _search(conn: Connection, args: argparse.Namespace, out: TextIO, err: TextIO
         text_filter=json_flag(args.text_filter, "--text-filter"),
         fusion=json_flag(args.fusion, "--fusion"),
     )[0]
+    if args.json:
+        rows_json = [
+            {"id": h.id, "score": float(h.score), "source": h.source, "text": h.text, "metadata": h.metadata}
+            for h in hits
+        ]
+        out.write(json.dumps(rows_json, ensure_ascii=False) + "\n")
+        return 0
     rows = [
         [str(i + 1), h.id, f"{h.score:.3f}", h.source or "", _snippet(h.text)] for i, h in enumerate(hits)
     ]

@@ -38,6 +38,7 @@ from vecdb.engine.validate import (
     decode_cursor,
     encode_cursor,
     expiry_times,
+    merge_metadata,
     split_missing_vectors,
     validate_fusion,
     validate_hits,
@@ -52,6 +53,7 @@ from vecdb.engine.validate import (
     validate_text_filter,
     validate_text_index,
     validate_texts,
+    validate_update,
     validate_vector_bytes,
 )
 from vecdb.engine.vector_state import VectorIndexState
@@ -62,6 +64,7 @@ from vecdb.errors import (
     InvalidConfigError,
     InvalidFilterError,
     LimitExceededError,
+    NotFoundError,
 )
 from vecdb.filters import parse_filter
 from vecdb.index import (
@@ -592,7 +595,7 @@ class Collection:
         self,
         source: str,
         ids: Sequence[str],
-        vectors: Any,
+        vectors: Any = None,
         texts: Sequence[str | None] | None = None,
         metadatas: Sequence[dict[str, Any] | None] | None = None,
     ) -> int:
@@ -696,6 +699,57 @@ class Collection:
         with self._reading():
             return None if self._text is None else self._text.info()
 
+    def update(
+        self,
+        ids: Sequence[str],
+        metadatas: Sequence[dict[str, Any] | None] | None = None,
+        texts: Sequence[str | None] | None = None,
+        sources: Sequence[str | None] | None = None,
+    ) -> int:
+        """Change existing records' metadata, text or source in place; returns how many were updated.
+
+        Per record, None (or a column left out) keeps that field. Metadata merges: the given keys replace
+        the stored ones, a key given as None is removed, the others stay. A new text in a collection with
+        an embedding model is embedded again (the record's vector changes); otherwise the vector and the
+        expiry time stay as stored. Every id must exist (NotFoundError naming the missing ones);
+        the whole batch is one atomic write, like an upsert, and the filter bitmaps and the source index
+        follow it."""
+        self._check_open()
+        id_list, meta_col, text_col, src_col = validate_update(ids, metadatas, texts, sources, self._limits)
+        embedded: dict[int, np.ndarray] = {}
+        if self.embedding_model is not None:  # slow: before the write lock
+            changed = [i for i, t in enumerate(text_col) if t is not None]
+            if changed:
+                embedded = dict(
+                    zip(changed, self.embed_documents([text_col[i] for i in changed]), strict=True)
+                )
+        with self._write_lock:
+            self._check_open()
+            labels = self._store.lookup_labels(id_list)
+            missing = [rid for rid, lb in zip(id_list, labels, strict=True) if lb is None]
+            if missing:
+                raise NotFoundError(
+                    f"update: {len(missing)} of {len(id_list)} ids are not in collection {self.name!r}, "
+                    f"e.g. {missing[:5]}; nothing was written",
+                    missing=missing[:100],
+                )
+            stored = self._load([lb for lb in labels if lb is not None])
+            vecs = self._store.get_vectors([r.label for r in stored])
+            for i, vec in embedded.items():
+                vecs[i] = vec
+            new, vecs = validate_records(
+                id_list,
+                vecs,
+                [t if t is not None else r.text for t, r in zip(text_col, stored, strict=True)],
+                [merge_metadata(r.metadata, m) for m, r in zip(meta_col, stored, strict=True)],
+                [s if s is not None else r.source for s, r in zip(src_col, stored, strict=True)],
+                dim=self.dim,
+                metric=self.metric,
+                limits=self._limits,
+            )
+            new = [dataclasses.replace(n, expires_at=r.expires_at) for n, r in zip(new, stored, strict=True)]
+            return self._write_locked(new, vecs, lambda: stored)
+
     def _check_metadata_fields(self, new: list[NewRecord]) -> None:
         """Refuse a write that would bring the collection's distinct metadata keys past the limit: each
         key is filterable and costs memory for as long as any record has it (call under the write lock)."""
@@ -761,33 +815,44 @@ class Collection:
         written, or for a pure delete how many visible records went (expired ones are already gone to
         readers, so they count only when ``count_expired``)."""
         with self._write_lock:
-            self._check_open()
-            removed = removed_fn()
-            if new:
-                self._check_metadata_fields(new)
-            if new and self.capacity is not None:
-                removed = removed + self._evictions(len(new), removed)
-            if not new and not removed:
-                return 0
-            hidden = 0
-            if not new and self._records.expiry:
-                dead = self._records.expired(time.time())
-                hidden = sum(r.label in dead for r in removed) if dead else 0
-            with self._rw.write():
-                seq, labels = self._store.commit(new, vecs, removed)
-                change = Change(seq, labels, new, vecs if new else None, removed)
-                for d in self._derived:
-                    d.apply(change)
-                self._applied_seq = seq
-            self._maybe_maintain()
-            self._ops_since_checkpoint += 1
-            self._changes_since_checkpoint += len(new) + len(removed)
-            storage = self._settings.storage
-            if (
-                self._ops_since_checkpoint >= storage.checkpoint_every_ops
-                or self._changes_since_checkpoint >= storage.checkpoint_every_records
-            ):
-                self._schedule_checkpoint()
+            return self._write_locked(new, vecs, removed_fn, count_expired=count_expired)
+
+    def _write_locked(
+        self,
+        new: list[NewRecord],
+        vecs: np.ndarray | None,
+        removed_fn: Callable[[], list[StoredRecord]],
+        *,
+        count_expired: bool = False,
+    ) -> int:
+        """``_write``'s body, for a caller that holds the write lock already (``update``)."""
+        self._check_open()
+        removed = removed_fn()
+        if new:
+            self._check_metadata_fields(new)
+        if new and self.capacity is not None:
+            removed = removed + self._evictions(len(new), removed)
+        if not new and not removed:
+            return 0
+        hidden = 0
+        if not new and self._records.expiry:
+            dead = self._records.expired(time.time())
+            hidden = sum(r.label in dead for r in removed) if dead else 0
+        with self._rw.write():
+            seq, labels = self._store.commit(new, vecs, removed)
+            change = Change(seq, labels, new, vecs if new else None, removed)
+            for d in self._derived:
+                d.apply(change)
+            self._applied_seq = seq
+        self._maybe_maintain()
+        self._ops_since_checkpoint += 1
+        self._changes_since_checkpoint += len(new) + len(removed)
+        storage = self._settings.storage
+        if (
+            self._ops_since_checkpoint >= storage.checkpoint_every_ops
+            or self._changes_since_checkpoint >= storage.checkpoint_every_records
+        ):
+            self._schedule_checkpoint()
         return len(new) if new else len(removed) - (0 if count_expired else hidden)
 
     # ---- reads -------------------------------------------------------------------------------------

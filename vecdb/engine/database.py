@@ -38,6 +38,7 @@ from vecdb.engine.collection import Collection
 from vecdb.engine.snapshots import Snapshots, read_snapshot, verify_files
 from vecdb.engine.validate import (
     NAME_RE,
+    check_same_config,
     collection_dim,
     validate_embedding,
     validate_metric,
@@ -237,6 +238,52 @@ class Database:
             col = self._make_collection(name, final, manifest, create=False)
             self._open[name] = col
             return col
+
+    def get_or_create_collection(
+        self,
+        name: str,
+        dim: int | None = None,
+        metric: Metric | None = None,
+        index: dict[str, Any] | None = None,
+        embedding: dict[str, Any] | None = None,
+        max_records: int | None = None,
+        eviction: Eviction | None = None,
+        shards: int | None = None,
+        replicas: int | None = None,
+        text_index: dict[str, Any] | None = None,
+    ) -> Collection:
+        """The collection ``name`` when it exists and has every setting given here (a setting left out
+        matches anything; CollectionExistsError naming the differences otherwise), else a new one as
+        ``create_collection`` makes it (``metric`` None: cosine)."""
+        requested = {
+            "dim": dim, "metric": metric, "index": index, "embedding": embedding,
+            "max_records": max_records, "eviction": eviction, "shards": shards, "replicas": replicas,
+            "text_index": text_index,
+        }  # fmt: skip
+        for _ in range(2):  # a concurrent create or drop between the two steps: look again once
+            try:
+                col = self.get_collection(name)
+            except CollectionNotFoundError:
+                try:
+                    return self.create_collection(
+                        name,
+                        dim,
+                        metric or "cosine",
+                        index,
+                        embedding,
+                        max_records,
+                        eviction,
+                        shards=shards,
+                        replicas=replicas,
+                        text_index=text_index,
+                    )
+                except CollectionExistsError:
+                    continue
+            check_same_config(col.info(), self.settings, **requested)
+            return col
+        raise CollectionExistsError(
+            f"collection {name!r} is being created and dropped concurrently", name=name
+        )
 
     def embed(
         self, texts: Any, model: str | None = None, collection: str | None = None

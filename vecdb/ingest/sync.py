@@ -205,6 +205,7 @@ def _one(
     metadatas: list[dict[str, Any] | None] = [
         {
             "path": doc.source,
+            "source": doc.source,  # LangChain loaders name it so: filter={"source": ...} in the store
             "chunk": i,
             "chunks": len(chunks),
             "start": c.start,

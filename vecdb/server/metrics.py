@@ -118,6 +118,11 @@ class Metrics:
 
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
+    def reject(self, transport: str, operation: str, code: str) -> None:
+        """Count a request refused before it reached the engine (a body that fails validation): in
+        ``vecdb_requests_total`` only, since its latency is not the operation's."""
+        self.requests.labels(transport, operation, code).inc()
+
     def observe(self, transport: str, operation: str, code: str, seconds: float) -> None:
         key = (transport, operation, code)
         children = self._children.get(key)
