@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -38,7 +39,14 @@ def read_jsonl(text: str) -> list[dict]:
     """The records of an export (its first line, the collection's configuration, checked and left out)."""
     header, *lines = [json.loads(line) for line in text.splitlines() if line]
     assert set(header) == {"vecdb_collection"}
-    assert set(header["vecdb_collection"]) == {"dim", "metric", "index", "embedding", "capacity"}
+    assert set(header["vecdb_collection"]) == {
+        "dim",
+        "metric",
+        "index",
+        "embedding",
+        "capacity",
+        "text_index",
+    }
     return lines
 
 
@@ -141,16 +149,46 @@ def test_export_of_a_missing_collection_fails(tmp_path: Path) -> None:
     )
 
 
+def config_of(info: dict[str, Any]) -> dict[str, Any]:
+    """A collection's creation settings in its info (without the facts info reports beside them)."""
+    embedding, text = info["embedding"], info["text_index"]
+    return {
+        "dim": info["dim"],
+        "metric": info["metric"],
+        "index": info["index"],
+        "embedding": None
+        if embedding is None
+        else {k: embedding[k] for k in embedding if k not in ("dim", "backend")},
+        "capacity": info["capacity"],
+        "text_index": None if text is None else {k: text[k] for k in text if k != "documents"},
+    }
+
+
 def test_export_import_carries_the_configuration(tmp_path: Path) -> None:
-    """The model, index, metric and capacity travel with the records (JSON Lines and Parquet); flags
-    override them; a file another tool wrote (no configuration) still imports."""
+    """The model (with its prompts), index, metric, capacity and full-text index travel with the records
+    (JSON Lines and Parquet); flags override them; a file another tool wrote (no configuration) still
+    imports."""
     data = tmp_path / "d"
     with Database(data) as db:
         col = db.create_collection(
-            "notes", embedding={}, metric="ip", index={"type": "flat"}, max_records=100, eviction="lru"
+            "notes",
+            embedding={"document_prompt": "passage: "},
+            metric="ip",
+            index={"type": "flat"},
+            max_records=100,
+            eviction="lru",
+            text_index={"tokenizer": "whitespace"},
         )
         col.upsert(["a", "b"], texts=["cats purr", "stocks fell"], sources=["x.md", "y.md"])
-        want = {k: col.info()[k] for k in ("dim", "metric", "index", "embedding", "capacity")}
+        want = config_of(col.info())
+    assert want["embedding"]["document_prompt"] == "passage: "
+    assert want["text_index"] == {
+        "tokenizer": "whitespace",
+        "stemming": False,
+        "stopwords": None,
+        "k1": 1.2,
+        "b": 0.75,
+    }
     jsonl, parquet = tmp_path / "n.jsonl", tmp_path / "n.parquet"
     ok("export", "--collection", "notes", "--output", jsonl, "--data-dir", data)
     ok("export", "--collection", "notes", "--output", parquet, "--data-dir", data)
@@ -177,19 +215,23 @@ def test_export_import_carries_the_configuration(tmp_path: Path) -> None:
     with Database(data) as db:
         for name in ("from_jsonl", "from_parquet"):
             info = db.get_collection(name).info()
-            assert {k: info[k] for k in want} == want, name
-            # text search works on the copy: the model came along
+            assert config_of(info) == want, name
+            # text search works on the copy: the model came along, and so did the full-text index
             (hit,) = db.get_collection(name).search(texts=["a purring cat"], k=1)[0]
             assert hit.id == "a"
+            (hit,) = db.get_collection(name).search(texts=["stocks"], k=1, mode="text")[0]
+            assert hit.id == "b"
         over = db.get_collection("over").info()
         assert over["metric"] == "cosine"
         assert over["capacity"] == {"max_records": 5, "eviction": "lru"}
-        assert over["embedding"] == want["embedding"]
+        assert config_of(over)["embedding"] == want["embedding"]
         plain = db.get_collection("plain").info()
         assert plain["embedding"] is None
         assert plain["capacity"] is None
         assert plain["metric"] == "cosine"
-        assert db.get_collection("bare").info()["embedding"] == want["embedding"]
+        bare_info = db.get_collection("bare").info()
+        assert bare_info["embedding"]["model"] == want["embedding"]["model"]
+        assert bare_info["text_index"] is None
     fails(
         "import",
         bare,

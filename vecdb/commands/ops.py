@@ -243,11 +243,20 @@ def _export(conn: Connection, args: argparse.Namespace, out: TextIO) -> int:
 #: The key of the configuration: the first JSON Lines object, or the Parquet schema's metadata.
 CONFIG_KEY = "vecdb_collection"
 #: What of a collection's info an export carries (what creating it again needs).
-CONFIG_FIELDS = ("dim", "metric", "index", "embedding", "capacity")
+CONFIG_FIELDS = ("dim", "metric", "index", "embedding", "capacity", "text_index")
+#: What info() adds to the embedding declaration and the text index spec (facts, not settings).
+_REPORTED = frozenset({"dim", "backend", "documents"})
 
 
 def collection_config(info: dict[str, Any]) -> dict[str, Any]:
-    return {key: info.get(key) for key in CONFIG_FIELDS}
+    """The creation settings in a collection's info: the embedding declaration (model, prompts, window)
+    and the text index spec without what info() reports beside them."""
+    config = {key: info.get(key) for key in CONFIG_FIELDS}
+    for key in ("embedding", "text_index"):
+        value = config[key]
+        if isinstance(value, dict):
+            config[key] = {k: v for k, v in value.items() if k not in _REPORTED}
+    return config
 
 
 def _write_jsonl(records: Iterable[dict[str, Any]], f: TextIO, config: dict[str, Any]) -> int:
@@ -357,16 +366,19 @@ def new_collection_args(file_config: dict[str, Any], args: argparse.Namespace) -
     ``--ignore-config``), each part overridden by its flag. ``dim`` is None when neither says."""
     config = {} if args.ignore_config else file_config
     capacity = config.get("capacity") or {}
-    model = args.model if args.model is not None else (config.get("embedding") or {}).get("model")
+    declared = dict(config.get("embedding") or {})  # model, prompts, window (older files: model only)
+    model = args.model if args.model is not None else declared.get("model")
     max_records = args.max_records if args.max_records is not None else capacity.get("max_records")
     eviction = args.eviction or (capacity.get("eviction") if max_records is not None else None)
     return {
         "dim": config.get("dim"),
         "metric": args.metric or config.get("metric") or "cosine",
         "index": json_flag(args.index, "--index") if args.index else config.get("index"),
-        "embedding": None if model in (None, "none") else {"model": model},
+        # --model replaces the model only; the prompts and window declared for it travel with the file
+        "embedding": None if model in (None, "none") else {**declared, "model": model},
         "max_records": max_records,
         "eviction": eviction,
+        **({"text_index": config["text_index"]} if config.get("text_index") is not None else {}),
     }
 
 

@@ -89,6 +89,14 @@ class _Search:
     fusion: dict[str, Any] | None = None
 
 
+def _embedding_args(embedding: dict[str, Any] | None) -> dict[str, Any] | None:
+    """create_collection's ``embedding`` from a collection's info (its declaration, without the ``dim``
+    and ``backend`` the server reports beside it)."""
+    if embedding is None:
+        return None
+    return {k: v for k, v in embedding.items() if k not in ("dim", "backend")}
+
+
 def _text_index_args(text_index: dict[str, Any] | None) -> dict[str, Any]:
     """create_collection's ``text_index`` from a collection's info (its spec, without the counts)."""
     if text_index is None:
@@ -454,7 +462,7 @@ class VecDBVectorStore(VectorStore):
                     info.dim,
                     info.metric,
                     info.index,
-                    info.embedding,
+                    _embedding_args(info.embedding),
                     **_text_index_args(info.text_index),
                 )
             else:
@@ -481,7 +489,7 @@ class VecDBVectorStore(VectorStore):
                     info.dim,
                     info.metric,
                     info.index,
-                    info.embedding,
+                    _embedding_args(info.embedding),
                     **_text_index_args(info.text_index),
                 )
             else:
