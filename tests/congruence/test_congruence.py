@@ -98,8 +98,9 @@ def _record(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _info(info: dict[str, Any]) -> dict[str, Any]:
-    # checkpoint_seq moves with background checkpoints: not part of the contract being compared
-    return {k: v for k, v in info.items() if k != "checkpoint_seq"}
+    # checkpoint_seq moves with background checkpoints, memory with the process (caches, flushes;
+    # embedded only): not part of the contract being compared
+    return {k: v for k, v in info.items() if k not in ("checkpoint_seq", "memory")}
 
 
 # ---- embedded --------------------------------------------------------------------------------------------

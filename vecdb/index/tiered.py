@@ -33,7 +33,15 @@ from typing import Any, Literal
 import numpy as np
 from pyroaring import BitMap64
 
-from vecdb.index.ann import AnnIndex, BuildCancelledError, Fetch, build_ann, ivf_nlist, new_ann
+from vecdb.index.ann import (
+    ID_MAP_ENTRY_BYTES,
+    AnnIndex,
+    BuildCancelledError,
+    Fetch,
+    build_ann,
+    ivf_nlist,
+    new_ann,
+)
 from vecdb.index.calibrate import Calibration, ExactScan, QueryReservoir, calibrate
 from vecdb.index.device import Device
 from vecdb.index.flat import FlatIndex
@@ -70,6 +78,7 @@ class Job:
     removed: list[np.ndarray] = field(default_factory=list)
     cancel: threading.Event = field(default_factory=threading.Event)
     calibration: Calibration | None = None  # of the new main, measured before it is swapped in
+    building: AnnIndex | None = None  # the index being built (for memory accounting only)
 
 
 def _bitmap(labels: np.ndarray) -> BitMap64:
@@ -90,6 +99,10 @@ def _rows_of(labels: np.ndarray, x: np.ndarray) -> Callable[[np.ndarray], np.nda
         return out
 
     return rows
+
+
+def _spent(want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    raise RuntimeError("a finished job's inputs were freed")
 
 
 class TieredIndex:
@@ -160,6 +173,22 @@ class TieredIndex:
             ],
             "recall": self.recall_state(),
         }
+
+    def memory(self) -> dict[str, int]:
+        """Bytes held by each part (call under the read lock): ``ann_*`` (main's vectors, graph or lists,
+        id maps), ``delta_vectors`` / ``delta_ids`` (the exact buffer), ``labels`` (the bitmaps of main's,
+        the delta's and tombstoned labels), ``build`` (the index a background job is building: a copy of
+        main plus what it adds, or a fresh index)."""
+        out = {f"ann_{part}": b for part, b in (self.main.memory() if self.main is not None else {}).items()}
+        n = len(self.delta)
+        out["delta_vectors"] = 4 * self.dim * n
+        out["delta_ids"] = (8 + ID_MAP_ENTRY_BYTES) * n
+        out["labels"] = sum(
+            len(bm.serialize()) for bm in (self.main_labels, self.delta_labels, self.tombstones)
+        )
+        building = self.job.building if self.job is not None else None
+        out["build"] = sum(building.memory().values()) if building is not None else 0
+        return out
 
     def recall_state(self) -> dict[str, Any]:
         """The recall target and, for an ANN main, the calibrated knobs per k band."""
@@ -456,7 +485,9 @@ class TieredIndex:
         if job.kind == "rebuild" and not len(job.labels):
             return None, np.empty(0, np.int64)  # everything was deleted: no ANN index until it grows again
         base = job.base.copy() if job.base is not None else new_ann(self.spec, self.dim, self.metric, job.n)
+        job.building = base
         built, added = build_ann(base, job.labels, job.fetch, job.cancel)
+        job.fetch = _spent  # free the job's inputs (a merge's delta snapshot) before calibrating
         if self.device is not None:
             built.attach(self.device)  # the device copy is made here, outside the engine's locks
         job.calibration = self.calibrate(built, job.cancel)
