@@ -36,7 +36,13 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 MIB = 1 << 20
 SIZES = (100_000, 250_000, 500_000, 1_000_000)
-SYSTEMS = ("vecdb-embedded", "vecdb-grpc", "chroma")
+#: Compressed storage options (vecdb embedded with this index spec), measured beside the default.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "vecdb-hnsw-sq8": {"type": "hnsw", "storage": "sq8"},
+    "vecdb-hnsw-fp16": {"type": "hnsw", "storage": "fp16"},
+    "vecdb-ivf-pq48": {"type": "ivf", "storage": "pq48"},
+}
+SYSTEMS = ("vecdb-embedded", "vecdb-grpc", "chroma", *VARIANTS)
 # What runs at each size unless --plan says otherwise: the curve is vecdb embedded at every size;
 # gRPC and Chroma at the sizes the issue compares (100k beside the peers' numbers, 1M).
 DEFAULT_PLAN = {
@@ -84,7 +90,12 @@ def run_one(system: str, n: int, args: argparse.Namespace, tmp: Path) -> dict[st
         "timeout_s": args.timeout,
     }
     load_start = os.getloadavg()
-    res: dict[str, Any] = peers.run_worker(system, ds, params, python, tmp)
+    if system in VARIANTS:
+        extra = {"vecdb_index": VARIANTS[system]}
+        res: dict[str, Any] = peers.run_worker("vecdb-embedded", ds, params, python, tmp, extra, system)
+        res["system"] = system
+    else:
+        res = peers.run_worker(system, ds, params, python, tmp)
     res["loadavg_start"] = load_start
     res["loadavg_end"] = os.getloadavg()
     res["size"] = n
