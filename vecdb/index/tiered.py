@@ -515,6 +515,7 @@ class TieredIndex:
         self.main_id = main_id if new_main is not None else None
         self._tomb_selector = self._tomb_array = None
         self.job = None
+        job.base = job.building = None  # the old main goes as soon as no search holds it
 
     def abandon_job(self, job: Job) -> None:
         if self.job is job:
