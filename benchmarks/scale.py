@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,6 +100,13 @@ def run_one(system: str, n: int, args: argparse.Namespace, tmp: Path) -> dict[st
     res["loadavg_start"] = load_start
     res["loadavg_end"] = os.getloadavg()
     res["size"] = n
+    git = subprocess.run(
+        ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    res["commit"] = git.stdout.strip() or None
     if res.get("exit_code") is None and "error" in res:
         res["not_completed"] = f"did not complete within {args.timeout / 60:.0f} minutes"
     return res

@@ -273,6 +273,7 @@ class Collection:
         finally:
             with self._rw.write():  # waits for searches in flight; later ones see ClosedError
                 self._store.close()
+                self._index.release()  # a handle kept after close holds no vectors
 
     @property
     def seq(self) -> int:

@@ -9,9 +9,10 @@
 Invariant: every live label is in exactly one of ``delta`` and ``main - tombstones``.
 
 Writes only touch ``delta`` and ``tombstones`` (cheap). A background job (``start_job`` ->
-``run_job`` -> ``finish_job``) builds the next main: a *merge* copies main and adds the delta snapshot
-(or builds the first main from it); a *rebuild* builds a fresh index from every live vector read from the
-store (too many tombstones, or an IVF that outgrew its training). Removals during the job are recorded
+``run_job`` -> ``finish_job``) builds the next main: a *merge* copies main and adds the delta's vectors
+(or builds the first main from them); a *rebuild* builds a fresh index from every live vector (too many
+tombstones, or an IVF that outgrew its training). Both read their vectors from the store, a chunk at a
+time, so a job holds no copy of the delta. Removals during the job are recorded
 and applied to the result before the atomic swap; additions during the job stay in the delta.
 
 Search plans per query batch: with no filter, main (minus tombstones, ef/nprobe widened by the dead
@@ -454,24 +455,23 @@ class TieredIndex:
         return None
 
     def start_job(self, kind: Literal["merge", "rebuild"], live: BitMap64, store_fetch: Fetch) -> Job:
-        """Snapshot what the job needs (under the write lock: copies the delta, nothing big)."""
+        """Snapshot what the job needs (under the write lock: label arrays, nothing big).
+
+        Both kinds read their vectors from the store (``store_fetch``), a chunk at a time, as they add
+        them: a merge names the delta's labels instead of copying its vectors (at the end of a bulk load
+        the delta can hold tens of thousands of vectors, and a copy of it, sorted, was two). Labels
+        deleted meanwhile are skipped (``finish_job`` applies the removals made during the job)."""
         assert self.job is None and not isinstance(self.spec, FlatSpec)
+
+        def fetch_prepared(want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            found, raw = store_fetch(want)
+            return found, self.prepare(raw)
+
         if kind == "merge":
-            labels, vectors = self.delta.vectors()
-            order = np.argsort(labels)
-            labels, vectors = labels[order], vectors[order]
-
-            def fetch(want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                return want, vectors[np.searchsorted(labels, want)]
-
-            job = Job("merge", labels, fetch, self.main, len(self.main_labels) + len(labels))
+            labels = _labels(self.delta_labels).copy()  # sorted
+            job = Job("merge", labels, fetch_prepared, self.main, len(self.main_labels) + len(labels))
         else:
             live_labels = _labels(live).copy()
-
-            def fetch_prepared(want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                found, raw = store_fetch(want)
-                return found, self.prepare(raw)
-
             job = Job("rebuild", live_labels, fetch_prepared, None, len(live_labels))
         self.job = job
         return job
@@ -487,7 +487,7 @@ class TieredIndex:
         base = job.base.copy() if job.base is not None else new_ann(self.spec, self.dim, self.metric, job.n)
         job.building = base
         built, added = build_ann(base, job.labels, job.fetch, job.cancel)
-        job.fetch = _spent  # free the job's inputs (a merge's delta snapshot) before calibrating
+        job.fetch = _spent  # nothing reads the job's inputs after this
         if self.device is not None:
             built.attach(self.device)  # the device copy is made here, outside the engine's locks
         job.calibration = self.calibrate(built, job.cancel)
@@ -516,6 +516,12 @@ class TieredIndex:
         self._tomb_selector = self._tomb_array = None
         self.job = None
         job.base = job.building = None  # the old main goes as soon as no search holds it
+
+    def release(self) -> None:
+        """Drop the index's memory (the collection is closed: nothing searches it any more)."""
+        self.main = None
+        self.delta = FlatIndex(self.dim, self.metric)
+        self.calibration = None
 
     def abandon_job(self, job: Job) -> None:
         if self.job is job:
