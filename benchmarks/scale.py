@@ -117,6 +117,18 @@ def _row(res: dict[str, Any]) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+def _code(res: dict[str, Any]) -> str:
+    """Which code measured an entry (entries from before scale.py recorded it: an earlier commit)."""
+    if res.get("commit"):
+        return str(res["commit"])
+    if res.get("from_peers"):
+        when = (
+            f"re-measured {res['updated']} at 65bc8f4" if res.get("updated") else "first run, before 65bc8f4"
+        )
+        return f"{res['from_peers']} ({when})"
+    return "before 65bc8f4 (merges still copied the delta; reopen kept the closed index)"
+
+
 def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
@@ -139,15 +151,15 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "| Size | System | Ingest to searchable | Peak RSS | Peak above data | Steady after reopen "
         "| Steady above data | Recall@10 | 1-query QPS | p50 ms | Batch QPS | Filter 1% p50 ms | "
-        "Filter 1% recall | Delete 1% source | Reopen to first answer | Load avg |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "Filter 1% recall | Delete 1% source | Reopen to first answer | Load avg | Code |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key in sorted(report["results"], key=lambda k: (int(k.split(":")[0]), k)):
         res = report["results"][key]
         n, system = res["size"], res["system"]
         if "error" in res:
             why = res.get("not_completed") or res["error"][:160]
-            lines.append(f"| {n:,} | {system} | not completed: {why} |" + " |" * 13)
+            lines.append(f"| {n:,} | {system} | not completed: {why} |" + " |" * 14)
             continue
         row = _row(res)
         mem = res["memory"]
@@ -162,9 +174,9 @@ def markdown(report: dict[str, Any]) -> str:
             f"{row['recall_at_10']:.4f} | {row['single_qps']:,.0f} | {row['single_p50_ms']:.3f} | "
             f"{row['batch_qps']:,.0f} | {row['filtered_p50_ms']:.3f} | {row['filtered_recall_at_10']:.4f} | "
             f"{res['delete']['delete_s'] * 1e3:.1f} ms | {res['reopen']['reopen_to_first_answer_s']:.2f} s | "
-            f"{res['loadavg_start'][0]:.1f}-{res['loadavg_end'][0]:.1f} |"
+            f"{res['loadavg_start'][0]:.1f}-{res['loadavg_end'][0]:.1f} | {_code(res)} |"
             if row
-            else f"| {n:,} | {system} | no default row |" + " |" * 13
+            else f"| {n:,} | {system} | no default row |" + " |" * 14
         )
     curve = [
         r
@@ -210,6 +222,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--filtered", type=int, default=200)
     ap.add_argument("--batch", type=int, default=5000)
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per worker")
+    ap.add_argument(
+        "--from-peers",
+        type=Path,
+        default=None,
+        help="take the synthetic-set entries of a benchmarks/peers.py report (same harness and data at "
+        "its size) as finished entries, then report",
+    )
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     chosen = None if args.systems is None else [s.strip() for s in args.systems.split(",") if s.strip()]
@@ -217,6 +236,18 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown systems {unknown}; choose from {list(SYSTEMS)}")
     args.state.mkdir(parents=True, exist_ok=True)
+    if args.from_peers is not None:
+        report = json.loads(args.from_peers.read_text())
+        synthetic = report["results"]["synthetic"]
+        for system, measured in synthetic["systems"].items():
+            if system in SYSTEMS:
+                entry = {**measured, "size": synthetic["records"], "from_peers": args.from_peers.name}
+                entry.setdefault("loadavg_start", report["machine"]["loadavg_start"])
+                entry.setdefault("loadavg_end", report["machine"].get("loadavg_end", entry["loadavg_start"]))
+                path = args.state / f"{synthetic['records']}-{system}.json"
+                path.write_text(json.dumps(entry, indent=1))
+        write_report(args)
+        return 0
     tmp = args.state / "tmp"
     plan = [(n, s) for n in sizes for s in (chosen or DEFAULT_PLAN.get(n, ("vecdb-embedded",)))]
     peers = _peers()
