@@ -121,6 +121,8 @@ def _code(res: dict[str, Any]) -> str:
     """Which code measured an entry (entries from before scale.py recorded it: an earlier commit)."""
     if res.get("commit"):
         return str(res["commit"])
+    if res.get("from_peers") and not str(res.get("system", "")).startswith("vecdb"):
+        return f"{res['from_peers']} (a peer: no vecdb code)"
     if res.get("from_peers"):
         when = (
             f"re-measured {res['updated']} at 65bc8f4" if res.get("updated") else "first run, before 65bc8f4"
