@@ -666,7 +666,17 @@ def test_recall_target_travels_in_the_index_spec(apis: list[Api]) -> None:
     got = {api.name: outcome(api, run) for api in apis}
     assert got["embedded"] == (
         "ok",
-        ({"type": "hnsw", "m": 32, "ef_construction": 100, "ef_search": None, "target_recall": 0.9},) * 2
+        (
+            {
+                "type": "hnsw",
+                "m": 32,
+                "ef_construction": 100,
+                "ef_search": None,
+                "target_recall": 0.9,
+                "storage": "flat",
+            },
+        )
+        * 2
         + (0.9,),
     )
     assert got["rest"] == got["grpc"] == got["embedded"], got
