@@ -231,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         help="take the synthetic-set entries of a benchmarks/peers.py report (same harness and data at "
         "its size) as finished entries, then report",
     )
+    ap.add_argument("--peers-commit", default=None, help="the commit the --from-peers report measured")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     chosen = None if args.systems is None else [s.strip() for s in args.systems.split(",") if s.strip()]
@@ -244,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         for system, measured in synthetic["systems"].items():
             if system in SYSTEMS:
                 entry = {**measured, "size": synthetic["records"], "from_peers": args.from_peers.name}
+                if args.peers_commit and system.startswith("vecdb"):
+                    entry["commit"] = args.peers_commit
                 entry.setdefault("loadavg_start", report["machine"]["loadavg_start"])
                 entry.setdefault("loadavg_end", report["machine"].get("loadavg_end", entry["loadavg_start"]))
                 path = args.state / f"{synthetic['records']}-{system}.json"
