@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -90,6 +91,8 @@ def run_one(system: str, n: int, args: argparse.Namespace, tmp: Path) -> dict[st
         "filtered": args.filtered,
         "timeout_s": args.timeout,
     }
+    # A run killed before its end leaves its work folder (the store): start clean.
+    shutil.rmtree(tmp / "work" / f"{ds['name']}-{system}", ignore_errors=True)
     load_start = os.getloadavg()
     if system in VARIANTS:
         extra = {"vecdb_index": VARIANTS[system]}
@@ -259,8 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     for n, system in plan:
         done = args.state / f"{n}-{system}.json"
         if done.exists():
-            log(f"{n:,} / {system}: done before, kept")
-            continue
+            before = json.loads(done.read_text())
+            if "error" not in before or before.get("not_completed"):  # a failure other than time: again
+                log(f"{n:,} / {system}: done before, kept")
+                continue
         log(f"{n:,} / {system}")
         res = run_one(system, n, args, tmp)
         done.write_text(json.dumps(res, indent=1, default=float) + "\n")
