@@ -109,6 +109,20 @@ class StorageSettings(BaseModel):
         description="Most table files each collection's RocksDB keeps open (-1: all of them, one file "
         "descriptor each). A collection also holds ~4 descriptors of its own (WAL, LOCK, MANIFEST, log).",
     )
+    block_cache_mb: int = Field(
+        32,
+        ge=0,
+        le=1 << 20,
+        description="MiB of RocksDB block cache per collection, shared by all its column families (table "
+        "blocks read from disk: vectors read by rebuilds, re-ranking and replay; records read by reads).",
+    )
+    write_buffer_mb: int = Field(
+        16,
+        ge=1,
+        le=1 << 16,
+        description="MiB of RocksDB memtables per collection, all column families together: recent writes "
+        "are flushed to table files once they pass it (the WAL keeps them durable meanwhile).",
+    )
     expiry_purge_seconds: float = Field(
         1.0,
         gt=0,

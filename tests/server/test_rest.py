@@ -335,6 +335,10 @@ async def test_metrics(docs: httpx.AsyncClient) -> None:
     latency = frozenset({("transport", "rest"), ("operation", "upsert")})
     assert samples[("vecdb_request_seconds_count", latency)] == 1
     assert ("vecdb_index_vectors", frozenset({("collection", "docs"), ("part", "tombstones")})) in samples
+    memtables = frozenset({("collection", "docs"), ("component", "store"), ("part", "memtables")})
+    assert samples[("vecdb_memory_bytes", memtables)] > 0  # 4 records written, not flushed yet
+    delta = frozenset({("collection", "docs"), ("component", "index"), ("part", "delta_vectors")})
+    assert samples[("vecdb_memory_bytes", delta)] > 0
     assert samples[("vecdb_index_building", frozenset({("collection", "docs")}))] in (0, 1)
 
 

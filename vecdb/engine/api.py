@@ -196,7 +196,8 @@ class CollectionAPI(Protocol):
 
     def info(self) -> dict[str, Any]:
         """name, dim, metric, index, embedding, text_index (None, or its spec and ``documents``), count,
-        sources, capacity, index_state, seq, checkpoint_seq (a sharded collection adds ``cluster``)."""
+        sources, capacity, index_state, seq, checkpoint_seq (a sharded collection adds ``cluster``; an
+        embedded one ``memory``: bytes per index part and store cache, docs/indexes.md#memory)."""
         ...
 
     # ---- lifecycle ---------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from vecdb.engine.api import scroll_all
 from vecdb.engine.capacity import Capacity, Recency
 from vecdb.engine.derived import Change, Derived, FilterState, RecencyState
 from vecdb.engine.locks import RWLock
+from vecdb.engine.malloc import bound_allocator, release_free_memory
 from vecdb.engine.record_index import RecordIndex, to_labels
 from vecdb.engine.text_state import TextIndexState
 from vecdb.engine.validate import (
@@ -128,6 +129,7 @@ class Collection:
         device: Device | None = None,
         text_index: TextIndexSpec | None = None,
     ) -> None:
+        bound_allocator()  # once per process (vecdb.engine.malloc)
         self.name = name
         self._device = device
         self.path = path
@@ -170,6 +172,8 @@ class Collection:
             sync=settings.storage.sync_writes,
             what=f"store of collection {name!r}",
             max_open_files=settings.storage.max_open_files,
+            block_cache_bytes=settings.storage.block_cache_mb << 20,
+            write_buffer_bytes=settings.storage.write_buffer_mb << 20,
             watermark=path / WATERMARK_FILE,
             on_damage=self._on_damage,
         )
@@ -219,6 +223,7 @@ class Collection:
         with self._write_lock:
             self._maybe_maintain()
             self._maybe_calibrate()
+        release_free_memory()  # what the open scan and the checkpoint's load left behind
 
     # ---- integrity ---------------------------------------------------------------------------------
 
@@ -294,6 +299,7 @@ class Collection:
         finally:
             with self._rw.write():  # waits for searches in flight; later ones see ClosedError
                 self._store.close()
+                self._index.release()  # a handle kept after close holds no vectors
 
     @property
     def seq(self) -> int:
@@ -355,6 +361,7 @@ class Collection:
         try:
             if not self._closed:
                 self._checkpoint()
+                release_free_memory()
         except Exception:  # the op-log still covers everything; the next checkpoint retries
             log.exception("collection %s: background checkpoint failed", self.name)
 
@@ -399,6 +406,7 @@ class Collection:
             )
             self._schedule_checkpoint()
             self._maybe_maintain()
+        release_free_memory()  # the old main and the job's inputs
 
     def _maybe_calibrate(self, again: bool = False) -> None:
         """An ANN index loaded without a calibration (checkpointed by an older version) is calibrated in
@@ -1162,7 +1170,8 @@ class Collection:
         return {**self.embedding.to_dict(), "dim": self.dim, "backend": self._settings.embedding.backend}
 
     def info(self) -> dict[str, Any]:
-        """Name, dimension, metric, index spec and state, counts and sequence numbers."""
+        """Name, dimension, metric, index spec and state, counts, sequence numbers and memory (bytes
+        held by each index part and the store's caches; embedded only, /metrics serves it too)."""
         self._check_open()
         with self._reading():
             return {
@@ -1178,7 +1187,13 @@ class Collection:
                 "index_state": self._index_state(),
                 "seq": self._applied_seq,
                 "checkpoint_seq": self._checkpoint_seq(),
+                "memory": self._memory(),
             }
+
+    def _memory(self) -> dict[str, Any]:
+        """Bytes held by the index's parts and the store's caches (docs/indexes.md#memory)."""
+        parts = {"index": self._index.memory(), "store": self._store.memory()}
+        return {**parts, "total": sum(b for part in parts.values() for b in part.values())}
 
 
 def _score_filter(threshold: Any, metric: Metric) -> Callable[[float], bool]:
