@@ -319,9 +319,9 @@ class FullTextIndex:
         elif len(pairs) > n:  # best first already: only the n-th's ties need the tiebreak's order
             last = pairs[n - 1][0]
             pairs = [p for p in pairs if p[0] >= last]
-        if len(pairs) > 1:
-            order = tiebreak or (lambda lb: lb)
-            pairs.sort(key=lambda p: (-p[0], order(p[1])))
+        if len(pairs) > 1:  # best first, equal scores by tiebreak (decorated: no per-item lambda)
+            keys = map(tiebreak, [lb for _, lb in pairs]) if tiebreak else [lb for _, lb in pairs]
+            pairs = [p for _, _, p in sorted(zip([-sc for sc, _ in pairs], keys, pairs, strict=True))]
         pairs = pairs[:n]
         return (
             np.fromiter((lb for _, lb in pairs), np.int64, len(pairs)),
