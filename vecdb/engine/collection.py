@@ -1034,10 +1034,14 @@ class Collection:
         ids = self._records.ids
         out = []
         for vrow, trow in zip(vec_rows, text_rows, strict=True):
-            label_of = {ids[lb]: lb for lb, _ in vrow} | {ids[lb]: lb for lb, _ in trow}
+            vkeys = [ids[lb] for lb, _ in vrow]
+            tkeys = [ids[lb] for lb, _ in trow]
+            label_of = {key: lb for key, (lb, _) in zip(vkeys, vrow, strict=True)} | {
+                key: lb for key, (lb, _) in zip(tkeys, trow, strict=True)
+            }
             fused = fuse(
-                [(ids[lb], sc) for lb, sc in vrow],
-                [(ids[lb], sc) for lb, sc in trow],
+                [(key, sc) for key, (_, sc) in zip(vkeys, vrow, strict=True)],
+                [(key, sc) for key, (_, sc) in zip(tkeys, trow, strict=True)],
                 fus,
                 k,
                 lower_better=self.metric == "l2",
