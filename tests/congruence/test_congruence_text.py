@@ -286,7 +286,8 @@ def script(api: Any) -> list[tuple[str, Any]]:
 
 
 def _drop_seqs(info: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in info.items() if k != "checkpoint_seq"}
+    # checkpoint_seq moves with background checkpoints, memory with the process (embedded only)
+    return {k: v for k, v in info.items() if k not in ("checkpoint_seq", "memory")}
 
 
 def _scroll_all(api: Any, name: str, text_filter: Any) -> list[Any]:

@@ -515,7 +515,7 @@ class AsyncReader:
         clients = [
             AsyncClient(
                 self.sp.rest_url,
-                grpc_url=self.sp.grpc_target,
+                grpc_url=self.sp.grpc_target if g else None,  # a grpc_url means gRPC
                 prefer_grpc=g,
                 timeout=CALL_TIMEOUT_S,
                 retries=0,
@@ -592,7 +592,8 @@ class LoadResult:
 
 
 def make_client(sp: ServerProcess, grpc: bool) -> Client:
-    return Client(sp.rest_url, grpc_url=sp.grpc_target, prefer_grpc=grpc, timeout=CALL_TIMEOUT_S, retries=0)
+    grpc_url = sp.grpc_target if grpc else None  # a grpc_url means gRPC
+    return Client(sp.rest_url, grpc_url=grpc_url, prefer_grpc=grpc, timeout=CALL_TIMEOUT_S, retries=0)
 
 
 def log_entries(sp: ServerProcess) -> list[dict[str, Any]]:
