@@ -18,6 +18,7 @@ and counted in ``dropped`` like a full queue's. Over any interval T it runs at m
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -28,6 +29,7 @@ from enum import IntEnum
 from typing import Any
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from vecdb.index.calibrate import BANDS, SCAN_CHUNK
 
@@ -42,6 +44,20 @@ MAX_WAIT = 2.0
 #: Share of wall time the audit may work, and the most work (seconds) it may save up while idle.
 SHARE = 0.05
 BURST = 0.25
+#: Rows an exact pass reads first, sorted in full, before it only merges what beats the k-th best.
+WARM = 1024
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def _one_blas_thread() -> Any:
+    """numpy's BLAS on one thread while the audit's pass runs (process-wide while it lasts: the setting
+    is global; the audit task is the only user). On two threads a pass costs about twice the CPU, and the
+    idle BLAS thread then spins for ~0.1 s: 10x the pass at 20k x 384, measured in benchmarks/audit.py."""
+    return _blas().limit(limits=1, user_api="blas")
 
 
 class Start(IntEnum):
@@ -202,7 +218,11 @@ class AuditView:
         self._keep = keep
 
     def top(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, labels) per query, best first; scores are similarities, or l2 squared distances."""
+        """(scores, labels) per query, best first; scores are similarities, or l2 squared distances.
+
+        Once every query has k candidates (after a first ``WARM`` rows), a chunk's keys are only
+        compared with each query's current k-th best: the few that beat it are merged in (a partial sort
+        of a whole chunk per query cost a third of the pass)."""
         q = np.ascontiguousarray(q, dtype=np.float32)
         k = min(k, self.size)
         nq = len(q)
@@ -210,49 +230,69 @@ class AuditView:
         best_lab = np.zeros((nq, 0), np.int64)
         keys = np.empty((SCAN_CHUNK, nq), np.float32)  # key per (vector, query): lower is better
         labs = np.empty(SCAN_CHUNK, np.int64)
-        fill = 0
+        rows = np.arange(nq)
 
-        def flush() -> None:
-            nonlocal best_key, best_lab, fill
+        def merge(fill: int) -> None:
+            nonlocal best_key, best_lab
             if fill == 0 or k == 0:
-                fill = 0
                 return
+            if best_key.shape[1] == k:  # only what beats each query's k-th best
+                r, c = np.nonzero(keys[:fill] < best_key.max(axis=1)[None, :])
+                if len(r) <= fill * nq // 8:
+                    if len(r):
+                        who = np.concatenate([np.repeat(rows, k), c])
+                        key = np.concatenate([best_key.ravel(), keys[r, c]])
+                        lab = np.concatenate([best_lab.ravel(), labs[r]])
+                        order = np.lexsort((key, who))
+                        starts = np.concatenate([[0], np.cumsum(np.bincount(who, minlength=nq))[:-1]])
+                        pick = order[(starts[:, None] + np.arange(k)[None, :]).ravel()]
+                        best_key, best_lab = key[pick].reshape(nq, k), lab[pick].reshape(nq, k)
+                    return
             kk = min(k, fill)
-            part = np.argpartition(keys[:fill], kk - 1, axis=0)[:kk] if kk < fill else None
-            got_key = (keys[:fill] if part is None else np.take_along_axis(keys[:fill], part, axis=0)).T
-            got_lab = np.broadcast_to(labs[:fill, None], (fill, nq)) if part is None else labs[part]
-            best_key = np.concatenate([best_key, got_key], axis=1)
+            if kk < fill:
+                part = np.argpartition(keys[:fill], kk - 1, axis=0)[:kk]
+                got_key, got_lab = np.take_along_axis(keys[:fill], part, axis=0), labs[part]
+            else:
+                got_key, got_lab = keys[:fill], np.broadcast_to(labs[:fill, None], (fill, nq))
+            best_key = np.concatenate([best_key, got_key.T], axis=1)
             best_lab = np.concatenate([best_lab, got_lab.T], axis=1)
             if best_key.shape[1] > k:
                 keep = np.argpartition(best_key, k - 1, axis=1)[:, :k]
                 best_key = np.take_along_axis(best_key, keep, axis=1)
                 best_lab = np.take_along_axis(best_lab, keep, axis=1)
-            fill = 0
 
-        for p in self.parts:
-            for start in range(0, len(p.labels), SCAN_CHUNK):
-                lab = p.labels[start : start + SCAN_CHUNK]
-                if p.vectors is not None:
-                    x = p.vectors[start : start + SCAN_CHUNK]
-                else:
-                    assert p.fetch is not None
-                    x = np.ascontiguousarray(p.fetch(lab), dtype=np.float32)
-                m = len(lab)
-                if fill + m > SCAN_CHUNK:
-                    flush()
-                out = keys[fill : fill + m]
-                np.matmul(x, q.T, out=out)
-                if self._l2:
-                    norms = p.norms[start : start + m] if p.norms is not None else np.einsum("ij,ij->i", x, x)
-                    out *= -2
-                    out += norms[:, None]
-                else:
-                    np.negative(out, out=out)
-                if p.dead is not None:
-                    out[p.dead[start : start + m]] = np.inf
-                labs[fill : fill + m] = lab
-                fill += m
-        flush()
+        fill = 0
+        with _one_blas_thread():
+            for p in self.parts:
+                start = 0
+                while start < len(p.labels):
+                    step = SCAN_CHUNK if best_key.shape[1] == k else min(SCAN_CHUNK, max(WARM, k))
+                    lab = p.labels[start : start + step]
+                    if p.vectors is not None:
+                        x = p.vectors[start : start + step]
+                    else:
+                        assert p.fetch is not None
+                        x = np.ascontiguousarray(p.fetch(lab), dtype=np.float32)
+                    m = len(lab)
+                    if fill + m > SCAN_CHUNK or (fill and best_key.shape[1] < k):
+                        merge(fill)
+                        fill = 0
+                    out = keys[fill : fill + m]
+                    np.matmul(x, q.T, out=out)
+                    if self._l2:
+                        norms = (
+                            p.norms[start : start + m] if p.norms is not None else np.einsum("ij,ij->i", x, x)
+                        )
+                        out *= -2
+                        out += norms[:, None]
+                    else:
+                        np.negative(out, out=out)
+                    if p.dead is not None:
+                        out[p.dead[start : start + m]] = np.inf
+                    labs[fill : fill + m] = lab
+                    fill += m
+                    start += m
+        merge(fill)
         order = np.argsort(best_key, axis=1, kind="stable")
         key = np.take_along_axis(best_key, order, axis=1)
         scores = np.maximum(key + (q * q).sum(axis=1)[:, None], 0) if self._l2 else -key
