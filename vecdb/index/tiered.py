@@ -26,7 +26,6 @@ lock, searches under its read lock; ``run_job`` runs unlocked (it touches only t
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -79,18 +78,6 @@ def _bitmap(labels: np.ndarray) -> BitMap64:
 
 def _labels(bm: BitMap64) -> np.ndarray:
     return np.frombuffer(bm.to_array(), dtype=np.uint64).view(np.int64)
-
-
-def _rows_of(labels: np.ndarray, x: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """Rows of ``x`` (named by ``labels``) for labels in it."""
-    order = np.argsort(labels)
-    sorted_labels = labels[order]
-
-    def rows(want: np.ndarray) -> np.ndarray:
-        out: np.ndarray = x[order[np.searchsorted(sorted_labels, want)]]
-        return out
-
-    return rows
 
 
 class TieredIndex:
@@ -315,7 +302,7 @@ class TieredIndex:
     def _audit_main_parts(self, main: AnnIndex) -> list[AuditPart]:
         tomb = self._tombstone_labels()
         lossy = main.lossy and self._raw_fetch is not None
-        if lossy or (self._audit_blocks is not None and self._audit_blocks[0] is not main):
+        if self._audit_blocks is not None and self._audit_blocks[0] is not main:
             self._audit_blocks = None
         if not lossy and self._audit_blocks is None:
             blocks = main.stored_blocks()
@@ -517,6 +504,7 @@ class TieredIndex:
         self.calibration = job.calibration if new_main is not None else None
         self.main_id = main_id if new_main is not None else None
         self._tomb_selector = self._tomb_array = self._audit_main = self._audit_delta = None
+        self._audit_blocks = None  # it holds the old main: let it go
         self.job = None
 
     def abandon_job(self, job: Job) -> None:
