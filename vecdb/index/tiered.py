@@ -26,6 +26,7 @@ lock, searches under its read lock; ``run_job`` runs unlocked (it touches only t
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -78,6 +79,18 @@ def _bitmap(labels: np.ndarray) -> BitMap64:
 
 def _labels(bm: BitMap64) -> np.ndarray:
     return np.frombuffer(bm.to_array(), dtype=np.uint64).view(np.int64)
+
+
+def _rows_of(labels: np.ndarray, x: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Rows of ``x`` (named by ``labels``) for labels in it."""
+    order = np.argsort(labels)
+    sorted_labels = labels[order]
+
+    def rows(want: np.ndarray) -> np.ndarray:
+        out: np.ndarray = x[order[np.searchsorted(sorted_labels, want)]]
+        return out
+
+    return rows
 
 
 class TieredIndex:
