@@ -125,11 +125,10 @@ class TieredIndex:
         self.tombstones = BitMap64()
         self._tomb_selector: LabelSelector | None = None
         self._tomb_array: np.ndarray | None = None
-        #: The audit's view, cached (``audit_view``): main's storage blocks (until a swap), main's
-        #: parts with their dead rows (until tombstones change), the delta's copy (until it changes).
+        #: The audit's view of main, cached (``audit_view``): main's storage blocks (until a swap), and
+        #: with their dead rows masked (until tombstones change).
         self._audit_blocks: tuple[AnnIndex, list[AuditPart]] | None = None
         self._audit_main: list[AuditPart] | None = None
-        self._audit_delta: AuditPart | None = None
         self.job: Job | None = None
         #: main's recall curves (None: no main, or a main checkpointed before calibration existed).
         self.calibration = calibration if main is not None else None
@@ -189,7 +188,6 @@ class TieredIndex:
         if len(labels):
             self.delta.add(labels, self.prepare(vectors))
             self.delta_labels |= _bitmap(labels)
-            self._audit_delta = None
 
     def remove(self, labels: np.ndarray) -> None:
         """Remove labels: from the delta, or as tombstones in main. Unknown labels are ignored."""
@@ -200,7 +198,6 @@ class TieredIndex:
         if in_delta:
             self.delta.remove(_labels(in_delta))
             self.delta_labels -= in_delta
-            self._audit_delta = None
         in_main = (gone - in_delta) & self.main_labels
         if in_main:
             self.tombstones |= in_main
@@ -298,13 +295,10 @@ class TieredIndex:
         """An exact scan over every live vector as of now (call under the read lock; scan outside it).
 
         No vector is copied or reconstructed for main: the scan reads main's own storage (main is never
-        mutated; the view keeps it alive), with its dead rows masked; the delta (small, mutable) is copied.
-        The pieces are cached until a write or swap changes them. A compressed (sq8/pq) main is read
-        from the store chunk by chunk, as calibration does."""
-        if self._audit_delta is None:
-            delta_labels, delta_x = self.delta.vectors()
-            self._audit_delta = AuditPart(delta_labels, delta_x)
-        parts = [self._audit_delta]
+        mutated; the view keeps it alive), with its dead rows masked, cached until a swap or a delete.
+        The delta (small, mutable) is copied for the pass (a cached copy would double its memory). A
+        compressed (sq8/pq) main is read from the store chunk by chunk, as calibration does."""
+        parts = [AuditPart(*self.delta.vectors())]
         main = self.main
         if main is not None and self.main_labels:
             if self._audit_main is None:
@@ -516,7 +510,7 @@ class TieredIndex:
         self.main = new_main
         self.calibration = job.calibration if new_main is not None else None
         self.main_id = main_id if new_main is not None else None
-        self._tomb_selector = self._tomb_array = self._audit_main = self._audit_delta = None
+        self._tomb_selector = self._tomb_array = self._audit_main = None
         self._audit_blocks = None  # it holds the old main: let it go
         self.job = None
 
