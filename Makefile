@@ -5,17 +5,39 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PIP     := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: install install-gpu install-cpu run test lint bench bench-served bench-cluster bench-gpu bench-peers proto reliability clean
+RUN_STAMP := $(VENV)/.installed-run
 
+.PHONY: install install-run install-gpu install-cpu run test lint bench bench-served bench-cluster bench-gpu bench-peers proto reliability clean chromium
+
+# The development environment: the server with its dev extras (test, lint, benchmark tools) and the client.
 install: $(STAMP)
 
-# Reinstalls only when the dependency list or the constraints change.
-# The client (clients/python, its own package) is installed with its LangChain extra: tests/client runs it.
+# What serving needs only (make run): the server and the client with its LangChain extra, no dev tools.
+install-run: $(RUN_STAMP)
+
+# Each reinstalls only when the dependency list or the constraints change. The client (clients/python, its
+# own package) is installed with its LangChain extra: the README's examples and tests/client use it.
+$(RUN_STAMP): pyproject.toml clients/python/pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(PIP) -e . -e 'clients/python[langchain]'
+	if [ -f $(GPU_MARK) ]; then $(MAKE) --no-print-directory faiss-gpu; fi
+	$(BIN)/python -m vecdb.embed.export --packaged
+	touch $(RUN_STAMP)
+
+# The development environment includes the runtime one: it stamps both.
 $(STAMP): pyproject.toml clients/python/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(PIP) -e '.[dev]' -e 'clients/python[langchain]'
 	if [ -f $(GPU_MARK) ]; then $(MAKE) --no-print-directory faiss-gpu; fi
-	touch $(STAMP)
+	# The packaged model exported to ONNX (float32 and int8) inside the venv, offline (docs/embedding.md).
+	$(BIN)/python -m vecdb.embed.export --packaged
+	touch $(STAMP) $(RUN_STAMP)
+
+# Headless Chromium for tests/e2e/test_docs_offline.py and tests/e2e/test_console.py (Debian's package),
+# installed when missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # FAISS's GPU build (docs/gpu.md). faiss-cpu and faiss-gpu ship the same `faiss` module, so one replaces
 # the other: faiss-cpu goes (it is vecdb's declared dependency, so a later reinstall brings it back, and the
@@ -39,10 +61,10 @@ faiss-gpu:
 	$(PIP) --force-reinstall --no-deps '$(FAISS_GPU)'
 
 # The server on an embedded default: data in ./data, REST 127.0.0.1:8080, gRPC 127.0.0.1:50051.
-run: install
+run: install-run
 	$(BIN)/vecdb serve
 
-test: install
+test: install chromium
 	$(BIN)/python -m pytest -q
 
 lint: install

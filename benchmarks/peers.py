@@ -234,12 +234,21 @@ def datasets(args: argparse.Namespace, tmp: Path, nq: int, nf: int) -> tuple[lis
 
 
 def run_worker(
-    system: str, ds: dict[str, Any], params: dict[str, Any], python: str, tmp: Path
+    system: str,
+    ds: dict[str, Any],
+    params: dict[str, Any],
+    python: str,
+    tmp: Path,
+    extra: dict[str, Any] | None = None,
+    label: str | None = None,
 ) -> dict[str, Any]:
-    job_dir = tmp / "jobs" / f"{ds['name']}-{system}"
+    """Run ``system`` in its own worker process. ``extra`` adds keys to its job (e.g. ``vecdb_index``: the
+    index spec of a vecdb collection), ``label`` names the run (its folders) instead of ``system``."""
+    job_dir = tmp / "jobs" / f"{ds['name']}-{label or system}"
     job_dir.mkdir(parents=True, exist_ok=True)
-    work = tmp / "work" / f"{ds['name']}-{system}"
+    work = tmp / "work" / f"{ds['name']}-{label or system}"
     job = {
+        **(extra or {}),
         "system": system,
         "data": ds["folder"],
         "work": str(work),

@@ -2,7 +2,7 @@
 
     python examples/retrieval_chain.py FOLDER "your question" [--url http://127.0.0.1:8080]
 
-Each ``*.txt`` / ``*.md`` file under FOLDER is split into chunks and stored in the collection ``docs``
+Each ``*.txt`` / ``*.md`` file under FOLDER is split into chunks and stored in the collection ``handbook``
 with the file's path as the chunk's source, so a changed file is replaced whole (``delete(source=...)``
 then add). The server embeds texts with its default model (no Embeddings object, no API key).
 
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("folder", type=Path)
     parser.add_argument("question")
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="the vecdb server's REST URL")
-    parser.add_argument("--collection", default="docs")
+    parser.add_argument("--collection", default="handbook")
     args = parser.parse_args(argv)
     with VecDBVectorStore(args.collection, url=args.url) as store:
         print(f"indexed {load_folder(store, args.folder)} chunks from {args.folder}")

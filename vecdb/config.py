@@ -109,6 +109,20 @@ class StorageSettings(BaseModel):
         description="Most table files each collection's RocksDB keeps open (-1: all of them, one file "
         "descriptor each). A collection also holds ~4 descriptors of its own (WAL, LOCK, MANIFEST, log).",
     )
+    block_cache_mb: int = Field(
+        32,
+        ge=0,
+        le=1 << 20,
+        description="MiB of RocksDB block cache per collection, shared by all its column families (table "
+        "blocks read from disk: vectors read by rebuilds, re-ranking and replay; records read by reads).",
+    )
+    write_buffer_mb: int = Field(
+        16,
+        ge=1,
+        le=1 << 16,
+        description="MiB of RocksDB memtables per collection, all column families together: recent writes "
+        "are flushed to table files once they pass it (the WAL keeps them durable meanwhile).",
+    )
     expiry_purge_seconds: float = Field(
         1.0,
         gt=0,
@@ -216,7 +230,24 @@ class EmbeddingSettings(BaseModel):
         description="Texts per encoding batch (small batches pad less: 16 measured ~1.9x "
         "faster than 64 on 2 cores).",
     )
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: the GPU when torch sees one.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Device of the torch backend (auto: the GPU when torch sees one)."
+    )
+    backend: Literal["onnx", "onnx-int8", "torch"] = Field(
+        "onnx",
+        description="Inference backend: onnx (onnxruntime, float32, exported once from the local model "
+        "folder into the data directory's models/; torch is never imported by the server), onnx-int8 (the "
+        "same with dynamic int8 weights: faster, vectors change slightly, see docs/embedding.md), torch "
+        "(sentence-transformers; any model folder, e.g. with Dense layers; GPUs).",
+    )
+    threads: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="Intra-op threads of the embedding backend for every call; 0 (the default): onnx "
+        "backends use all the process's cores, torch 1 thread for calls of up to 4 texts (queries) and all "
+        "the cores for larger ones (ingest).",
+    )
 
     @field_validator("allowed_models", mode="before")
     @classmethod

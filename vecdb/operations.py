@@ -86,6 +86,7 @@ OPERATIONS: tuple[Operation, ...] = (
         writes=True,
         idempotent=False,
     ),
+    _op("update", "collection", ("POST", f"{_COL}/update"), writes=True, idempotent=True),
     _op(
         "replace_source",
         "collection",

@@ -244,6 +244,12 @@ def run(job: dict[str, Any], system: System) -> dict[str, Any]:
             "deleted_in_search_hits_after_reopen": leaked_after,
         }
         out["delete"]["deleted_gone_after_reopen"] = leaked_after == 0
+        # Steady memory once reopened and answering: the worker's RSS now, and its helpers' (a server
+        # restarted by reopen: a fresh process, so its RSS is what a reopened collection holds).
+        gc.collect()
+        current = getattr(system, "current", None)
+        after: dict[str, Any] = {"worker_rss_bytes": proc_memory().get("VmRSS", 0)}
+        after["helper_rss_bytes"] = current() if current is not None else {}
         peaks_after = system.peaks()
         out["describe"] = system.describe()  # again: some systems know their settings only once built
         extra = getattr(system, "extra", None)
@@ -262,5 +268,12 @@ def run(job: dict[str, Any], system: System) -> dict[str, Any]:
         "total_peak_bytes": worker_peak + sum(helpers.values()),
         "total_peak_above_baseline_bytes": worker_peak - base.get("VmRSS", 0) + sum(helpers.values()),
     }
+    if "reopen" in out:
+        steady = after["worker_rss_bytes"] + sum(after["helper_rss_bytes"].values())
+        out["memory"]["after_reopen"] = {
+            **after,
+            "total_rss_bytes": steady,
+            "total_rss_above_baseline_bytes": steady - base.get("VmRSS", 0),
+        }
     out["pid"] = os.getpid()
     return out

@@ -101,7 +101,8 @@ class VecdbEmbedded(_Vecdb):
 
     def finish_ingest(self) -> dict[str, Any]:
         ok = self.col.wait_for_index(timeout=INDEX_TIMEOUT_S)
-        return {"wait_for_index": ok, "index_state": self.col.info()["index_state"]}
+        info = self.col.info()
+        return {"wait_for_index": ok, "index_state": info["index_state"], "memory": info.get("memory")}
 
     def close(self) -> dict[str, Any]:
         self.db.close()
@@ -209,6 +210,11 @@ class _Served(_Vecdb):
 
     def peaks(self) -> dict[str, int]:
         return {"server": self._server_peak()}
+
+    def current(self) -> dict[str, int]:
+        """The server's RSS now (bytes)."""
+        alive = self.proc is not None and self.proc.poll() is None
+        return {"server": proc_memory(self.proc.pid).get("VmRSS", 0) if alive and self.proc else 0}
 
     def _stop(self) -> int | None:
         self._server_peak()

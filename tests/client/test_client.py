@@ -310,7 +310,7 @@ def test_embed_default_model(client: Client) -> None:
 def test_text_collection_upsert_and_search_by_text(client: Client, unique_name: str) -> None:
     col = client.create_collection(unique_name, embedding={})  # the default model; dim from it
     info = col.info()
-    assert (info.dim, info.embedding) == (MODEL_DIM, {"model": MODEL})
+    assert (info.dim, info.embedding["model"]) == (MODEL_DIM, MODEL)
     texts = [
         "The cat sat on the mat and purred.",
         "Stock markets fell sharply on Monday.",

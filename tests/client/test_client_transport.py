@@ -296,7 +296,8 @@ def test_endpoint_resolution() -> None:
     with Client("http://127.0.0.1:8080", prefer_grpc=True) as c:
         assert (c.transport_name, c.endpoint.grpc_target) == ("grpc", "127.0.0.1:50051")
     with Client("http://127.0.0.1:8080", grpc_url="127.0.0.1:9000") as c:
-        assert c.transport_name == "rest"  # grpc_url alone does not switch transports
+        assert c.transport_name == "grpc"  # grpc_url alone means gRPC (issue 24)
+        assert c.endpoint.grpc_target == "127.0.0.1:9000"
     with Client("http://localhost:8080/", grpc_url="grpcs://db.example:443", prefer_grpc=True) as c:
         assert (c.endpoint.grpc_target, c.endpoint.grpc_tls) == ("db.example:443", True)
         assert c.endpoint.rest_url == "http://localhost:8080"

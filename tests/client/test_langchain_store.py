@@ -251,7 +251,7 @@ def test_server_side_embedding(env: Env) -> None:
     metas = [{"i": i} for i in range(len(SENTENCES))]
     store = env.track(VecDBVectorStore.from_texts(SENTENCES, None, metas, collection_name=name, **env.conn))
     info = store.client.collection(name).info()
-    assert (info.dim, info.metric, info.embedding, info.count) == (MODEL_DIM, "cosine", {"model": MODEL}, 5)
+    assert (info.dim, info.metric, info.embedding["model"], info.count) == (MODEL_DIM, "cosine", MODEL, 5)
 
     top = store.similarity_search("a feline sat on the rug", k=1)
     assert [d.page_content for d in top] == ["The cat sat on the mat"]
@@ -269,7 +269,7 @@ def test_server_side_embedding(env: Env) -> None:
 
     store.delete()  # empties it, keeps the server's model
     info = store.client.collection(name).info()
-    assert (info.dim, info.embedding, info.count) == (MODEL_DIM, {"model": MODEL}, 0)
+    assert (info.dim, info.embedding["model"], info.count) == (MODEL_DIM, MODEL, 0)
     store.add_texts(["The cat sat on the mat"], ids=["cat"])
     assert ids_of(store.similarity_search("a feline sat on the rug", k=3)) == ["cat"]
 
@@ -287,7 +287,7 @@ async def test_server_side_embedding_async(env: Env) -> None:
         )
     )
     info = store.client.collection(name).info()
-    assert (info.dim, info.embedding, info.count) == (MODEL_DIM, {"model": MODEL}, 5)
+    assert (info.dim, info.embedding["model"], info.count) == (MODEL_DIM, MODEL, 5)
 
     assert ids_of(await store.asimilarity_search("a feline sat on the rug", k=1)) == ["s0"]
     assert ids_of(await store.asimilarity_search("weather forecast: storms and showers", k=1)) == ["s3"]
@@ -303,7 +303,7 @@ async def test_server_side_embedding_async(env: Env) -> None:
     assert ids_of(await store.asimilarity_search("oven baking a loaf", k=1)) == ["bread"]
     await store.adelete()
     info = store.client.collection(name).info()
-    assert (info.dim, info.embedding, info.count) == (MODEL_DIM, {"model": MODEL}, 0)
+    assert (info.dim, info.embedding["model"], info.count) == (MODEL_DIM, MODEL, 0)
 
 
 # ---- 2. with an Embeddings: filters, deletes, ids ----------------------------------------------------------

@@ -98,8 +98,9 @@ def _record(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _info(info: dict[str, Any]) -> dict[str, Any]:
-    # checkpoint_seq moves with background checkpoints: not part of the contract being compared
-    return {k: v for k, v in info.items() if k != "checkpoint_seq"}
+    # checkpoint_seq moves with background checkpoints, memory with the process (caches, flushes;
+    # embedded only): not part of the contract being compared
+    return {k: v for k, v in info.items() if k not in ("checkpoint_seq", "memory")}
 
 
 # ---- embedded --------------------------------------------------------------------------------------------
@@ -665,7 +666,17 @@ def test_recall_target_travels_in_the_index_spec(apis: list[Api]) -> None:
     got = {api.name: outcome(api, run) for api in apis}
     assert got["embedded"] == (
         "ok",
-        ({"type": "hnsw", "m": 32, "ef_construction": 100, "ef_search": None, "target_recall": 0.9},) * 2
+        (
+            {
+                "type": "hnsw",
+                "m": 32,
+                "ef_construction": 100,
+                "ef_search": None,
+                "target_recall": 0.9,
+                "storage": "flat",
+            },
+        )
+        * 2
         + (0.9,),
     )
     assert got["rest"] == got["grpc"] == got["embedded"], got

@@ -51,7 +51,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     try:
         sp.wait_ready()
         with sp.http(ADMIN) as http:
-            ok(http.post("/v1/collections", json={"name": "docs", "embedding": {}}), 201)
+            ok(http.post("/v1/collections", json={"name": "docs", "embedding": {}, "text_index": {}}), 201)
             ids = [*DOCS, "xss"]
             ok(
                 http.post(
@@ -186,6 +186,36 @@ def test_text_search_finds_the_expected_top_hit(page: Page, server: ServerProces
     page.fill('#search-form textarea[name="filter"]', '{"topic": "space.md"}')
     page.click('#search-form button[type="submit"]')
     expect(page.locator("#search-results td.hit-id")).to_have_text(["mars", "moon"])
+
+
+def test_text_and_hybrid_modes(page: Page, server: ServerProcess) -> None:
+    with server.http(READER) as http:
+        want = {
+            mode: [
+                h["id"]
+                for h in ok(
+                    http.post(
+                        "/v1/collections/docs/search",
+                        json={"texts": [QUERIES[0][0]], "k": 3, "mode": mode},
+                    )
+                )["results"][0]
+            ]
+            for mode in ("text", "hybrid")
+        }
+    assert want["text"] and want["hybrid"], want  # the query shares words with the corpus
+    open_console(page, server, "/console/collections/docs", READER)
+    page.fill('#search-form input[name="k"]', "3")
+    page.fill('#search-form textarea[name="query"]', QUERIES[0][0])
+    for mode in ("text", "hybrid"):
+        page.select_option('#search-form select[name="mode"]', mode)
+        page.click('#search-form button[type="submit"]')
+        expect(page.locator("#search-results td.hit-id")).to_have_text(want[mode])
+    # No text index: the keyword modes are offered but disabled, and say why.
+    open_console(page, server, "/console/collections/scratch", None)
+    expect(page.locator('#search-form select[name="mode"] option[value="text"]')).to_be_disabled()
+    expect(page.locator('#search-form select[name="mode"] option[value="hybrid"]')).to_contain_text(
+        "no text index"
+    )
 
 
 def test_filter_errors_are_shown_as_the_api_returns_them(page: Page, server: ServerProcess) -> None:

@@ -27,6 +27,20 @@ from vecdb.server._generated import vecdb_pb2_grpc as pb_grpc
 MODEL = "all-MiniLM-L6-v2"
 DIM = 384
 TOL = 1e-5
+
+
+def emb_info(model: str) -> dict[str, object]:
+    """What info() reports for a collection declared with ``{"model": model}`` (the default backend)."""
+    return {
+        "model": model,
+        "query_prompt": "",
+        "document_prompt": "",
+        "max_seq_length": 256,
+        "dim": 384,
+        "backend": "onnx",
+    }
+
+
 OFF_FLAG = "--no-embedding.enabled"
 
 DOCS = dict(list(ALL_DOCS.items())[:10])  # the scripts below split these ten records in fixed groups
@@ -40,6 +54,13 @@ def torch_mapped(pid: int) -> bool:
     """Whether the process has torch's shared libraries mapped (what ``import torch`` does first)."""
     maps = Path(f"/proc/{pid}/maps").read_text()
     return "libtorch" in maps or "/torch/lib/" in maps
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
 
 
 def one_hot(i: int) -> list[float]:
@@ -145,8 +166,8 @@ def test_texts_end_to_end_across_a_restart(server_factory: StartServer) -> None:
     stub = sp.stub()
     with sp.http() as http:
         info = rest_ok(http.post("/v1/collections", json={"name": "docs", "embedding": {}}), 201)
-        assert (info["dim"], info["embedding"]) == (DIM, {"model": MODEL})
-        assert torch_mapped(sp.proc.pid)  # the probe used on the embedding-off servers below sees torch
+        assert (info["dim"], info["embedding"]) == (DIM, emb_info(MODEL))
+        assert not torch_mapped(sp.proc.pid)  # the ONNX backend (the default) runs without torch
         # Text-only: half over REST, half over gRPC; then one mixed batch over each.
         body = {"ids": IDS[:5], "texts": TEXTS[:5]}
         assert rest_ok(http.post("/v1/collections/docs/upsert", json=body)) == {"count": 5}
@@ -179,10 +200,10 @@ def test_texts_end_to_end_across_a_restart(server_factory: StartServer) -> None:
     stub = sp2.stub()
     with sp2.http() as http:
         info = rest_ok(http.get("/v1/collections/docs"))
-        assert (info["dim"], info["embedding"], info["count"]) == (DIM, {"model": MODEL}, len(IDS) + 4)
-        assert json.loads(stub.GetCollection(pb.CollectionRequest(name="docs")).embedding_json) == {
-            "model": MODEL
-        }
+        assert (info["dim"], info["embedding"], info["count"]) == (DIM, emb_info(MODEL), len(IDS) + 4)
+        assert json.loads(stub.GetCollection(pb.CollectionRequest(name="docs")).embedding_json) == emb_info(
+            MODEL
+        )
         assert_same_hits(grpc_search(stub, "docs", QUERY_TEXTS), before)
         assert_same_hits(rest_search(http, "docs", QUERY_TEXTS), before)
         request = text_upsert("docs", ["violin"], ["The violinist rosined her bow."], [0])
@@ -210,8 +231,29 @@ def test_embedding_off_never_loads_torch(server_factory: StartServer, how: str) 
             http.post("/v1/collections", json={"name": "docs", "embedding": {}}), 400, "invalid_config"
         )
         info = rest_ok(http.post("/v1/collections", json={"name": "docs", "dim": DIM, "embedding": {}}), 201)
-        assert info["embedding"] == {"model": MODEL}
+        assert info["embedding"] == emb_info(MODEL)
     check_disabled(sp, "docs")
+
+
+def test_torch_backend_serves_the_same_vectors(server_factory: StartServer) -> None:
+    """``--embedding.backend torch`` loads torch (the probe used above sees it) and embeds like ONNX."""
+    onnx = server_factory()
+    with onnx.http() as http:
+        want = np.asarray(rest_ok(http.post("/v1/embed", json={"texts": QUERY_TEXTS}))["vectors"])
+        onnx_rss = rss_mib(onnx.proc.pid)
+    assert not torch_mapped(onnx.proc.pid)
+    assert onnx.stop() == 0
+    sp = server_factory(None, "--embedding.backend", "torch")
+    # Importing torch in the server takes 30 s and more on a busy 2-core host: a patient client.
+    with httpx.Client(base_url=sp.rest_url, timeout=180.0) as http:
+        info = rest_ok(http.post("/v1/collections", json={"name": "docs", "embedding": {}}), 201)
+        assert info["embedding"]["backend"] == "torch"
+        got = np.asarray(rest_ok(http.post("/v1/embed", json={"texts": QUERY_TEXTS}))["vectors"])
+        torch_rss = rss_mib(sp.proc.pid)
+    assert torch_mapped(sp.proc.pid)
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    assert torch_rss > onnx_rss + 100, (torch_rss, onnx_rss)  # torch's libraries alone are 100s of MiB
+    assert sp.stop() == 0
 
 
 def test_help_names_the_embedding_flags() -> None:

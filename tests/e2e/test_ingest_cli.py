@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import pty
 import select
@@ -34,6 +35,7 @@ from typing import Any
 from serverproc import REPO, ServerProcess, free_port, server_env, vecdb_command
 
 from vecdb import Database
+from vecdb.embed import read_folder, resolve_model
 from vecdb.ingest import chunk_id, read_text, split_text
 from vecdb_client import Client
 
@@ -133,6 +135,11 @@ def change_folder(root: Path) -> None:
     (root / "sub/bad.txt").unlink()
 
 
+#: The packaged model's tokens (special ones excluded) and the default chunk size: its window less them.
+TOKENS = read_folder(resolve_model("all-MiniLM-L6-v2", allow_download=False)).token_counter()
+BUDGET = 254
+
+
 def assert_mirrors(col: Any, root: Path) -> None:
     """``col`` (engine or client collection) holds exactly the folder's files, chunked by default."""
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
@@ -140,7 +147,7 @@ def assert_mirrors(col: Any, root: Path) -> None:
     for source in files:
         path = root / source
         data = path.read_bytes()
-        chunks = split_text(read_text(path, data), 800, 100)
+        chunks = split_text(read_text(path, data), BUDGET, BUDGET // 8, TOKENS)
         records = col.get([chunk_id(source, i) for i in range(len(chunks) + 1)])
         assert [r.text for r in records] == [c.text for c in chunks], source
         for i, rec in enumerate(records):
@@ -149,6 +156,7 @@ def assert_mirrors(col: Any, root: Path) -> None:
             assert (meta["path"], meta["chunk"], meta["chunks"]) == (source, i, len(chunks))
             assert meta["content_hash"] == hashlib.sha256(data).hexdigest()
             assert (meta["start"], meta["end"]) == (chunks[i].start, chunks[i].end)
+            assert meta["chunking"] == [BUDGET, BUDGET // 8, "tokens"]
 
 
 def run_on_tty(*args: str | Path, timeout: float = CLI_TIMEOUT_S) -> tuple[int, str, str]:
@@ -250,6 +258,11 @@ def test_ingest_search_sources_collections_with_a_server(server: ServerProcess, 
         assert scores == sorted(scores, reverse=True)
         rows = table(ok("search", "tomato plants", *where, "-k", "1"))
         assert [r[3] for r in rows] == [ODD]
+        as_json = json.loads(ok("search", "a cat sleeping all day", *where, "-k", "3", "--json"))
+        assert as_json[0]["id"] == chunk_id("a.md", 0)
+        assert as_json[0]["source"] == "a.md"
+        assert as_json[0]["text"].startswith("# Cats\n")  # the full text, not a snippet
+        assert [round(h["score"], 3) for h in as_json] == scores
         rows = table(ok("search", "a cat", *where, "--filter", '{"path": "c.html"}'))
         assert [r[3] for r in rows] == ["c.html"]
         fails("search", "x", *where, "--filter", "{not json", match="--filter is not JSON")
@@ -264,6 +277,8 @@ def test_ingest_search_sources_collections_with_a_server(server: ServerProcess, 
 
         # bad chunk sizes, a collection without a model, a missing path
         fails("ingest", root, *where, "--chunk-size", "100", "--chunk-overlap", "100", match="chunk_size")
+        # over the model's window (256 less [CLS] and [SEP]): every chunk would be cut short
+        fails("ingest", root, *where, "--chunk-size", "255", match="over the 254 tokens")
         assert ok("collections", "create", "vec", "--no-model", "--dim", "4", "--url", url).startswith(
             "created vec: dim 4, cosine, index "
         )

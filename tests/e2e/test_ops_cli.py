@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -35,7 +36,18 @@ def records(n: int = 25) -> list[dict]:
 
 
 def read_jsonl(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line]
+    """The records of an export (its first line, the collection's configuration, checked and left out)."""
+    header, *lines = [json.loads(line) for line in text.splitlines() if line]
+    assert set(header) == {"vecdb_collection"}
+    assert set(header["vecdb_collection"]) == {
+        "dim",
+        "metric",
+        "index",
+        "embedding",
+        "capacity",
+        "text_index",
+    }
+    return lines
 
 
 def same(a: list[dict], b: list[dict]) -> None:
@@ -63,8 +75,10 @@ def test_export_import_snapshot_restore_with_a_server(server: ServerProcess, tmp
     pq_file = tmp_path / "docs.parquet"
     ok("export", "--collection", "docs", "--output", pq_file, *url)
     assert pq.read_table(pq_file).num_rows == 25
-    ok("import", pq_file, "--collection", "copy", "--metric", "l2", *url)
+    ok("import", pq_file, "--collection", "copy", *url)  # l2 from the file's configuration
     same(read_jsonl(ok("export", "--collection", "copy", *url)), records())
+    with Client(server.rest_url) as client:
+        assert client.collection("copy").info().metric == "l2"
     # snapshots through the server
     assert "created snapshot s1 of docs: 25 records" in ok("snapshot", "create", "docs", "s1", *url)
     rows = table(ok("snapshot", "list", "docs", *url))
@@ -132,4 +146,100 @@ def test_export_of_a_missing_collection_fails(tmp_path: Path) -> None:
         "--data-dir",
         tmp_path / "d",
         match="--output",
+    )
+
+
+def config_of(info: dict[str, Any]) -> dict[str, Any]:
+    """A collection's creation settings in its info (without the facts info reports beside them)."""
+    embedding, text = info["embedding"], info["text_index"]
+    return {
+        "dim": info["dim"],
+        "metric": info["metric"],
+        "index": info["index"],
+        "embedding": None
+        if embedding is None
+        else {k: embedding[k] for k in embedding if k not in ("dim", "backend")},
+        "capacity": info["capacity"],
+        "text_index": None if text is None else {k: text[k] for k in text if k != "documents"},
+    }
+
+
+def test_export_import_carries_the_configuration(tmp_path: Path) -> None:
+    """The model (with its prompts), index, metric, capacity and full-text index travel with the records
+    (JSON Lines and Parquet); flags override them; a file another tool wrote (no configuration) still
+    imports."""
+    data = tmp_path / "d"
+    with Database(data) as db:
+        col = db.create_collection(
+            "notes",
+            embedding={"document_prompt": "passage: "},
+            metric="ip",
+            index={"type": "flat"},
+            max_records=100,
+            eviction="lru",
+            text_index={"tokenizer": "whitespace"},
+        )
+        col.upsert(["a", "b"], texts=["cats purr", "stocks fell"], sources=["x.md", "y.md"])
+        want = config_of(col.info())
+    assert want["embedding"]["document_prompt"] == "passage: "
+    assert want["text_index"] == {
+        "tokenizer": "whitespace",
+        "stemming": False,
+        "stopwords": None,
+        "k1": 1.2,
+        "b": 0.75,
+    }
+    jsonl, parquet = tmp_path / "n.jsonl", tmp_path / "n.parquet"
+    ok("export", "--collection", "notes", "--output", jsonl, "--data-dir", data)
+    ok("export", "--collection", "notes", "--output", parquet, "--data-dir", data)
+    header = json.loads(jsonl.read_text().splitlines()[0])
+    assert header == {"vecdb_collection": want}
+    ok("import", jsonl, "--collection", "from_jsonl", "--data-dir", data)
+    ok("import", parquet, "--collection", "from_parquet", "--data-dir", data)
+    ok(
+        "import",
+        jsonl,
+        "--collection",
+        "over",
+        "--metric",
+        "cosine",
+        "--max-records",
+        "5",
+        "--data-dir",
+        data,
+    )
+    ok("import", jsonl, "--collection", "plain", "--ignore-config", "--data-dir", data)
+    bare = tmp_path / "bare.jsonl"  # records only, as another tool writes them
+    bare.write_text("\n".join(jsonl.read_text().splitlines()[1:]) + "\n")
+    ok("import", bare, "--collection", "bare", "--model", "all-MiniLM-L6-v2", "--data-dir", data)
+    with Database(data) as db:
+        for name in ("from_jsonl", "from_parquet"):
+            info = db.get_collection(name).info()
+            assert config_of(info) == want, name
+            # text search works on the copy: the model came along, and so did the full-text index
+            (hit,) = db.get_collection(name).search(texts=["a purring cat"], k=1)[0]
+            assert hit.id == "a"
+            (hit,) = db.get_collection(name).search(texts=["stocks"], k=1, mode="text")[0]
+            assert hit.id == "b"
+        over = db.get_collection("over").info()
+        assert over["metric"] == "cosine"
+        assert over["capacity"] == {"max_records": 5, "eviction": "lru"}
+        assert config_of(over)["embedding"] == want["embedding"]
+        plain = db.get_collection("plain").info()
+        assert plain["embedding"] is None
+        assert plain["capacity"] is None
+        assert plain["metric"] == "cosine"
+        bare_info = db.get_collection("bare").info()
+        assert bare_info["embedding"]["model"] == want["embedding"]["model"]
+        assert bare_info["text_index"] is None
+    fails(
+        "import",
+        bare,
+        "--collection",
+        "bad",
+        "--index",
+        "{x",
+        "--data-dir",
+        data,
+        match="--index is not JSON",
     )

@@ -20,6 +20,8 @@ from vecdb.config import IndexSettings, Settings
 N, DIM = 12_000, 32
 SPECS: dict[str, dict[str, Any]] = {
     "hnsw": {"type": "hnsw"},
+    "hnsw-sq8": {"type": "hnsw", "storage": "sq8"},
+    "hnsw-fp16": {"type": "hnsw", "storage": "fp16"},
     "ivf": {"type": "ivf"},
     "ivf-sq8": {"type": "ivf", "storage": "sq8"},
     "auto": {"type": "auto", "threshold": 5_000},
@@ -81,7 +83,7 @@ def test_unfiltered_recall_with_default_parameters(tmp_path: Path, kind: str) ->
 
 
 @pytest.mark.parametrize("exact_max", [20_000, 200])
-@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+@pytest.mark.parametrize("kind", ["hnsw", "hnsw-sq8", "ivf"])
 def test_filtered_recall_at_every_selectivity(tmp_path: Path, kind: str, exact_max: int) -> None:
     x = _data()
     q = _queries(x, 100, seed=2)

@@ -43,6 +43,18 @@ RAIN = "Heavy rain and strong winds are expected along the coast tomorrow."
 CORPUS = {"cat": CAT, "cat2": CAT2, "stocks": STOCKS, "stocks2": STOCKS2, "rain": RAIN}
 
 
+def emb_info(model: str) -> dict[str, object]:
+    """What info() reports for a collection declared with ``{"model": model}`` (the default backend)."""
+    return {
+        "model": model,
+        "query_prompt": "",
+        "document_prompt": "",
+        "max_seq_length": 256,
+        "dim": 384,
+        "backend": "onnx",
+    }
+
+
 @pytest.fixture(scope="module")
 def loads() -> list[str]:
     """Names the module Database's registry loaded a model for, in order."""
@@ -104,8 +116,8 @@ def test_default_embedding_takes_the_model_dimension(edb: Database) -> None:
     info = col.info()
     assert info["dim"] == DIM
     assert info["metric"] == "cosine"
-    assert info["embedding"] == {"model": DEFAULT_MODEL} == {"model": "all-MiniLM-L6-v2"}
-    assert edb.get_collection("default_model").info()["embedding"] == {"model": "all-MiniLM-L6-v2"}
+    assert info["embedding"] == emb_info(DEFAULT_MODEL) == emb_info("all-MiniLM-L6-v2")
+    assert edb.get_collection("default_model").info()["embedding"] == emb_info("all-MiniLM-L6-v2")
 
 
 @pytest.mark.parametrize(
@@ -119,7 +131,7 @@ def test_default_embedding_takes_the_model_dimension(edb: Database) -> None:
 def test_model_names_of_the_packaged_model(edb: Database, name: str, model: str) -> None:
     col = edb.create_collection(name, embedding={"model": model})
     assert col.dim == DIM
-    assert col.info()["embedding"] == {"model": model}
+    assert col.info()["embedding"] == emb_info(model)
     col.upsert(["cat", "stocks"], texts=[CAT, STOCKS])
     hits = col.search(texts="a kitten napping on the couch", k=2)[0]
     assert [h.id for h in hits] == ["cat", "stocks"]
@@ -131,7 +143,7 @@ def test_model_names_of_the_packaged_model(edb: Database, name: str, model: str)
 def test_explicit_dimension_must_match_the_model(edb: Database) -> None:
     col = edb.create_collection("explicit_dim", dim=DIM, embedding={"model": "all-MiniLM-L6-v2"})
     assert col.dim == DIM
-    assert col.info()["embedding"] == {"model": "all-MiniLM-L6-v2"}
+    assert col.info()["embedding"] == emb_info("all-MiniLM-L6-v2")
     before = edb.list_collections()
     for dim in (128, 385, 768):
         with pytest.raises(InvalidConfigError, match=rf"dim {dim} does not match.*384") as exc_info:
@@ -454,13 +466,18 @@ def test_reopened_collection_still_embeds(tmp_path: Path) -> None:
         col.upsert(["cat", "stocks"], texts=[CAT, STOCKS])
         before = _vectors(col, ["cat", "stocks"])
     manifest = json.loads((tmp_path / "collections" / "notes" / "collection.json").read_text())
-    assert manifest["embedding"] == {"model": "sentence-transformers/all-MiniLM-L6-v2"}
+    assert manifest["embedding"] == {
+        "model": "sentence-transformers/all-MiniLM-L6-v2",
+        "query_prompt": "",
+        "document_prompt": "",
+        "max_seq_length": 256,
+    }
     # Another default model: the collection keeps its own.
     settings = Settings(embedding=EmbeddingSettings(default_model=PACKAGED))
     with Database(tmp_path, settings=settings) as db:
         col = db.get_collection("notes")
         info = col.info()
-        assert info["embedding"] == {"model": "sentence-transformers/all-MiniLM-L6-v2"}
+        assert info["embedding"] == emb_info("sentence-transformers/all-MiniLM-L6-v2")
         assert (info["dim"], info["count"]) == (DIM, 2)
         assert col.search(texts=["a kitten napping"], k=1)[0][0].id == "cat"
         col.upsert(["stocks2"], texts=[STOCKS2])
@@ -506,7 +523,7 @@ def test_embedding_disabled(tmp_path: Path) -> None:
         with pytest.raises(InvalidConfigError, match="dim is required while embedding is turned off"):
             db.create_collection("no_dim", embedding={})
         col = db.create_collection("off", dim=DIM, embedding={"model": "all-MiniLM-L6-v2"})
-        assert col.info()["embedding"] == {"model": "all-MiniLM-L6-v2"}
+        assert col.info()["embedding"] == emb_info("all-MiniLM-L6-v2")
         with pytest.raises(EmbeddingDisabledError, match=r"embedding\.enabled=false") as exc_info:
             col.upsert(["a"], texts=["some text"])
         assert exc_info.value.code == "embedding_disabled"
@@ -565,5 +582,5 @@ def test_embedding_disabled_never_imports_torch(tmp_path: Path) -> None:
     out = _run_script(DISABLED, tmp_path, timeout=120)
     assert out["errors"] == ["embedding_disabled"] * 4
     assert out["hit"] == "v"
-    assert out["embedding"] == {"model": "all-MiniLM-L6-v2"}
+    assert out["embedding"] == emb_info("all-MiniLM-L6-v2")
     assert out["heavy"] == []

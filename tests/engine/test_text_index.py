@@ -210,6 +210,28 @@ def test_filters_apply_exactly_to_the_text_branch(db: Database) -> None:
     assert {h.id for h in got} <= admitted
 
 
+def test_ties_past_the_first_pass_are_ordered_by_id(db: Database) -> None:
+    """300 identical texts tie on BM25: the text branch must read past its first pass (4k hits) and
+    return the k smallest ids, whatever order tantivy holds them in (they are written shuffled)."""
+    c = db.create_collection("ties", dim=DIM)
+    c.set_text_index({})
+    order = np.random.default_rng(7).permutation(300)
+    ids = [f"d{i:03d}" for i in order]
+    c.upsert(
+        ids,
+        [_vec(int(i)) for i in order],
+        texts=["same words here"] * 300,
+        metadatas=[{"odd": int(i) % 2} for i in order],
+    )
+    c.upsert(["z"], [_vec(999)], texts=["same words here and more"], metadatas=[{"odd": 1}])
+    got = c.search(texts="same words", mode="text", k=10, include=["explain"])[0]
+    assert [h.id for h in got] == [f"d{i:03d}" for i in range(10)]
+    assert len({h.score for h in got}) == 1 and got[0].score > 0
+    odd = c.search(texts="same words", mode="text", k=5, filter={"odd": 1})[0]
+    assert [h.id for h in odd] == [f"d{i:03d}" for i in range(1, 10, 2)]
+    assert len(c.search(texts="words", mode="text", k=301)[0]) == 301
+
+
 def test_filters_apply_exactly_to_the_vector_branch_and_hybrid(db: Database) -> None:
     c, texts, vecs = _big(db)
     q = np.random.default_rng(1).normal(size=DIM).astype(np.float32)

@@ -115,6 +115,7 @@ def assert_source_is(col: Any, source: str, path: Path) -> None:
         assert rec.source == source
         assert rec.metadata == {
             "path": source,
+            "source": source,
             "chunk": i,
             "chunks": len(chunks),
             "start": c.start,

@@ -43,10 +43,12 @@ def data(shared_db: Database) -> Database:
     return shared_db
 
 
-def state(db: Database) -> tuple[list[str], int, list[str], Any]:
+def state(db: Database) -> tuple[list[str], int, int, list[str], Any]:
+    """What a write changes: collections, the count and sequence number of docs (an update changes only
+    the latter), its snapshots, its full-text index."""
     snapshots = [s.name for s in db.list_snapshots("docs")]
     docs = db.get_collection("docs")
-    return db.list_collections(), docs.count(), snapshots, docs.info()["text_index"]
+    return db.list_collections(), docs.count(), docs.seq, snapshots, docs.info()["text_index"]
 
 
 # ---- REST -----------------------------------------------------------------------------------------------
@@ -68,6 +70,7 @@ REST_OPS: dict[str, list[tuple[str, str, Any]]] = {
     "replace_source": [
         ("PUT", "/v1/collections/docs/sources/rep-rest", {"ids": ["rep-rest-1"], "vectors": [[0, 0, 0, 1]]})
     ],
+    "update": [("POST", "/v1/collections/docs/update", {"ids": ["a"], "metadatas": [{"touched": 1}]})],
     "search": [("POST", "/v1/collections/docs/search", {"vectors": [[1, 0, 0, 0]]})],
     "count": [("GET", "/v1/collections/docs/count?filter=%7B%22x%22%3A1%7D", None)],
     "list_sources": [("GET", "/v1/collections/docs/sources", None)],
@@ -213,6 +216,14 @@ GRPC_OPS: dict[str, list[tuple[str, Callable[[], Any]]]] = {
                 ]
             ),
         ),
+    ],
+    "update": [
+        (
+            "Update",
+            lambda: pb.UpdateRequest(
+                collection="docs", records=[pb.RecordPatch(id="a", metadata_json='{"touched": 2}')]
+            ),
+        )
     ],
     "get": [("Get", lambda: pb.GetRequest(collection="docs", ids=["a"]))],
     "delete": [

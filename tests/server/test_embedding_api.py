@@ -39,6 +39,19 @@ MODEL = "all-MiniLM-L6-v2"
 DIM = 384
 TOL = 1e-5
 
+
+def emb_info(model: str) -> dict[str, object]:
+    """What info() reports for a collection declared with ``{"model": model}`` (the default backend)."""
+    return {
+        "model": model,
+        "query_prompt": "",
+        "document_prompt": "",
+        "max_seq_length": 256,
+        "dim": 384,
+        "backend": "onnx",
+    }
+
+
 Hits = list[list[tuple[str, float]]]
 
 
@@ -181,11 +194,11 @@ async def test_create_collection_with_embedding_over_rest(
     shared_rest: httpx.AsyncClient, stub: pb_grpc.VecDBStub
 ) -> None:
     info = await rest_create(shared_rest, "create_rest", embedding={})
-    assert (info["dim"], info["embedding"], info["count"]) == (DIM, {"model": MODEL}, 0)
+    assert (info["dim"], info["embedding"], info["count"]) == (DIM, emb_info(MODEL), 0)
     # The other transport, and the explicit form, agree.
-    assert grpc_create(stub, "create_rest_explicit", DIM, {"model": MODEL})["embedding"] == {"model": MODEL}
+    assert grpc_create(stub, "create_rest_explicit", DIM, {"model": MODEL})["embedding"] == emb_info(MODEL)
     again = convert.from_proto_collection_info(stub.GetCollection(pb.CollectionRequest(name="create_rest")))
-    assert (again["dim"], again["embedding"]) == (DIM, {"model": MODEL})
+    assert (again["dim"], again["embedding"]) == (DIM, emb_info(MODEL))
     plain = await rest_create(shared_rest, "create_rest_plain", dim=8)
     assert plain["embedding"] is None
     assert stub.GetCollection(pb.CollectionRequest(name="create_rest_plain")).embedding_json == ""
@@ -195,11 +208,11 @@ async def test_create_collection_with_embedding_over_grpc(
     shared_rest: httpx.AsyncClient, stub: pb_grpc.VecDBStub
 ) -> None:
     info = stub.CreateCollection(pb.CreateCollectionRequest(name="create_grpc", embedding_json="{}"))
-    assert (info.dim, json.loads(info.embedding_json), info.count) == (DIM, {"model": MODEL}, 0)
+    assert (info.dim, json.loads(info.embedding_json), info.count) == (DIM, emb_info(MODEL), 0)
     got = rest_ok(await shared_rest.get("/v1/collections/create_grpc"))
-    assert (got["dim"], got["embedding"]) == (DIM, {"model": MODEL})
+    assert (got["dim"], got["embedding"]) == (DIM, emb_info(MODEL))
     explicit = await rest_create(shared_rest, "create_grpc_explicit", dim=DIM, embedding={"model": MODEL})
-    assert explicit["embedding"] == {"model": MODEL}
+    assert explicit["embedding"] == emb_info(MODEL)
 
 
 async def test_create_collection_embedding_errors(
@@ -601,8 +614,8 @@ async def test_embedding_disabled_refuses_texts_and_serves_vectors(
         await off_rest.post("/v1/collections", json={"name": "off", "embedding": {}}), 400, "invalid_config"
     )
     info = await rest_create(off_rest, "off", dim=DIM, embedding={})
-    assert info["embedding"] == {"model": MODEL}
-    assert grpc_create(off_stub, "off_grpc", DIM, {})["embedding"] == {"model": MODEL}
+    assert info["embedding"] == emb_info(MODEL)
+    assert grpc_create(off_stub, "off_grpc", DIM, {})["embedding"] == emb_info(MODEL)
 
     # Text-only and mixed upserts
     for body in (

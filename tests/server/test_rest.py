@@ -335,7 +335,28 @@ async def test_metrics(docs: httpx.AsyncClient) -> None:
     latency = frozenset({("transport", "rest"), ("operation", "upsert")})
     assert samples[("vecdb_request_seconds_count", latency)] == 1
     assert ("vecdb_index_vectors", frozenset({("collection", "docs"), ("part", "tombstones")})) in samples
+    memtables = frozenset({("collection", "docs"), ("component", "store"), ("part", "memtables")})
+    assert samples[("vecdb_memory_bytes", memtables)] > 0  # 4 records written, not flushed yet
+    delta = frozenset({("collection", "docs"), ("component", "index"), ("part", "delta_vectors")})
+    assert samples[("vecdb_memory_bytes", delta)] > 0
     assert samples[("vecdb_index_building", frozenset({("collection", "docs")}))] in (0, 1)
+
+
+async def test_validation_400s_are_counted(docs: httpx.AsyncClient) -> None:
+    """A body FastAPI refuses (a wrong type; not JSON) counts like the engine's own 400s."""
+    assert (await docs.post("/v1/collections/docs/search", json={"k": "many"})).status_code == 400
+    bad_json = await docs.post(
+        "/v1/collections/docs/update", content=b"{nope", headers={"content-type": "application/json"}
+    )
+    assert bad_json.status_code == 400
+    samples = _samples((await docs.get("/metrics")).text)
+    for op in ("search", "update"):
+        labels = frozenset({("transport", "rest"), ("operation", op), ("code", "invalid_argument")})
+        assert samples[("vecdb_requests_total", labels)] == 1, op
+    assert (
+        "vecdb_request_seconds_count",
+        frozenset({("transport", "rest"), ("operation", "update")}),
+    ) not in samples
 
 
 async def test_metrics_records_follow_writes(docs: httpx.AsyncClient) -> None:
@@ -362,6 +383,7 @@ ROUTES = {
     ("/v1/collections/{name}/get", "post"),
     ("/v1/collections/{name}/delete", "post"),
     ("/v1/collections/{name}/search", "post"),
+    ("/v1/collections/{name}/update", "post"),
     ("/v1/collections/{name}/count", "get"),
     ("/v1/collections/{name}/sources", "get"),
     ("/v1/collections/{name}/sources/{source}", "delete"),

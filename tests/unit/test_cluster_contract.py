@@ -23,7 +23,13 @@ from vecdb.cluster.shard import ShardActor
 from vecdb.config import Settings, StorageSettings
 from vecdb.engine import Collection, CollectionAPI, Database, DatabaseAPI
 from vecdb.engine.validate import encode_cursor
-from vecdb.errors import ClosedError, CollectionExistsError, InvalidArgumentError, InvalidConfigError
+from vecdb.errors import (
+    ClosedError,
+    CollectionExistsError,
+    InvalidArgumentError,
+    InvalidConfigError,
+    NotFoundError,
+)
 from vecdb.types import DEFAULT_INCLUDE, Hit, Record, SourceInfo
 
 DIM = 8
@@ -392,6 +398,16 @@ def test_a_name_is_held_by_one_kind_of_collection(cluster_db: Any, tmp_path: Pat
     assert isinstance(cluster_db.get_collection("sh"), ShardedCollection)
 
 
+@pytest.mark.parametrize(
+    "embedding", [{"query_prompt": "query: "}, {"document_prompt": "passage: "}, {"max_seq_length": 128}]
+)
+def test_sharded_collections_refuse_prompts_and_windows(cluster_db: Any, embedding: dict[str, Any]) -> None:
+    """Not supported on shards yet: refused, never silently dropped."""
+    with pytest.raises(InvalidConfigError, match="sharded collection"):
+        cluster_db.create_collection("sh", embedding=embedding, shards=2)
+    assert cluster_db.list_collections() == []
+
+
 def test_open_collections_and_metrics_see_sharded_collections(cluster_db: Any) -> None:
     from vecdb.server.metrics import Metrics
 
@@ -461,3 +477,26 @@ def test_merge_scroll_never_skips_past_a_short_shard() -> None:
     page, cursor = merge_scroll([([rec["a"], rec["d"]], None), ([rec["b"], rec["f"]], None)], limit=3)
     assert [r.id for r in page] == ["a", "b", "d"] and cursor == encode_cursor(b"d")
     assert merge_scroll([([], None), ([], None)], limit=3) == ([], None)
+
+
+def test_update_answers_as_the_engine(pair: tuple[Collection, ShardedCollection]) -> None:
+    """update over shards (issue 24): the same merge, the same refusal of unknown ids, nothing written."""
+    plain, sharded = pair
+    ids = [f"id-{i}" for i in range(0, 90, 7)]
+    patch = {
+        "metadatas": [{"g": None, "h": i} for i in range(len(ids))],
+        "sources": ["moved"] * len(ids),
+    }
+    assert sharded.update(ids, **patch) == plain.update(ids, **patch) == len(ids)
+    assert [(r.id, r.metadata, r.source) for r in sharded.get(ids)] == [
+        (r.id, r.metadata, r.source) for r in plain.get(ids)
+    ]
+    assert sharded.count({"h": {"$exists": True}}) == plain.count({"h": {"$exists": True}}) == len(ids)
+    assert sharded.list_sources() == plain.list_sources()
+    errors = []
+    for col in (plain, sharded):
+        with pytest.raises(NotFoundError) as err:
+            col.update(["id-1", "nope"], metadatas=[{"x": 1}, {"x": 1}])
+        errors.append(err.value.details)
+    assert errors[0] == errors[1] == {"missing": ["nope"]}
+    assert sharded.count({"x": 1}) == 0

@@ -227,7 +227,8 @@ def _tiered(device: Device | None, spec: IvfSpec, x: np.ndarray) -> TieredIndex:
     index.add(labels, x)
     kind = index.plan(len(x))
     assert kind == "merge"
-    job = index.start_job(kind, None, None)  # type: ignore[arg-type]
+    # A merge reads the delta's vectors from the store: here the array the labels index.
+    job = index.start_job(kind, None, lambda want: (want, x[want]))  # type: ignore[arg-type]
     main, added = index.run_job(job)
     index.finish_job(job, main, added, "m1")
     return index
@@ -272,7 +273,7 @@ def test_hnsw_stays_on_the_cpu() -> None:
     device = CloneDevice()
     index = TieredIndex(HnswSpec(), 8, "ip", POLICY, device=device)
     index.add(np.arange(300, dtype=np.int64), x)
-    job = index.start_job("merge", None, None)  # type: ignore[arg-type]
+    job = index.start_job("merge", None, lambda want: (want, x[want]))  # type: ignore[arg-type]
     main, added = index.run_job(job)
     index.finish_job(job, main, added, "m1")
     assert index.main is not None and index.main.kind == "hnsw" and not index.main.on_device

@@ -19,7 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "server": LEAVES | {"engine", "server", "cluster"},
     "cluster": LEAVES | {"engine", "embed", "index", "storage", "cluster"},
     "ingest": LEAVES | {"ingest"},
-    "commands": LEAVES | {"engine", "ingest", "commands"},
+    "commands": LEAVES | {"engine", "ingest", "embed", "commands"},
     "top": LEAVES | {"engine", "storage", "index", "server", "cli", "commands"},
 }
 

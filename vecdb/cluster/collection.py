@@ -59,8 +59,15 @@ from vecdb.engine.validate import (
     validate_text_filter,
     validate_text_index,
     validate_texts,
+    validate_update,
 )
-from vecdb.errors import ClosedError, InvalidArgumentError, InvalidConfigError, UnavailableError
+from vecdb.errors import (
+    ClosedError,
+    InvalidArgumentError,
+    InvalidConfigError,
+    NotFoundError,
+    UnavailableError,
+)
 from vecdb.index import parse_index_spec
 from vecdb.types import DEFAULT_INCLUDE, Hit, Metric, Record, SourceInfo
 
@@ -268,11 +275,41 @@ class ShardedCollection:
             }
         return sum(self._write("upsert", calls))
 
+    def update(
+        self,
+        ids: Sequence[str],
+        metadatas: Sequence[dict[str, Any] | None] | None = None,
+        texts: Sequence[str | None] | None = None,
+        sources: Sequence[str | None] | None = None,
+    ) -> int:
+        """As ``Collection.update``; each shard updates its records (all replicas) atomically, but NOT
+        atomically across shards. Missing ids are refused before any shard writes (NotFoundError)."""
+        self._check_open()
+        id_list, meta_col, text_col, src_col = validate_update(ids, metadatas, texts, sources, self._limits)
+        found = {r.id for r in self.get(id_list, include=[])}
+        missing = [rid for rid in id_list if rid not in found]
+        if missing:
+            raise NotFoundError(
+                f"update: {len(missing)} of {len(id_list)} ids are not in collection {self.name!r}, "
+                f"e.g. {missing[:5]}; nothing was written",
+                missing=missing[:100],
+            )
+        calls = {
+            s: {
+                "ids": [id_list[i] for i in pos],
+                "metadatas": [meta_col[i] for i in pos],
+                "texts": [text_col[i] for i in pos],
+                "sources": [src_col[i] for i in pos],
+            }
+            for s, pos in route(id_list, self.shards).items()
+        }
+        return sum(self._write("update", calls))
+
     def replace_source(
         self,
         source: str,
         ids: Sequence[str],
-        vectors: Any,
+        vectors: Any = None,
         texts: Sequence[str | None] | None = None,
         metadatas: Sequence[dict[str, Any] | None] | None = None,
     ) -> int:

@@ -27,6 +27,7 @@ from vecdb.cluster.replicas import place_replicas, start_replicas
 from vecdb.config import Settings
 from vecdb.engine import CollectionAPI, Database, Eviction
 from vecdb.engine.validate import (
+    check_same_config,
     collection_dim,
     validate_embedding,
     validate_metric,
@@ -37,6 +38,7 @@ from vecdb.engine.validate import (
 from vecdb.errors import (
     ClosedError,
     CollectionExistsError,
+    CollectionNotFoundError,
     CorruptionError,
     InvalidArgumentError,
     InvalidConfigError,
@@ -179,7 +181,15 @@ class ClusterDatabase:
             raise InvalidConfigError(
                 "a sharded collection has no capacity (max_records / eviction)", field="max_records"
             )
-        model = validate_embedding(embedding, self.settings)
+        emb_spec = validate_embedding(embedding, self.settings)
+        if emb_spec is not None and (
+            emb_spec.query_prompt or emb_spec.document_prompt or (embedding or {}).get("max_seq_length")
+        ):
+            raise InvalidConfigError(
+                'a sharded collection takes embedding={"model"} only (no prompts or max_seq_length yet)',
+                field="embedding",
+            )
+        model = None if emb_spec is None else emb_spec.model
         model_dim = self.embedders.get(model).dim if model is not None and self.embedders.enabled else None
         dim = collection_dim(dim, model, model_dim, self.settings.limits)
         metric = validate_metric(metric)
@@ -206,6 +216,51 @@ class ClusterDatabase:
             self._registry[name] = config
             self._write_registry()
             return col
+
+    def get_or_create_collection(
+        self,
+        name: str,
+        dim: int | None = None,
+        metric: Metric | None = None,
+        index: dict[str, Any] | None = None,
+        embedding: dict[str, Any] | None = None,
+        max_records: int | None = None,
+        eviction: Eviction | None = None,
+        shards: int | None = None,
+        replicas: int | None = None,
+        text_index: dict[str, Any] | None = None,
+    ) -> CollectionAPI:
+        """As ``Database.get_or_create_collection``; a new one is sharded when ``shards`` or
+        ``replicas`` is given (as ``create_collection``)."""
+        requested = {
+            "dim": dim, "metric": metric, "index": index, "embedding": embedding,
+            "max_records": max_records, "eviction": eviction, "shards": shards, "replicas": replicas,
+            "text_index": text_index,
+        }  # fmt: skip
+        for _ in range(2):  # a concurrent create or drop between the two steps: look again once
+            try:
+                col = self.get_collection(name)
+            except CollectionNotFoundError:
+                try:
+                    return self.create_collection(
+                        name,
+                        dim,
+                        metric or "cosine",
+                        index,
+                        embedding,
+                        max_records,
+                        eviction,
+                        shards=shards,
+                        replicas=replicas,
+                        text_index=text_index,
+                    )
+                except CollectionExistsError:
+                    continue
+            check_same_config(col.info(), self.settings, **requested)
+            return col
+        raise CollectionExistsError(
+            f"collection {name!r} is being created and dropped concurrently", name=name
+        )
 
     def _open_sharded(self, name: str, config: dict[str, Any]) -> ShardedCollection:
         path = self.path / "shards" / name

@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from vecdb.commands.connect import CommandError, Connection, connect, json_flag
 from vecdb.commands.ops import OPS_COMMANDS, add_ops_commands, run_ops_command
+from vecdb.embed import read_folder, resolve_model
+from vecdb.errors import VecDBError
 from vecdb.ingest import FileReport, discover, glob_regex, ingest, split_text
 
 __all__ = ["add_commands", "run_command"]
@@ -50,8 +54,15 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="folders or files")
     p.add_argument("--collection", required=True, help="created (with an embedding model) when missing")
     p.add_argument("--glob", help="only sources matching this pattern, e.g. '**/*.md' or 'docs/*'")
-    p.add_argument("--chunk-size", type=int, default=800, help="characters per chunk (default 800)")
-    p.add_argument("--chunk-overlap", type=int, default=100, help="characters of overlap (default 100)")
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        help="model tokens per chunk (default: the model's window less its special tokens and document "
+        "prompt; larger is an error: the model would cut the chunk short)",
+    )
+    p.add_argument(
+        "--chunk-overlap", type=int, help="model tokens of overlap (default: an eighth of the size)"
+    )
     p.add_argument(
         "--delete-missing",
         action="store_true",
@@ -80,6 +91,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument("--text-filter", help='full-text filter as JSON, e.g. \'{"$contains": "rotate"}\'')
     p.add_argument("--fusion", help='hybrid fusion as JSON, e.g. \'{"method": "weighted", "alpha": 0.7}\'')
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the hits as one JSON array (id, score, source, text, metadata; full text), best first",
+    )
     _connection_args(p)
 
     p = sub.add_parser("collections", help="list, create or drop collections")
@@ -135,21 +151,59 @@ def _ensure_text_collection(conn: Connection, name: str, model: str | None) -> N
         raise CommandError(f"collection {name!r} uses model {own!r}, not {model!r}")
 
 
+def _token_budget(conn: Connection, name: str) -> tuple[Callable[[str], int], int]:
+    """The collection's model's token count (without special tokens) and the tokens a chunk may hold:
+    its window less the special tokens and the document prompt. The model's tokenizer is read from the
+    local model folder (the packaged model is always there)."""
+    emb = conn.info(name).get("embedding") or {}
+    model = str(emb.get("model"))
+    try:
+        folder = read_folder(resolve_model(model, allow_download=False))
+        specials = folder.count_tokens([""])[0]
+        length = folder.token_counter()
+    except VecDBError as exc:
+        raise CommandError(
+            f"cannot size chunks in tokens of model {model!r}: {exc}. Run ingest where the model is "
+            "available locally"
+        ) from exc
+    window = int(emb.get("max_seq_length") or folder.max_seq_length)
+    prompt = str(emb.get("document_prompt") or "")
+    budget = window - specials - (length(prompt) if prompt else 0)
+    if budget < 1:
+        raise CommandError(f"model {model!r}: a window of {window} tokens leaves no room for text")
+    return length, budget
+
+
 def _ingest(conn: Connection, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
-        split_text("", args.chunk_size, args.chunk_overlap)  # bad sizes: before anything is created
+        if args.chunk_size is not None:  # bad sizes: before anything is created
+            split_text("", args.chunk_size, args.chunk_overlap or 0)
         documents = discover(args.paths, args.glob)
     except (FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
     pattern = None if args.glob is None else glob_regex(args.glob)
     _ensure_text_collection(conn, args.collection, args.model)
+    length, budget = _token_budget(conn, args.collection)
+    chunk_size = budget if args.chunk_size is None else args.chunk_size
+    if chunk_size > budget:
+        raise CommandError(
+            f"--chunk-size {chunk_size} is over the {budget} tokens the model's window leaves for text: "
+            "the model would cut each chunk short (give at most that, or a collection with a larger "
+            "max_seq_length)"
+        )
+    chunk_overlap = chunk_size // 8 if args.chunk_overlap is None else args.chunk_overlap
+    try:
+        split_text("", chunk_size, chunk_overlap)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
     progress = _Progress(len(documents), out, quiet=args.quiet)
     try:
         summary = ingest(
             conn.collection(args.collection),
             documents,
-            chunk_size=args.chunk_size,
-            chunk_overlap=args.chunk_overlap,
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
+            length=length,
             delete_missing=args.delete_missing,
             in_scope=None if pattern is None else (lambda source: pattern.fullmatch(source) is not None),
             on_file=progress.update,
@@ -236,6 +290,13 @@ def _search(conn: Connection, args: argparse.Namespace, out: TextIO, err: TextIO
         text_filter=json_flag(args.text_filter, "--text-filter"),
         fusion=json_flag(args.fusion, "--fusion"),
     )[0]
+    if args.json:
+        rows_json = [
+            {"id": h.id, "score": float(h.score), "source": h.source, "text": h.text, "metadata": h.metadata}
+            for h in hits
+        ]
+        out.write(json.dumps(rows_json, ensure_ascii=False) + "\n")
+        return 0
     rows = [
         [str(i + 1), h.id, f"{h.score:.3f}", h.source or "", _snippet(h.text)] for i, h in enumerate(hits)
     ]

@@ -56,8 +56,10 @@ def add_ops_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], c
     p = sub.add_parser(
         "export",
         help="write every record of a collection as JSON Lines (or Parquet)",
-        description="One JSON object a line: id, vector, text, metadata, source (expiry times are not "
-        "exported). Parquet needs pyarrow.",
+        description="One JSON object a line: first the collection's configuration "
+        '({"vecdb_collection": {"dim", "metric", "index", "embedding", "capacity"}}), then one record a '
+        "line: id, vector, text, metadata, source (expiry times are not exported). Parquet (needs pyarrow) "
+        "keeps the configuration in the file's schema metadata (key vecdb_collection).",
     )
     p.add_argument("--collection", required=True)
     p.add_argument("--output", "-o", type=Path, help="file to write (default: standard output)")
@@ -71,13 +73,31 @@ def add_ops_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], c
         "import",
         help="upsert records from JSON Lines (or Parquet) into a collection",
         description="Each record needs an id and a vector (or a text, for a collection with an embedding "
-        "model). A missing collection is created with the first vector's dimension and --metric. "
-        "Records are upserted by id in batches: importing twice gives the same collection.",
+        "model). A missing collection is created with the configuration the export recorded (dimension, "
+        "metric, index, embedding model, capacity), each overridable by the flags below; a file without "
+        "one (written by another tool) gives the first vector's dimension, cosine and an auto index. "
+        "An existing collection keeps its own configuration. Records are upserted by id in batches: "
+        "importing twice gives the same collection.",
     )
     p.add_argument("input", type=Path, metavar="FILE", help="a .jsonl or .parquet file ('-': standard input)")
     p.add_argument("--collection", required=True)
-    p.add_argument("--metric", default="cosine", choices=("cosine", "ip", "l2"), help="for a new collection")
-    p.add_argument("--index", help="index spec as JSON for a new collection (default auto)")
+    p.add_argument(
+        "--metric",
+        choices=("cosine", "ip", "l2"),
+        help="for a new collection (default: the file's, else cosine)",
+    )
+    p.add_argument("--index", help="index spec as JSON for a new collection (default: the file's, else auto)")
+    p.add_argument(
+        "--model",
+        help="embedding model for a new collection (default: the file's); 'none' for no model",
+    )
+    p.add_argument("--max-records", type=int, help="capacity of a new collection (default: the file's)")
+    p.add_argument("--eviction", choices=("fifo", "lru"), help="with --max-records (default: the file's)")
+    p.add_argument(
+        "--ignore-config",
+        action="store_true",
+        help="create a new collection from the flags alone, not from the configuration in the file",
+    )
     p.add_argument(
         "--format", choices=("jsonl", "parquet"), help="default: from the file's suffix, else jsonl"
     )
@@ -204,23 +224,43 @@ def _export(conn: Connection, args: argparse.Namespace, out: TextIO) -> int:
     fmt = _format(args.format, args.output)
     if fmt == "parquet" and args.output is None:
         raise CommandError("Parquet goes to a file: give --output FILE.parquet")
-    conn.info(args.collection)  # a missing collection fails before any file is written
+    config = collection_config(conn.info(args.collection))  # a missing collection fails before any file
     records = (
         _record_dict(r) for r in conn.collection(args.collection).iter_records(args.batch, None, FIELDS)
     )
     if fmt == "parquet":
-        n = _write_parquet(records, args.output, args.batch)
+        n = _write_parquet(records, args.output, args.batch, config)
     elif args.output is None:
-        n = _write_jsonl(records, out)
+        n = _write_jsonl(records, out, config)
     else:
         with args.output.open("w", encoding="utf-8") as f:
-            n = _write_jsonl(records, f)
+            n = _write_jsonl(records, f, config)
     if args.output is not None:  # on standard output the records are the output: nothing else
         out.write(f"exported {n} records of {args.collection} to {args.output}\n")
     return 0
 
 
-def _write_jsonl(records: Iterable[dict[str, Any]], f: TextIO) -> int:
+#: The key of the configuration: the first JSON Lines object, or the Parquet schema's metadata.
+CONFIG_KEY = "vecdb_collection"
+#: What of a collection's info an export carries (what creating it again needs).
+CONFIG_FIELDS = ("dim", "metric", "index", "embedding", "capacity", "text_index")
+#: What info() adds to the embedding declaration and the text index spec (facts, not settings).
+_REPORTED = frozenset({"dim", "backend", "documents"})
+
+
+def collection_config(info: dict[str, Any]) -> dict[str, Any]:
+    """The creation settings in a collection's info: the embedding declaration (model, prompts, window)
+    and the text index spec without what info() reports beside them."""
+    config = {key: info.get(key) for key in CONFIG_FIELDS}
+    for key in ("embedding", "text_index"):
+        value = config[key]
+        if isinstance(value, dict):
+            config[key] = {k: v for k, v in value.items() if k not in _REPORTED}
+    return config
+
+
+def _write_jsonl(records: Iterable[dict[str, Any]], f: TextIO, config: dict[str, Any]) -> int:
+    f.write(json.dumps({CONFIG_KEY: config}, ensure_ascii=False) + "\n")
     n = 0
     for rec in records:
         f.write(json.dumps(rec, ensure_ascii=False, allow_nan=False) + "\n")
@@ -228,7 +268,7 @@ def _write_jsonl(records: Iterable[dict[str, Any]], f: TextIO) -> int:
     return n
 
 
-def _write_parquet(records: Iterable[dict[str, Any]], path: Path, batch: int) -> int:
+def _write_parquet(records: Iterable[dict[str, Any]], path: Path, batch: int, config: dict[str, Any]) -> int:
     pa = _pyarrow()
     schema = pa.schema(
         [
@@ -237,7 +277,8 @@ def _write_parquet(records: Iterable[dict[str, Any]], path: Path, batch: int) ->
             ("text", pa.string()),
             ("metadata", pa.string()),  # JSON text: metadata objects differ from record to record
             ("source", pa.string()),
-        ]
+        ],
+        metadata={CONFIG_KEY: json.dumps(config)},
     )
     n = 0
     with pa.parquet.ParquetWriter(str(path), schema) as writer:
@@ -253,7 +294,8 @@ def _write_parquet(records: Iterable[dict[str, Any]], path: Path, batch: int) ->
     return n
 
 
-def _read_jsonl(f: TextIO) -> Iterator[dict[str, Any]]:
+def _read_jsonl(f: TextIO, config: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The records; the configuration line (the first, when there is one) goes into ``config``."""
     for lineno, line in enumerate(f, 1):
         if not line.strip():
             continue
@@ -261,14 +303,25 @@ def _read_jsonl(f: TextIO) -> Iterator[dict[str, Any]]:
             rec = json.loads(line)
         except ValueError as exc:
             raise CommandError(f"line {lineno}: not JSON ({exc})") from exc
+        if isinstance(rec, dict) and CONFIG_KEY in rec and "id" not in rec:
+            if lineno != 1 or not isinstance(rec[CONFIG_KEY], dict):
+                raise CommandError(
+                    f"line {lineno}: a collection configuration must be the first line's object"
+                )
+            config.update(rec[CONFIG_KEY])
+            continue
         if not isinstance(rec, dict) or not isinstance(rec.get("id"), str):
             raise CommandError(f"line {lineno}: a record must be a JSON object with a string id")
         yield rec
 
 
-def _read_parquet(path: Path, batch: int) -> Iterator[dict[str, Any]]:
+def _read_parquet(path: Path, batch: int, config: dict[str, Any]) -> Iterator[dict[str, Any]]:
     pa = _pyarrow()
-    for part in pa.parquet.ParquetFile(str(path)).iter_batches(batch_size=batch):
+    file = pa.parquet.ParquetFile(str(path))
+    stored = (file.schema_arrow.metadata or {}).get(CONFIG_KEY.encode())
+    if stored:
+        config.update(json.loads(stored))
+    for part in file.iter_batches(batch_size=batch):
         for rec in part.to_pylist():
             meta = rec.get("metadata")
             if isinstance(meta, str):
@@ -291,36 +344,61 @@ def _import(conn: Connection, args: argparse.Namespace, out: TextIO) -> int:
     if args.batch < 1:
         raise CommandError("--batch must be at least 1")
     fmt = _format(args.format, None if str(args.input) == "-" else args.input)
-    index = json_flag(args.index, "--index")
+    json_flag(args.index, "--index")  # a bad flag fails before anything is read
+    config: dict[str, Any] = {}  # the file's, filled as it is read (before the first record)
     if fmt == "parquet":
-        records: Iterator[dict[str, Any]] = _read_parquet(args.input, args.batch)
-        total = _upsert_all(conn, args, records, index)
+        records: Iterator[dict[str, Any]] = _read_parquet(args.input, args.batch, config)
+        total = _upsert_all(conn, args, records, config)
     elif str(args.input) == "-":
-        total = _upsert_all(conn, args, _read_jsonl(sys.stdin), index)
+        total = _upsert_all(conn, args, _read_jsonl(sys.stdin, config), config)
     else:
         try:
             with args.input.open(encoding="utf-8") as f:
-                total = _upsert_all(conn, args, _read_jsonl(f), index)
+                total = _upsert_all(conn, args, _read_jsonl(f, config), config)
         except FileNotFoundError as exc:
             raise CommandError(f"{args.input}: no such file") from exc
     out.write(f"imported {total} records into {args.collection}\n")
     return 0
 
 
+def new_collection_args(file_config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """``create_collection``'s arguments for an import's new collection: the file's configuration (unless
+    ``--ignore-config``), each part overridden by its flag. ``dim`` is None when neither says."""
+    config = {} if args.ignore_config else file_config
+    capacity = config.get("capacity") or {}
+    declared = dict(config.get("embedding") or {})  # model, prompts, window (older files: model only)
+    model = args.model if args.model is not None else declared.get("model")
+    max_records = args.max_records if args.max_records is not None else capacity.get("max_records")
+    eviction = args.eviction or (capacity.get("eviction") if max_records is not None else None)
+    return {
+        "dim": config.get("dim"),
+        "metric": args.metric or config.get("metric") or "cosine",
+        "index": json_flag(args.index, "--index") if args.index else config.get("index"),
+        # --model replaces the model only; the prompts and window declared for it travel with the file
+        "embedding": None if model in (None, "none") else {**declared, "model": model},
+        "max_records": max_records,
+        "eviction": eviction,
+        **({"text_index": config["text_index"]} if config.get("text_index") is not None else {}),
+    }
+
+
 def _upsert_all(
-    conn: Connection, args: argparse.Namespace, records: Iterator[dict[str, Any]], index: Any
+    conn: Connection, args: argparse.Namespace, records: Iterator[dict[str, Any]], file_config: dict[str, Any]
 ) -> int:
     total = 0
     exists = args.collection in conn.list_collections()
     for batch in _batches(records, args.batch):
         if not exists:
+            create = new_collection_args(file_config, args)
             first = next((r["vector"] for r in batch if r.get("vector")), None)
-            if first is None:
-                raise CommandError(
-                    f"collection {args.collection!r} does not exist and the first batch has no vector to "
-                    "take its dimension from: create it first (vecdb collections create)"
-                )
-            conn.create_collection(args.collection, dim=len(first), metric=args.metric, index=index)
+            if create["dim"] is None and create["embedding"] is None:
+                if first is None:
+                    raise CommandError(
+                        f"collection {args.collection!r} does not exist and the first batch has no vector "
+                        "to take its dimension from: create it first (vecdb collections create)"
+                    )
+                create["dim"] = len(first)
+            conn.create_collection(args.collection, **create)
             exists = True
         col = conn.collection(args.collection)
         total += col.upsert(

@@ -1,4 +1,4 @@
-"""Embedding models: local resolution (offline by default), lazy loading once per process.
+"""Embedding models: local resolution (offline by default), lazy loading once per process, two backends.
 
 A model name resolves, in order, to:
 
@@ -10,23 +10,23 @@ A model name resolves, in order, to:
 
 Otherwise ``ModelUnavailableError`` says what was looked for and how to provide the model, at once:
 nothing waits on the network (a hub-name load otherwise hangs ~75 s here, see FACTS.md).
+
+Backends (``embedding.backend``, ``vecdb.embed.backends``): ``onnx`` (the default) and ``onnx-int8`` run
+the folder's transformer through onnxruntime, exported once from the local folder (the packaged model at
+install into the venv, others into the data directory's ``models/``) and never import torch in this
+process; ``torch`` loads the folder with sentence-transformers. Both honour ``embedding.threads``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
+from vecdb.embed.backends import BACKENDS, Embedder, load_embedder
 from vecdb.errors import EmbeddingDisabledError, ModelUnavailableError
 
-__all__ = ["DEFAULT_MODEL", "PACKAGED_MODELS", "Embedder", "EmbedderRegistry", "resolve_model"]
+__all__ = ["DEFAULT_MODEL", "PACKAGED_MODELS", "EmbedderRegistry", "resolve_model"]
 
 log = logging.getLogger(__name__)
 
@@ -88,34 +88,33 @@ def resolve_model(name: str, *, allow_download: bool) -> Path:
     )
 
 
-@dataclass
-class Embedder:
-    """A loaded sentence-transformers model."""
-
-    name: str
-    path: Path
-    model: Any
-    dim: int
-    batch_size: int
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """(len(texts), dim) float32, batched."""
-        if not texts:
-            return np.empty((0, self.dim), dtype=np.float32)
-        out = self.model.encode(
-            texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
-        )
-        return np.ascontiguousarray(out, dtype=np.float32)
-
-
 class EmbedderRegistry:
-    """Loads each model once per process, on first use, and shares it between collections."""
+    """Loads each model once per process, on first use, and shares it between collections.
 
-    def __init__(self, *, enabled: bool, allow_download: bool, batch_size: int, device: str) -> None:
+    ``models_dir`` (inside the data directory) holds the ONNX exports; ``threads`` is
+    ``embedding.threads`` (0: 1 thread for calls of a few texts, all cores for batches).
+    """
+
+    def __init__(
+        self,
+        *,
+        enabled: bool,
+        allow_download: bool,
+        batch_size: int,
+        device: str,
+        backend: str = "onnx",
+        threads: int = 0,
+        models_dir: Path | None = None,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown embedding backend {backend!r}")
         self.enabled = enabled
         self.allow_download = allow_download
         self.batch_size = batch_size
         self.device = device
+        self.backend = backend
+        self.threads = threads
+        self.models_dir = models_dir
         self._lock = threading.Lock()
         self._models: dict[str, Embedder] = {}
 
@@ -139,40 +138,13 @@ class EmbedderRegistry:
             return embedder
 
     def _load(self, name: str, path: Path) -> Embedder:
-        if not self.allow_download:
-            # Never let a library reach for the hub while loading a local folder.
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        started = time.perf_counter()
-        import torch
-        from sentence_transformers import SentenceTransformer
-
-        device = self.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        try:
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-        except ImportError:
-            pass
-        try:
-            model = SentenceTransformer(str(path), device=device)
-        except (ValueError, OSError, KeyError) as exc:
-            log.warning("embedding model %s: %s is not a loadable folder: %s", name, path, exc)
-            raise ModelUnavailableError(
-                f"embedding model {name!r} is not a loadable sentence-transformers folder "
-                f"({type(exc).__name__}; the server log has the details)",
-                model=name,
-            ) from exc
-        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        dim = int(get_dim() or 0)
-        log.info(
-            "embedding model %s loaded from %s on %s in %.1f s (dim %d)",
+        return load_embedder(
             name,
             path,
-            device,
-            time.perf_counter() - started,
-            dim,
+            backend=self.backend,
+            batch_size=self.batch_size,
+            device=self.device,
+            threads=self.threads,
+            models_dir=self.models_dir,
+            allow_download=self.allow_download,
         )
-        return Embedder(name=name, path=path, model=model, dim=dim, batch_size=self.batch_size)

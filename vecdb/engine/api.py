@@ -72,15 +72,33 @@ class CollectionAPI(Protocol):
         """
         ...
 
+    def update(
+        self,
+        ids: Sequence[str],
+        metadatas: Sequence[dict[str, Any] | None] | None = None,
+        texts: Sequence[str | None] | None = None,
+        sources: Sequence[str | None] | None = None,
+    ) -> int:
+        """Change existing records' metadata, text or source without re-sending vectors; returns how
+        many were updated (``len(ids)``). Per record, None keeps a field. Metadata merges (given keys
+        replace, a key given as None is removed, others stay). A new text is embedded again in a
+        collection with an embedding model (its vector changes); otherwise vectors and expiry stay. One
+        atomic write (the cluster: per shard). Raises NotFoundError (``details["missing"]``) when an id
+        does not exist (nothing written), InvalidArgumentError (no column given), InvalidIdError,
+        DuplicateIdError, InvalidMetadataError, InvalidSourceError, LimitExceededError, ClosedError.
+        Idempotent."""
+        ...
+
     def replace_source(
         self,
         source: str,
         ids: Sequence[str],
-        vectors: Any,
+        vectors: Any = None,
         texts: Sequence[str | None] | None = None,
         metadatas: Sequence[dict[str, Any] | None] | None = None,
     ) -> int:
-        """Replace every record of ``source`` with the given ones (which get that source). Returns how
+        """Replace every record of ``source`` with the given ones (which get that source); ``vectors`` may
+        be omitted in a collection with an embedding model (as in ``upsert``, and the client). Returns how
         many were written; with no ids, how many were deleted. Raises as ``upsert`` and
         InvalidSourceError."""
         ...
@@ -178,7 +196,8 @@ class CollectionAPI(Protocol):
 
     def info(self) -> dict[str, Any]:
         """name, dim, metric, index, embedding, text_index (None, or its spec and ``documents``), count,
-        sources, capacity, index_state, seq, checkpoint_seq (a sharded collection adds ``cluster``)."""
+        sources, capacity, index_state, seq, checkpoint_seq (a sharded collection adds ``cluster``; an
+        embedded one ``memory``: bytes per index part and store cache, docs/indexes.md#memory)."""
         ...
 
     # ---- lifecycle ---------------------------------------------------------------------------------
@@ -237,6 +256,26 @@ class DatabaseAPI(Protocol):
         None: none). Raises CollectionExistsError (whatever kind of collection holds the name),
         InvalidNameError, InvalidConfigError (dim, metric, index, embedding, capacity, text_index;
         shards/replicas where there is no cluster), ModelUnavailableError."""
+        ...
+
+    def get_or_create_collection(
+        self,
+        name: str,
+        dim: int | None = None,
+        metric: Metric | None = None,
+        index: dict[str, Any] | None = None,
+        embedding: dict[str, Any] | None = None,
+        max_records: int | None = None,
+        eviction: Eviction | None = None,
+        shards: int | None = None,
+        replicas: int | None = None,
+        text_index: dict[str, Any] | None = None,
+    ) -> CollectionAPI:
+        """The existing collection ``name`` when it has every setting given (one left out, None, matches
+        anything; ``embedding={}`` names the default model), else a new one as ``create_collection``
+        makes it (``metric`` None: cosine). Raises CollectionExistsError with ``details["differences"]``
+        (``{field: {"existing", "requested"}}``) when the existing one differs, and what
+        ``create_collection`` raises."""
         ...
 
     def get_collection(self, name: str) -> CollectionAPI:

@@ -26,11 +26,12 @@ from typing import Any
 import numpy as np
 
 from vecdb.config import Settings
-from vecdb.embed import EmbedderRegistry
+from vecdb.embed import EmbedderRegistry, EmbeddingSpec
 from vecdb.engine.api import scroll_all
 from vecdb.engine.capacity import Capacity, Recency
 from vecdb.engine.derived import Change, Derived, FilterState, RecencyState
 from vecdb.engine.locks import RWLock
+from vecdb.engine.malloc import bound_allocator, release_free_memory
 from vecdb.engine.record_index import RecordIndex, to_labels
 from vecdb.engine.text_state import TextIndexState
 from vecdb.engine.validate import (
@@ -38,6 +39,7 @@ from vecdb.engine.validate import (
     decode_cursor,
     encode_cursor,
     expiry_times,
+    merge_metadata,
     split_missing_vectors,
     validate_fusion,
     validate_hits,
@@ -52,6 +54,7 @@ from vecdb.engine.validate import (
     validate_text_filter,
     validate_text_index,
     validate_texts,
+    validate_update,
     validate_vector_bytes,
 )
 from vecdb.engine.vector_state import VectorIndexState
@@ -62,6 +65,7 @@ from vecdb.errors import (
     InvalidConfigError,
     InvalidFilterError,
     LimitExceededError,
+    NotFoundError,
 )
 from vecdb.filters import parse_filter
 from vecdb.index import (
@@ -117,6 +121,7 @@ class Collection:
         spec: AnySpec,
         embedding_model: str | None,
         embedders: EmbedderRegistry,
+        embedding: EmbeddingSpec | None = None,
         settings: Settings,
         background: Executor,
         builder: Executor,
@@ -125,6 +130,7 @@ class Collection:
         device: Device | None = None,
         text_index: TextIndexSpec | None = None,
     ) -> None:
+        bound_allocator()  # once per process (vecdb.engine.malloc)
         self.name = name
         self._device = device
         self.path = path
@@ -132,6 +138,10 @@ class Collection:
         self.metric: Metric = metric
         self.spec = spec
         self.embedding_model = embedding_model
+        #: Prompts and window of the model (None: the model's defaults, no prompts).
+        self.embedding = (
+            embedding if embedding is not None or embedding_model is None else EmbeddingSpec(embedding_model)
+        )
         self.capacity = capacity
         # Use order for eviction; only collections with a capacity keep one.
         self._recency: Recency | None = None if capacity is None else Recency()
@@ -163,6 +173,8 @@ class Collection:
             sync=settings.storage.sync_writes,
             what=f"store of collection {name!r}",
             max_open_files=settings.storage.max_open_files,
+            block_cache_bytes=settings.storage.block_cache_mb << 20,
+            write_buffer_bytes=settings.storage.write_buffer_mb << 20,
             watermark=path / WATERMARK_FILE,
             on_damage=self._on_damage,
         )
@@ -213,6 +225,7 @@ class Collection:
         with self._write_lock:
             self._maybe_maintain()
             self._maybe_calibrate()
+        release_free_memory()  # what the open scan and the checkpoint's load left behind
 
     # ---- integrity ---------------------------------------------------------------------------------
 
@@ -290,6 +303,7 @@ class Collection:
         finally:
             with self._rw.write():  # waits for searches in flight; later ones see ClosedError
                 self._store.close()
+                self._index.release()  # a handle kept after close holds no vectors
 
     @property
     def seq(self) -> int:
@@ -351,6 +365,7 @@ class Collection:
         try:
             if not self._closed:
                 self._checkpoint()
+                release_free_memory()
         except Exception:  # the op-log still covers everything; the next checkpoint retries
             log.exception("collection %s: background checkpoint failed", self.name)
 
@@ -395,6 +410,7 @@ class Collection:
             )
             self._schedule_checkpoint()
             self._maybe_maintain()
+        release_free_memory()  # the old main and the job's inputs
 
     def _maybe_calibrate(self, again: bool = False) -> None:
         """An ANN index loaded without a calibration (checkpointed by an older version) is calibrated in
@@ -587,27 +603,36 @@ class Collection:
             allow_empty=allow_empty,
         )
         if missing:  # embedding is slow: done after validation, before the write lock
-            vecs[missing] = self._embed([new[i].text or "" for i in missing])
+            vecs[missing] = self.embed_documents([new[i].text or "" for i in missing])
         text = self._text
         if text is not None:  # so is Chinese segmentation
             text.warm([r.text for r in new])
         return new, vecs
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        if self.embedding_model is None:
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        """Vectors of record texts (the ``document_prompt`` prepended). Raises InvalidArgumentError
+        without an embedding model."""
+        return self._embed(texts, query=False)
+
+    def _embed(self, texts: list[str], *, query: bool) -> np.ndarray:
+        if self.embedding_model is None or self.embedding is None:
             raise InvalidArgumentError(
                 f"collection {self.name!r} has no embedding model: send vectors (create it with "
                 'embedding={"model": ...} to send texts alone)'
             )
-        return check_embedded_dim(
-            self._embedders.get(self.embedding_model).encode(texts), self.embedding_model, self.dim
+        spec = self.embedding
+        vectors = self._embedders.get(self.embedding_model).encode(
+            texts,
+            prompt=spec.query_prompt if query else spec.document_prompt,
+            max_seq_length=spec.max_seq_length,
         )
+        return check_embedded_dim(vectors, self.embedding_model, self.dim)
 
     def replace_source(
         self,
         source: str,
         ids: Sequence[str],
-        vectors: Any,
+        vectors: Any = None,
         texts: Sequence[str | None] | None = None,
         metadatas: Sequence[dict[str, Any] | None] | None = None,
     ) -> int:
@@ -711,6 +736,57 @@ class Collection:
         with self._reading():
             return None if self._text is None else self._text.info()
 
+    def update(
+        self,
+        ids: Sequence[str],
+        metadatas: Sequence[dict[str, Any] | None] | None = None,
+        texts: Sequence[str | None] | None = None,
+        sources: Sequence[str | None] | None = None,
+    ) -> int:
+        """Change existing records' metadata, text or source in place; returns how many were updated.
+
+        Per record, None (or a column left out) keeps that field. Metadata merges: the given keys replace
+        the stored ones, a key given as None is removed, the others stay. A new text in a collection with
+        an embedding model is embedded again (the record's vector changes); otherwise the vector and the
+        expiry time stay as stored. Every id must exist (NotFoundError naming the missing ones);
+        the whole batch is one atomic write, like an upsert, and the filter bitmaps and the source index
+        follow it."""
+        self._check_open()
+        id_list, meta_col, text_col, src_col = validate_update(ids, metadatas, texts, sources, self._limits)
+        embedded: dict[int, np.ndarray] = {}
+        if self.embedding_model is not None:  # slow: before the write lock
+            changed = [i for i, t in enumerate(text_col) if t is not None]
+            if changed:
+                embedded = dict(
+                    zip(changed, self.embed_documents([text_col[i] for i in changed]), strict=True)
+                )
+        with self._write_lock:
+            self._check_open()
+            labels = self._store.lookup_labels(id_list)
+            missing = [rid for rid, lb in zip(id_list, labels, strict=True) if lb is None]
+            if missing:
+                raise NotFoundError(
+                    f"update: {len(missing)} of {len(id_list)} ids are not in collection {self.name!r}, "
+                    f"e.g. {missing[:5]}; nothing was written",
+                    missing=missing[:100],
+                )
+            stored = self._load([lb for lb in labels if lb is not None])
+            vecs = self._store.get_vectors([r.label for r in stored])
+            for i, vec in embedded.items():
+                vecs[i] = vec
+            new, vecs = validate_records(
+                id_list,
+                vecs,
+                [t if t is not None else r.text for t, r in zip(text_col, stored, strict=True)],
+                [merge_metadata(r.metadata, m) for m, r in zip(meta_col, stored, strict=True)],
+                [s if s is not None else r.source for s, r in zip(src_col, stored, strict=True)],
+                dim=self.dim,
+                metric=self.metric,
+                limits=self._limits,
+            )
+            new = [dataclasses.replace(n, expires_at=r.expires_at) for n, r in zip(new, stored, strict=True)]
+            return self._write_locked(new, vecs, lambda: stored)
+
     def _check_metadata_fields(self, new: list[NewRecord]) -> None:
         """Refuse a write that would bring the collection's distinct metadata keys past the limit: each
         key is filterable and costs memory for as long as any record has it (call under the write lock)."""
@@ -776,33 +852,44 @@ class Collection:
         written, or for a pure delete how many visible records went (expired ones are already gone to
         readers, so they count only when ``count_expired``)."""
         with self._write_lock:
-            self._check_open()
-            removed = removed_fn()
-            if new:
-                self._check_metadata_fields(new)
-            if new and self.capacity is not None:
-                removed = removed + self._evictions(len(new), removed)
-            if not new and not removed:
-                return 0
-            hidden = 0
-            if not new and self._records.expiry:
-                dead = self._records.expired(time.time())
-                hidden = sum(r.label in dead for r in removed) if dead else 0
-            with self._rw.write():
-                seq, labels = self._store.commit(new, vecs, removed)
-                change = Change(seq, labels, new, vecs if new else None, removed)
-                for d in self._derived:
-                    d.apply(change)
-                self._applied_seq = seq
-            self._maybe_maintain()
-            self._ops_since_checkpoint += 1
-            self._changes_since_checkpoint += len(new) + len(removed)
-            storage = self._settings.storage
-            if (
-                self._ops_since_checkpoint >= storage.checkpoint_every_ops
-                or self._changes_since_checkpoint >= storage.checkpoint_every_records
-            ):
-                self._schedule_checkpoint()
+            return self._write_locked(new, vecs, removed_fn, count_expired=count_expired)
+
+    def _write_locked(
+        self,
+        new: list[NewRecord],
+        vecs: np.ndarray | None,
+        removed_fn: Callable[[], list[StoredRecord]],
+        *,
+        count_expired: bool = False,
+    ) -> int:
+        """``_write``'s body, for a caller that holds the write lock already (``update``)."""
+        self._check_open()
+        removed = removed_fn()
+        if new:
+            self._check_metadata_fields(new)
+        if new and self.capacity is not None:
+            removed = removed + self._evictions(len(new), removed)
+        if not new and not removed:
+            return 0
+        hidden = 0
+        if not new and self._records.expiry:
+            dead = self._records.expired(time.time())
+            hidden = sum(r.label in dead for r in removed) if dead else 0
+        with self._rw.write():
+            seq, labels = self._store.commit(new, vecs, removed)
+            change = Change(seq, labels, new, vecs if new else None, removed)
+            for d in self._derived:
+                d.apply(change)
+            self._applied_seq = seq
+        self._maybe_maintain()
+        self._ops_since_checkpoint += 1
+        self._changes_since_checkpoint += len(new) + len(removed)
+        storage = self._settings.storage
+        if (
+            self._ops_since_checkpoint >= storage.checkpoint_every_ops
+            or self._changes_since_checkpoint >= storage.checkpoint_every_records
+        ):
+            self._schedule_checkpoint()
         return len(new) if new else len(removed) - (0 if count_expired else hidden)
 
     # ---- reads -------------------------------------------------------------------------------------
@@ -861,7 +948,7 @@ class Collection:
             if texts is not None:
                 texts = validate_texts(texts, self._limits)
                 validate_hits(len(texts), k, self.dim, fields, self._limits)  # before embedding them
-                vectors = self._embed(texts)
+                vectors = self._embed(texts, query=True)
         else:
             if texts is None:
                 raise InvalidArgumentError(f"search mode {mode!r} needs texts", field="texts")
@@ -876,7 +963,7 @@ class Collection:
             query_texts = validate_texts(texts, self._limits)
             validate_hits(len(query_texts), k, self.dim, fields, self._limits)
             if mode == "hybrid" and vectors is None:
-                vectors = self._embed(query_texts)
+                vectors = self._embed(query_texts, query=True)
         queries = None if vectors is None else validate_queries(vectors, self.dim, self.metric, self._limits)
         if queries is not None and query_texts is not None and len(queries) != len(query_texts):
             raise InvalidArgumentError(
@@ -972,10 +1059,14 @@ class Collection:
         ids = self._records.ids
         out = []
         for vrow, trow in zip(vec_rows, text_rows, strict=True):
-            label_of = {ids[lb]: lb for lb, _ in vrow} | {ids[lb]: lb for lb, _ in trow}
+            vkeys = [ids[lb] for lb, _ in vrow]
+            tkeys = [ids[lb] for lb, _ in trow]
+            label_of = {key: lb for key, (lb, _) in zip(vkeys, vrow, strict=True)} | {
+                key: lb for key, (lb, _) in zip(tkeys, trow, strict=True)
+            }
             fused = fuse(
-                [(ids[lb], sc) for lb, sc in vrow],
-                [(ids[lb], sc) for lb, sc in trow],
+                [(key, sc) for key, (_, sc) in zip(vkeys, vrow, strict=True)],
+                [(key, sc) for key, (_, sc) in zip(tkeys, trow, strict=True)],
                 fus,
                 k,
                 lower_better=self.metric == "l2",
@@ -1101,8 +1192,15 @@ class Collection:
         state["recall"]["audit"] = self._audit.summary()
         return state
 
+    def _embedding_info(self) -> dict[str, Any] | None:
+        """The declaration, the dimension and the server's backend (the model is not loaded for it)."""
+        if self.embedding is None:
+            return None
+        return {**self.embedding.to_dict(), "dim": self.dim, "backend": self._settings.embedding.backend}
+
     def info(self) -> dict[str, Any]:
-        """Name, dimension, metric, index spec and state, counts and sequence numbers."""
+        """Name, dimension, metric, index spec and state, counts, sequence numbers and memory (bytes
+        held by each index part and the store's caches; embedded only, /metrics serves it too)."""
         self._check_open()
         with self._reading():
             return {
@@ -1110,7 +1208,7 @@ class Collection:
                 "dim": self.dim,
                 "metric": self.metric,
                 "index": self.spec.model_dump(),
-                "embedding": None if self.embedding_model is None else {"model": self.embedding_model},
+                "embedding": self._embedding_info(),
                 "text_index": None if self._text is None else self._text.info(),
                 "count": len(self._records) - len(self._records.expired(time.time())),
                 "sources": len(self._sources()),
@@ -1118,7 +1216,13 @@ class Collection:
                 "index_state": self._index_state(),
                 "seq": self._applied_seq,
                 "checkpoint_seq": self._checkpoint_seq(),
+                "memory": self._memory(),
             }
+
+    def _memory(self) -> dict[str, Any]:
+        """Bytes held by the index's parts and the store's caches (docs/indexes.md#memory)."""
+        parts = {"index": self._index.memory(), "store": self._store.memory()}
+        return {**parts, "total": sum(b for part in parts.values() for b in part.values())}
 
 
 def _score_filter(threshold: Any, metric: Metric) -> Callable[[float], bool]:

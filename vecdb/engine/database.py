@@ -32,12 +32,13 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from vecdb.config import Settings
-from vecdb.embed import PACKAGED_MODELS, EmbedderRegistry
+from vecdb.embed import PACKAGED_MODELS, EmbedderRegistry, EmbeddingSpec
 from vecdb.engine.capacity import Eviction, parse_capacity
 from vecdb.engine.collection import Collection
 from vecdb.engine.snapshots import Snapshots, read_snapshot, verify_files
 from vecdb.engine.validate import (
     NAME_RE,
+    check_same_config,
     collection_dim,
     validate_embedding,
     validate_metric,
@@ -118,6 +119,9 @@ class Database:
             allow_download=emb.allow_download,
             batch_size=emb.batch_size,
             device=emb.device,
+            backend=emb.backend,
+            threads=emb.threads,
+            models_dir=self.path / "models",  # the ONNX exports (docs/embedding.md)
         )
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecdb-checkpoint")
         self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecdb-build")
@@ -202,7 +206,8 @@ class Database:
             )
         name = validate_name(name)
         capacity = parse_capacity(max_records, eviction)
-        model = validate_embedding(embedding, self.settings)
+        emb_spec = validate_embedding(embedding, self.settings)
+        model = None if emb_spec is None else emb_spec.model
         model_dim = self.embedders.get(model).dim if model is not None and self.embedders.enabled else None
         dim = collection_dim(dim, model, model_dim, self.settings.limits)
         metric = validate_metric(metric)
@@ -221,7 +226,7 @@ class Database:
                 "dim": dim,
                 "metric": metric,
                 "index": spec.model_dump(),
-                "embedding": None if model is None else {"model": model},
+                "embedding": None if emb_spec is None else emb_spec.to_dict(),
                 "capacity": None if capacity is None else capacity.to_dict(),
                 "text_index": None if text_spec is None else text_spec.model_dump(),
                 "created_at": datetime.now(UTC).isoformat(),
@@ -234,22 +239,71 @@ class Database:
             self._open[name] = col
             return col
 
+    def get_or_create_collection(
+        self,
+        name: str,
+        dim: int | None = None,
+        metric: Metric | None = None,
+        index: dict[str, Any] | None = None,
+        embedding: dict[str, Any] | None = None,
+        max_records: int | None = None,
+        eviction: Eviction | None = None,
+        shards: int | None = None,
+        replicas: int | None = None,
+        text_index: dict[str, Any] | None = None,
+    ) -> Collection:
+        """The collection ``name`` when it exists and has every setting given here (a setting left out
+        matches anything; CollectionExistsError naming the differences otherwise), else a new one as
+        ``create_collection`` makes it (``metric`` None: cosine)."""
+        requested = {
+            "dim": dim, "metric": metric, "index": index, "embedding": embedding,
+            "max_records": max_records, "eviction": eviction, "shards": shards, "replicas": replicas,
+            "text_index": text_index,
+        }  # fmt: skip
+        for _ in range(2):  # a concurrent create or drop between the two steps: look again once
+            try:
+                col = self.get_collection(name)
+            except CollectionNotFoundError:
+                try:
+                    return self.create_collection(
+                        name,
+                        dim,
+                        metric or "cosine",
+                        index,
+                        embedding,
+                        max_records,
+                        eviction,
+                        shards=shards,
+                        replicas=replicas,
+                        text_index=text_index,
+                    )
+                except CollectionExistsError:
+                    continue
+            check_same_config(col.info(), self.settings, **requested)
+            return col
+        raise CollectionExistsError(
+            f"collection {name!r} is being created and dropped concurrently", name=name
+        )
+
     def embed(
         self, texts: Any, model: str | None = None, collection: str | None = None
     ) -> tuple[np.ndarray, str]:
-        """Vectors for texts, and the model used: ``collection``'s model, else ``model``, else the default.
+        """Vectors for texts, and the model used: ``collection``'s model (with its ``document_prompt`` and
+        ``max_seq_length``), else ``model``, else the default.
 
         Naming a collection without a model, or a model other than the collection's, is an error.
         """
         self._check_open()
         if collection:
-            own = self.get_collection(collection).embedding_model
+            col = self.get_collection(collection)
+            own = col.embedding_model
             if own is None:
                 raise InvalidArgumentError(f"collection {collection!r} has no embedding model")
             if model and model != own:
                 raise InvalidArgumentError(f"collection {collection!r} uses model {own!r}, not {model!r}")
-            model = own
-        elif model and self.embedders.enabled:
+            # The vectors the collection would store: its document prompt and window.
+            return col.embed_documents(validate_texts(texts, self.settings.limits)), own
+        if model and self.embedders.enabled:
             self.check_model_allowed(model)
         name = model or self.settings.embedding.default_model
         return self.embedders.get(name).encode(validate_texts(texts, self.settings.limits)), name
@@ -478,8 +532,8 @@ class Database:
             text_spec = validate_text_index(manifest.get("text_index"))
         except (KeyError, TypeError, ValueError, InvalidConfigError) as exc:
             raise CorruptionError(f"collection {name!r}: manifest is damaged ({exc})", name=name) from exc
-        embedding = manifest.get("embedding")
-        model = embedding["model"] if isinstance(embedding, dict) else None
+        embedding = EmbeddingSpec.from_manifest(manifest.get("embedding"))
+        model = None if embedding is None else embedding.model
         return Collection(
             name,
             path,
@@ -487,6 +541,7 @@ class Database:
             metric=metric,
             spec=spec,
             embedding_model=model,
+            embedding=embedding,
             embedders=self.embedders,
             settings=self.settings,
             background=self._background,

@@ -12,17 +12,21 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import os
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 
 from vecdb.config import Limits, Settings
-from vecdb.embed import resolve_model
+from vecdb.embed import EMBEDDING_KEYS, PACKAGED_MODELS, EmbeddingSpec, read_folder, resolve_model
+from vecdb.engine.capacity import parse_capacity
 from vecdb.errors import (
+    CollectionExistsError,
     DimensionMismatchError,
     DuplicateIdError,
     InvalidArgumentError,
@@ -36,21 +40,25 @@ from vecdb.errors import (
 )
 from vecdb.index.fulltext import TextFilter, TextIndexSpec, parse_text_filter, parse_text_index_spec
 from vecdb.index.fusion import Fusion, parse_fusion
+from vecdb.index.spec import parse_index_spec
 from vecdb.storage import NewRecord
 from vecdb.types import INCLUDE_FIELDS, METRICS, SEARCH_INCLUDE_FIELDS, SEARCH_MODES, Metric
 
 __all__ = [
     "CURSOR_PREFIX",
+    "MAX_PROMPT_CHARS",
     "MAX_VECTOR_NORM",
     "NAME_RE",
     "Fusion",
     "TextFilter",
     "TextIndexSpec",
     "check_embedded_dim",
+    "check_same_config",
     "collection_dim",
     "decode_cursor",
     "encode_cursor",
     "expiry_times",
+    "merge_metadata",
     "split_missing_vectors",
     "validate_dim",
     "validate_embedding",
@@ -69,8 +77,12 @@ __all__ = [
     "validate_text_filter",
     "validate_text_index",
     "validate_texts",
+    "validate_update",
     "validate_vector_bytes",
 ]
+
+#: The longest query_prompt / document_prompt a collection may declare.
+MAX_PROMPT_CHARS = 1000
 
 #: Collection and snapshot names: they become directory names (and parts of REST paths).
 NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -109,22 +121,51 @@ def decode_cursor(cursor: Any) -> bytes | None:
     return raw
 
 
-def validate_embedding(embedding: Any, settings: Settings) -> str | None:
-    """The model name of a collection's ``embedding`` option (``{"model": NAME}``; ``{}``: the default
-    model), resolved locally (ModelUnavailableError otherwise); None without one. InvalidConfigError
+def validate_embedding(embedding: Any, settings: Settings) -> EmbeddingSpec | None:
+    """A collection's ``embedding`` option: ``{"model": NAME}`` (``{}``: the default model), optionally
+    with ``query_prompt`` / ``document_prompt`` (strings prepended to query / record texts) and
+    ``max_seq_length`` (tokens, 1 to the model's position limit). The model is resolved locally
+    (ModelUnavailableError otherwise) and a model given as a local folder is stored as its absolute
+    path, so the collection reopens from any working directory. None without one; InvalidConfigError
     for anything else."""
     if embedding is None:
         return None
-    if not isinstance(embedding, dict) or set(embedding) - {"model"}:
+    if not isinstance(embedding, dict) or set(embedding) - EMBEDDING_KEYS:
         raise InvalidConfigError(
-            f'embedding must be an object like {{"model": "all-MiniLM-L6-v2"}}, got {embedding!r}',
+            f'embedding must be an object like {{"model": "all-MiniLM-L6-v2"}} (keys: '
+            f"{', '.join(sorted(EMBEDDING_KEYS))}), got {embedding!r:.300}",
             field="embedding",
         )
     model = embedding.get("model") or settings.embedding.default_model
     if not isinstance(model, str):
         raise InvalidConfigError(f"embedding.model must be a string, got {model!r}", field="embedding.model")
-    resolve_model(model, allow_download=settings.embedding.allow_download)
-    return model
+    prompts = {}
+    for key in ("query_prompt", "document_prompt"):
+        value = embedding.get(key) or ""
+        if not isinstance(value, str) or len(value) > MAX_PROMPT_CHARS:
+            raise InvalidConfigError(
+                f"embedding.{key} must be a string of at most {MAX_PROMPT_CHARS} characters, "
+                f"got {value!r:.80}",
+                field=f"embedding.{key}",
+            )
+        prompts[key] = value
+    path = resolve_model(model, allow_download=settings.embedding.allow_download)
+    local = Path(model).expanduser()
+    if model not in PACKAGED_MODELS and local.is_dir() and not Path(model).is_absolute():
+        model = os.path.abspath(local)  # absolute, symlinks kept: the folder the operator named
+    folder = read_folder(path)
+    window = embedding.get("max_seq_length")
+    if window is None:
+        window = folder.max_seq_length  # stored: info() reports it without loading the model
+    else:
+        limit = folder.positions
+        if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= limit:
+            raise InvalidConfigError(
+                f"embedding.max_seq_length must be an integer from 1 to {limit} (the model's positions), "
+                f"got {window!r}",
+                field="embedding.max_seq_length",
+            )
+    return EmbeddingSpec(model=model, max_seq_length=window, **prompts)
 
 
 def collection_dim(dim: Any, model: str | None, model_dim: int | None, limits: Limits) -> int:
@@ -140,6 +181,67 @@ def collection_dim(dim: Any, model: str | None, model_dim: int | None, limits: L
     if dim is None:
         raise InvalidConfigError("dim is required for a collection without an embedding model", field="dim")
     return validate_dim(dim, limits)
+
+
+def check_same_config(
+    info: Mapping[str, Any],
+    settings: Settings,
+    *,
+    dim: Any = None,
+    metric: Any = None,
+    index: Any = None,
+    embedding: Any = None,
+    max_records: Any = None,
+    eviction: Any = None,
+    shards: Any = None,
+    replicas: Any = None,
+    text_index: Any = None,
+) -> None:
+    """``get_or_create_collection``'s check: raise CollectionExistsError (``details["differences"]``:
+    ``{field: {"existing": ..., "requested": ...}}``) unless the existing collection (its ``info()``)
+    has every setting the request names. A setting left out (None) matches whatever the collection has;
+    ``embedding={}`` names the default model; the capacity is compared when ``max_records`` or
+    ``eviction`` is given; a collection without a cluster counts as 1 shard, 1 replica."""
+    cluster = info.get("cluster") or {"shards": 1, "replicas": 1}
+    pairs: dict[str, tuple[Any, Any]] = {}
+    if dim is not None:
+        pairs["dim"] = (info["dim"], dim)
+    if metric is not None:
+        pairs["metric"] = (info["metric"], validate_metric(metric))
+    if index is not None:
+        pairs["index"] = (info["index"], parse_index_spec(index, int(info["dim"])).model_dump())
+    if embedding is not None:
+        # the declaration (model, prompts, window), not what info() adds to it (dim, backend)
+        have = info["embedding"]
+        if have is not None:
+            have = {k: v for k, v in have.items() if k not in ("dim", "backend")}
+        spec = validate_embedding(embedding, settings)
+        pairs["embedding"] = (have, None if spec is None else spec.to_dict())
+    if text_index is not None:
+        have = info.get("text_index")
+        if have is not None:
+            have = {k: v for k, v in have.items() if k != "documents"}
+        wanted = validate_text_index(text_index)
+        pairs["text_index"] = (have, None if wanted is None else wanted.model_dump())
+    if max_records is not None or eviction is not None:
+        capacity = parse_capacity(max_records, eviction)
+        pairs["capacity"] = (info.get("capacity"), None if capacity is None else capacity.to_dict())
+    if shards is not None:
+        pairs["shards"] = (cluster["shards"], shards)
+    if replicas is not None:
+        pairs["replicas"] = (cluster["replicas"], replicas)
+    differences = {
+        field: {"existing": have, "requested": want} for field, (have, want) in pairs.items() if have != want
+    }
+    if differences:
+        shown = "; ".join(
+            f"{f} {d['existing']!r} (requested {d['requested']!r})" for f, d in differences.items()
+        )
+        raise CollectionExistsError(
+            f"collection {info['name']!r} exists with another configuration: {shown}",
+            name=info["name"],
+            differences=differences,
+        )
 
 
 def validate_dim(dim: Any, limits: Limits) -> int:
@@ -524,6 +626,45 @@ def validate_text_filter(text_filter: Any) -> TextFilter | None:
 def validate_text_index(spec: Any) -> TextIndexSpec | None:
     """A collection's ``text_index`` option (None: none). Raises InvalidConfigError."""
     return parse_text_index_spec(spec)
+
+
+def validate_update(
+    ids: Any, metadatas: Any, texts: Any, sources: Any, limits: Limits
+) -> tuple[list[str], list[Any], list[Any], list[Any]]:
+    """An ``update``'s ids (unique) and its columns, one entry per id, None meaning "unchanged": metadata
+    patches (objects), texts (strings) and sources (valid source names). At least one entry must be
+    given. The merged records are checked again in full (``validate_records``) before they are written."""
+    id_list = validate_id_list(ids, limits)
+    n = len(id_list)
+    meta_col, text_col, src_col = (
+        _column(metadatas, n, "metadatas"),
+        _column(texts, n, "texts"),
+        _column(sources, n, "sources"),
+    )
+    if all(v is None for col in (meta_col, text_col, src_col) for v in col):
+        raise InvalidArgumentError("update changes nothing: give metadatas, texts or sources")
+    for i, rid in enumerate(id_list):
+        if meta_col[i] is not None and not isinstance(meta_col[i], dict):
+            raise InvalidMetadataError(
+                f"metadata of record {i} (id {rid!r}) must be an object or null", index=i, id=rid
+            )
+        if text_col[i] is not None and not isinstance(text_col[i], str):
+            raise InvalidArgumentError(f"text of record {i} (id {rid!r}) must be a string", index=i, id=rid)
+        if src_col[i] is not None:
+            validate_source(src_col[i], limits, f"source of record {i} (id {rid!r})")
+    return id_list, meta_col, text_col, src_col
+
+
+def merge_metadata(stored: Mapping[str, Any], patch: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``update``'s metadata: the stored keys, those of ``patch`` replacing them; a key set to None in
+    ``patch`` is removed. No patch: the stored metadata unchanged."""
+    merged = dict(stored)
+    for key, value in (patch or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _column(values: Any, n: int, name: str) -> list[Any]:

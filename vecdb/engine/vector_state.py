@@ -25,7 +25,14 @@ from vecdb.engine.derived import Change
 from vecdb.engine.record_index import RecordIndex
 from vecdb.errors import CorruptionError
 from vecdb.index import AnnIndex, AnySpec, Calibration, Device, FlatIndex, IndexPolicy, TieredIndex
-from vecdb.storage import CollectionStore, StoredRecord, read_checkpoint, write_checkpoint
+from vecdb.storage import (
+    CollectionStore,
+    StoredRecord,
+    read_checkpoint,
+    read_checkpoint_stream,
+    write_checkpoint,
+    write_checkpoint_stream,
+)
 from vecdb.types import Metric
 
 __all__ = ["CHECKPOINT_FILE", "MAIN_FILE", "VectorIndexState"]
@@ -119,11 +126,12 @@ class VectorIndexState:
                     "calibration": None if cal is None else cal.to_json(),
                 }
                 if main_id != self._checkpoint_main_id:
-                    write_checkpoint(
+                    # Streamed: no second in-memory copy of the index (main is immutable: no lock needed).
+                    write_checkpoint_stream(
                         self._path / MAIN_FILE.format(main_id),
                         0,
                         {"id": main_id, "kind": main.kind, "dim": self._dim},
-                        main.serialize(),
+                        main.write_to,
                     )
             meta = {"index": self._meta(), "main": main_meta, "store": self._store.uuid}
             write_checkpoint(self._path / CHECKPOINT_FILE, seq, meta, delta)
@@ -148,11 +156,11 @@ class VectorIndexState:
     def _meta(self) -> dict[str, Any]:
         # The recall target is left out: it changes no index file (the calibration's curves answer any
         # target), so a checkpoint stays valid when it changes.
-        return {
-            "dim": self._dim,
-            "metric": self._metric,
-            "spec": self._spec.model_dump(exclude={"target_recall"}),
-        }
+        spec = self._spec.model_dump(exclude={"target_recall"})
+        if spec.get("storage") == "flat" and spec["type"] == "hnsw":
+            # The default: checkpoints written before HNSW had a storage option stay valid.
+            del spec["storage"]
+        return {"dim": self._dim, "metric": self._metric, "spec": spec}
 
     def set_spec(self, spec: AnySpec) -> None:
         """A spec differing only in ``target_recall`` (call under the collection's write lock)."""
@@ -196,10 +204,15 @@ class VectorIndexState:
             cal = None
             m = ckpt.meta.get("main")
             if m is not None:
-                mck = read_checkpoint(self._path / MAIN_FILE.format(m["id"]))
-                if mck.meta != {"id": m["id"], "kind": m["kind"], "dim": self._dim}:
+                want = {"id": m["id"], "kind": m["kind"], "dim": self._dim}
+
+                def load_main(read: Callable[[int], bytes]) -> AnnIndex:
+                    return AnnIndex.read_from(m["kind"], self._dim, int(m["trained_n"]), read)
+
+                # Verified in one chunked pass, then streamed into FAISS: one copy of the index in memory.
+                _, main_meta, main = read_checkpoint_stream(self._path / MAIN_FILE.format(m["id"]), load_main)
+                if main_meta != want:
                     raise CorruptionError(f"ANN checkpoint {m['id']} does not match the index checkpoint")
-                main = AnnIndex.deserialize(m["kind"], self._dim, int(m["trained_n"]), mck.payload)
                 if m.get("calibration") is not None:  # absent: written before calibration existed
                     cal = Calibration.from_json(m["calibration"])
             delta = FlatIndex.deserialize(self._dim, self._metric, ckpt.payload)

@@ -5,7 +5,9 @@ An ``AnnIndex`` is never mutated once it serves searches: deletes are tombstones
 ``AnnIndex`` (a copy plus the delta, or a rebuild from the store) that is swapped in atomically. So
 searches never race with FAISS mutations, and a copy needs no lock.
 
-- HNSW: ``IDMap2,HNSW<m>`` (IDMap2 over HNSW is safe: HNSW never has ``remove_ids`` called on it).
+- HNSW: ``IDMap2,HNSW<m>`` over full float32 vectors, or ``IDMap2,HNSW<m>_SQ8`` / ``_SQfp16`` (1 or 2
+  bytes a dimension; scores re-ranked exactly from the store). IDMap2 over HNSW is safe: HNSW never has
+  ``remove_ids`` called on it.
 - IVF: ``IVF<nlist>,Flat|SQ8|PQ<m>`` with native ids and a hashtable direct map (never IDMap2 over IVF:
   its remove_ids corrupts ids and can abort the process, see FACTS.md).
 """
@@ -29,6 +31,7 @@ from vecdb.index.spec import AutoSpec, HnswSpec, IvfSpec, SearchParams
 __all__ = [
     "FALLBACK_EF",
     "FALLBACK_NPROBE",
+    "ID_MAP_ENTRY_BYTES",
     "AnnIndex",
     "BuildCancelledError",
     "Fetch",
@@ -43,6 +46,10 @@ MAX_EF = 32768
 #: Knobs used before an index is calibrated (an index checkpointed by a version without calibration).
 FALLBACK_EF = 64
 FALLBACK_NPROBE = 32
+#: Estimated bytes of one entry of FAISS's id hash maps (IDMap2's rev_map, IVF's hashtable direct map):
+#: a std::unordered_map node (key, value, next pointer, allocator header) plus its bucket pointer.
+ID_MAP_ENTRY_BYTES = 40
+_HNSW_STORAGE = {"flat": "", "sq8": "_SQ8", "fp16": "_SQfp16"}
 
 
 class BuildCancelledError(Exception):
@@ -85,11 +92,27 @@ class AnnIndex:
 
     @property
     def lossy(self) -> bool:
-        """True when stored vectors are compressed (IVF with sq8/pq storage)."""
-        if self.kind != "ivf":
-            return False
+        """True when stored vectors are compressed (IVF with sq8/pq storage, HNSW with sq8/fp16)."""
+        if self.kind == "hnsw":
+            return not isinstance(faiss.downcast_index(self._index.index), faiss.IndexHNSWFlat)  # type: ignore[attr-defined]
         # extract_index_ivf returns the IndexIVF base class: downcast to see the storage kind.
         return not isinstance(faiss.downcast_index(faiss.extract_index_ivf(self._index)), faiss.IndexIVFFlat)
+
+    def memory(self) -> dict[str, int]:
+        """Bytes held, by part: ``vectors`` (the stored codes: float32, or compressed), ``graph`` (HNSW's
+        links) or ``lists`` (IVF's ids and centroids), ``ids`` (label maps). Computed from the index's
+        sizes; hash-map entries are estimated (``ID_MAP_ENTRY_BYTES``)."""
+        if self.kind == "hnsw":
+            hnsw_index = faiss.downcast_index(self._index.index)  # type: ignore[attr-defined]
+            g = hnsw_index.hnsw  # type: ignore[attr-defined]
+            n = int(hnsw_index.ntotal)
+            graph = 4 * int(g.neighbors.size()) + 4 * int(g.levels.size()) + 8 * int(g.offsets.size())
+            ids = int(self._index.id_map.size()) * (8 + ID_MAP_ENTRY_BYTES)  # type: ignore[attr-defined]
+            return {"vectors": n * int(hnsw_index.storage.sa_code_size()), "graph": graph, "ids": ids}  # type: ignore[attr-defined]
+        ivf = faiss.extract_index_ivf(self._index)
+        n = int(ivf.ntotal)
+        lists = 8 * n + 4 * self.dim * int(ivf.nlist)
+        return {"vectors": n * int(ivf.code_size), "lists": lists, "ids": n * ID_MAP_ENTRY_BYTES}
 
     @property
     def nlist(self) -> int:
@@ -187,9 +210,30 @@ class AnnIndex:
     def serialize(self) -> np.ndarray:
         return faiss.serialize_index(self._index)
 
+    def write_to(self, sink: Callable[[bytes], None]) -> None:
+        """Serialize chunk by chunk into ``sink`` (no in-memory copy of the whole index)."""
+
+        def write(chunk: bytes) -> int:
+            sink(chunk)
+            return len(chunk)
+
+        writer = faiss.PyCallbackIOWriter(write)  # type: ignore[attr-defined]
+        try:
+            faiss.write_index(self._index, writer)
+        finally:
+            del writer  # flushes its last buffered chunk
+
+    @classmethod
+    def read_from(cls, kind: str, dim: int, trained_n: int, read: Callable[[int], bytes]) -> AnnIndex:
+        """Load from a stream of ``read(n)`` calls (``write_to``'s output): no copy of the whole payload."""
+        return cls._checked(kind, dim, trained_n, faiss.read_index(faiss.PyCallbackIOReader(read, 1 << 20)))  # type: ignore[attr-defined]
+
     @classmethod
     def deserialize(cls, kind: str, dim: int, trained_n: int, payload: np.ndarray) -> AnnIndex:
-        index = faiss.deserialize_index(payload)
+        return cls._checked(kind, dim, trained_n, faiss.deserialize_index(payload))
+
+    @classmethod
+    def _checked(cls, kind: str, dim: int, trained_n: int, index: faiss.Index) -> AnnIndex:
         if index.d != dim:
             raise ValueError(f"ANN payload has dimension {index.d}, expected {dim}")
         if kind == "hnsw" and not isinstance(index, faiss.IndexIDMap2):
@@ -209,7 +253,7 @@ def new_ann(spec: HnswSpec | IvfSpec | AutoSpec, dim: int, metric: str, n: int) 
         storage = {"flat": "Flat", "sq8": "SQ8"}.get(spec.storage, spec.storage.upper())
         return AnnIndex("ivf", faiss.index_factory(dim, f"IVF{ivf_nlist(spec, n)},{storage}", fm), dim, n)
     hs = spec if isinstance(spec, HnswSpec) else HnswSpec()
-    index = faiss.index_factory(dim, f"IDMap2,HNSW{hs.m}", fm)
+    index = faiss.index_factory(dim, f"IDMap2,HNSW{hs.m}{_HNSW_STORAGE[hs.storage]}", fm)
     faiss.downcast_index(index.index).hnsw.efConstruction = hs.ef_construction  # type: ignore[attr-defined]
     return AnnIndex("hnsw", index, dim, 0)
 
@@ -222,25 +266,29 @@ def build_ann(
 ) -> tuple[AnnIndex, np.ndarray]:
     """Add the vectors of ``labels`` to ``base``; return it and the labels actually added.
 
-    ``fetch`` returns (labels found, prepared vectors) and may skip labels deleted meanwhile. An
-    untrained IVF is trained first, on a sample of at most max(64 * nlist, 10,000) vectors (fixed seed).
-    ``base`` must not be serving searches. Raises BuildCancelledError when ``cancel`` is set.
+    ``fetch`` returns (labels found, prepared vectors) and may skip labels deleted meanwhile; it is
+    called ADD_CHUNK labels at a time, so a build from the store holds one chunk of raw vectors besides
+    the index it builds. An untrained index (IVF; HNSW over sq8) is trained first, on a sample of at
+    most max(64 * nlist, 10,000) vectors (fixed seed). ``base`` must not be serving searches. Raises
+    BuildCancelledError when ``cancel`` is set.
     """
-    if base.kind == "ivf":
-        ivf = faiss.extract_index_ivf(base._index)
-        if not ivf.is_trained:
-            want = min(len(labels), max(64 * ivf.nlist, 10_000))
-            pick = np.random.default_rng(1234).choice(len(labels), size=want, replace=False)
-            _, sample = fetch(np.sort(labels[pick]))
-            if cancel.is_set() or len(sample) < ivf.nlist:
-                # Cancelled, or the vectors were deleted meanwhile: the planner starts a new job.
-                raise BuildCancelledError
-            base._index.train(np.ascontiguousarray(sample, dtype=np.float32))
-            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
-            base.trained_n = len(labels)
+    if not base._index.is_trained:
+        nlist = base.nlist if base.kind == "ivf" else 1
+        want = min(len(labels), max(64 * nlist, 10_000))
+        pick = np.random.default_rng(1234).choice(len(labels), size=want, replace=False)
+        _, sample = fetch(np.sort(labels[pick]))
+        if cancel.is_set() or len(sample) < nlist or not len(sample):
+            # Cancelled, or the vectors were deleted meanwhile: the planner starts a new job.
+            raise BuildCancelledError
+        base._index.train(np.ascontiguousarray(sample, dtype=np.float32))
+        del sample
+        if base.kind == "ivf":
+            faiss.extract_index_ivf(base._index).set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
+        base.trained_n = len(labels) if base.kind == "ivf" else 0
     added = []
     for start in range(0, len(labels), ADD_CHUNK):
         found, vectors = fetch(labels[start : start + ADD_CHUNK])
         base.add(found, vectors, cancel)
         added.append(found)
+        del vectors  # one chunk of inputs alive at a time
     return base, np.concatenate(added) if added else np.empty(0, np.int64)

@@ -54,7 +54,7 @@ LADDER_QUERIES = 50
 NEIGHBOURS = 16
 #: Real queries needed before their nearest-neighbour scores set the synthetic queries' distance.
 MIN_REAL = 20
-SCAN_CHUNK = 16_384
+SCAN_CHUNK = 4_096
 #: Once the reservoir is full, the chance that a new query replaces one in it.
 REPLACE = 0.05
 #: A band's sweep stops after this many seconds (the curve then ends at the last value measured).

@@ -290,20 +290,38 @@ class FullTextIndex:
             return empty
         s = self._searcher
         total = max(int(s.num_docs), 1)
-        depth = min(n + 1 if allowed is None else max(4 * n, 64), total)
+        # The bindings score every matching document whatever the limit (their collector does no
+        # top-k pruning), so a pass costs about the same at n + 1 as at 4n: read 4n at once, which
+        # holds most runs of tied scores (duplicate texts) and admitted hits, so a second pass is rare.
+        depth = min(max(4 * n, 64), total)
+        pairs: list[tuple[float, int]] | None
         while True:
             hits = s.search(query, depth, count=False).hits
-            labels = _labels(s, [a for _, a in hits])
-            pairs = [(float(sc), lb) for (sc, _), lb in zip(hits, labels, strict=True)]
-            if allowed is not None:
-                pairs = [p for p in pairs if p[1] in allowed]
+            if allowed is None:
+                pairs = None  # labels are read below, for the hits kept only
+                last_kept = hits[n - 1][0] if len(hits) >= n else None
+            else:
+                labels = _labels(s, [a for _, a in hits])
+                pairs = [(float(sc), lb) for (sc, _), lb in zip(hits, labels, strict=True) if lb in allowed]
+                last_kept = pairs[n - 1][0] if len(pairs) >= n else None
             if len(hits) < depth or depth >= total:
                 break
-            if len(pairs) >= n and hits[-1][0] < pairs[n - 1][0]:
+            if last_kept is not None and hits[-1][0] < last_kept:
                 break  # n admitted hits, and the last one read scores below the n-th: no tie left out
             depth = min(depth * 4, total)
-        order = tiebreak or (lambda lb: lb)
-        pairs.sort(key=lambda p: (-p[0], order(p[1])))
+        if pairs is None:  # the n best and their ties (hits come best first)
+            m = n
+            while m < len(hits) and hits[m][0] >= hits[n - 1][0]:
+                m += 1
+            hits = hits[:m]
+            labels = _labels(s, [a for _, a in hits])
+            pairs = [(float(sc), lb) for (sc, _), lb in zip(hits, labels, strict=True)]
+        elif len(pairs) > n:  # best first already: only the n-th's ties need the tiebreak's order
+            last = pairs[n - 1][0]
+            pairs = [p for p in pairs if p[0] >= last]
+        if len(pairs) > 1:  # best first, equal scores by tiebreak (decorated: no per-item lambda)
+            keys = map(tiebreak, [lb for _, lb in pairs]) if tiebreak else [lb for _, lb in pairs]
+            pairs = [p for _, _, p in sorted(zip([-sc for sc, _ in pairs], keys, pairs, strict=True))]
         pairs = pairs[:n]
         return (
             np.fromiter((lb for _, lb in pairs), np.int64, len(pairs)),

@@ -105,15 +105,11 @@ def fuse(
     """The best ``k`` of the two ranked candidate lists (each best first), fused: (key, fused score,
     explain) with explain ``{"vector": {"rank", "score"}, "text": {...}}`` for the branches that hold the
     key. ``lower_better``: the vector branch's scores are distances."""
-    explain: dict[K, dict[str, dict[str, float]]] = {}
-    for branch, rows in (("vector", vector), ("text", text)):
-        for rank, (key, score) in enumerate(rows, 1):
-            explain.setdefault(key, {})[branch] = {"rank": rank, "score": float(score)}
-    fused: dict[K, float] = dict.fromkeys(explain, 0.0)
+    fused: dict[K, float] = {}
     if fusion.method == "rrf":
         for rows in (vector, text):
             for rank, (key, _) in enumerate(rows, 1):
-                fused[key] += 1.0 / (fusion.k + rank)
+                fused[key] = fused.get(key, 0.0) + 1.0 / (fusion.k + rank)
     else:
         for rows, weight, lower in (
             (vector, fusion.alpha, lower_better),
@@ -121,6 +117,16 @@ def fuse(
         ):
             norm = _normalized([s for _, s in rows], lower)
             for (key, _), n in zip(rows, norm, strict=True):
-                fused[key] += weight * n
+                fused[key] = fused.get(key, 0.0) + weight * n
     order = sorted(fused.items(), key=lambda kv: (-kv[1], str(kv[0])))[:k]
-    return [(key, score, explain[key]) for key, score in order]
+    # Explain the k kept only (a key's rank in a branch: its last place there, as keys are unique).
+    place = [{key: rank for rank, (key, _) in enumerate(rows, 1)} for rows in (vector, text)]
+    out = []
+    for key, score in order:
+        why: dict[str, dict[str, float]] = {}
+        for branch, rows, where in (("vector", vector, place[0]), ("text", text, place[1])):
+            at = where.get(key)
+            if at is not None:
+                why[branch] = {"rank": at, "score": float(rows[at - 1][1])}
+        out.append((key, score, why))
+    return out

@@ -2,7 +2,8 @@
 
 - ``{"type": "flat"}``: exact search.
 - ``{"type": "ivf", "nlist": "auto" | int, "nprobe": None | int, "storage": "flat" | "sq8" | "pq<m>"}``
-- ``{"type": "hnsw", "m": 32, "ef_construction": 100, "ef_search": None | int}``
+- ``{"type": "hnsw", "m": 32, "ef_construction": 100, "ef_search": None | int, "storage": "flat" | "sq8" |
+  "fp16"}``
 - ``{"type": "auto"}`` (the default): exact while the collection is small, HNSW from ``threshold`` records.
 
 The ANN kinds carry ``target_recall`` (default 0.95): each built index calibrates ``ef_search`` /
@@ -54,6 +55,11 @@ class HnswSpec(BaseModel):
         None, ge=1, le=32768, description="Candidate list size while searching; None: calibrated."
     )
     target_recall: float = Field(0.95, gt=0, le=1, description="Recall@k the calibration aims for.")
+    storage: Literal["flat", "sq8", "fp16"] = Field(
+        "flat",
+        description="How the graph stores vectors: float32 ('flat'), 1 byte ('sq8') or 2 bytes ('fp16') "
+        "a dimension; compressed storage re-ranks candidates exactly from the store.",
+    )
 
 
 class IvfSpec(BaseModel):

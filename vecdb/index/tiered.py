@@ -9,9 +9,10 @@
 Invariant: every live label is in exactly one of ``delta`` and ``main - tombstones``.
 
 Writes only touch ``delta`` and ``tombstones`` (cheap). A background job (``start_job`` ->
-``run_job`` -> ``finish_job``) builds the next main: a *merge* copies main and adds the delta snapshot
-(or builds the first main from it); a *rebuild* builds a fresh index from every live vector read from the
-store (too many tombstones, or an IVF that outgrew its training). Removals during the job are recorded
+``run_job`` -> ``finish_job``) builds the next main: a *merge* copies main and adds the delta's vectors
+(or builds the first main from them); a *rebuild* builds a fresh index from every live vector (too many
+tombstones, or an IVF that outgrew its training). Both read their vectors from the store, a chunk at a
+time, so a job holds no copy of the delta. Removals during the job are recorded
 and applied to the result before the atomic swap; additions during the job stay in the delta.
 
 Search plans per query batch: with no filter, main (minus tombstones, ef/nprobe widened by the dead
@@ -26,14 +27,21 @@ lock, searches under its read lock; ``run_job`` runs unlocked (it touches only t
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 from pyroaring import BitMap64
 
-from vecdb.index.ann import AnnIndex, BuildCancelledError, Fetch, build_ann, ivf_nlist, new_ann
+from vecdb.index.ann import (
+    ID_MAP_ENTRY_BYTES,
+    AnnIndex,
+    BuildCancelledError,
+    Fetch,
+    build_ann,
+    ivf_nlist,
+    new_ann,
+)
 from vecdb.index.audit import AuditPart, AuditView
 from vecdb.index.calibrate import Calibration, ExactScan, QueryReservoir, calibrate
 from vecdb.index.device import Device
@@ -45,6 +53,8 @@ __all__ = ["RERANK_FACTOR", "IndexPolicy", "Job", "TieredIndex"]
 
 #: A compressed (sq8/pq) IVF returns k x this many candidates, re-scored exactly from the store.
 RERANK_FACTOR = 4
+#: Queries re-ranked together (their candidates' stored vectors are fetched at once).
+RERANK_BLOCK = 64
 #: Rows of a query batch offered to the reservoir of real queries (a batch is usually one kind of query).
 RESERVOIR_ROWS = 4
 
@@ -71,6 +81,7 @@ class Job:
     removed: list[np.ndarray] = field(default_factory=list)
     cancel: threading.Event = field(default_factory=threading.Event)
     calibration: Calibration | None = None  # of the new main, measured before it is swapped in
+    building: AnnIndex | None = None  # the index being built (for memory accounting only)
 
 
 def _bitmap(labels: np.ndarray) -> BitMap64:
@@ -81,16 +92,8 @@ def _labels(bm: BitMap64) -> np.ndarray:
     return np.frombuffer(bm.to_array(), dtype=np.uint64).view(np.int64)
 
 
-def _rows_of(labels: np.ndarray, x: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """Rows of ``x`` (named by ``labels``) for labels in it."""
-    order = np.argsort(labels)
-    sorted_labels = labels[order]
-
-    def rows(want: np.ndarray) -> np.ndarray:
-        out: np.ndarray = x[order[np.searchsorted(sorted_labels, want)]]
-        return out
-
-    return rows
+def _spent(want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    raise RuntimeError("a finished job's inputs were freed")
 
 
 class TieredIndex:
@@ -165,6 +168,22 @@ class TieredIndex:
             ],
             "recall": self.recall_state(),
         }
+
+    def memory(self) -> dict[str, int]:
+        """Bytes held by each part (call under the read lock): ``ann_*`` (main's vectors, graph or lists,
+        id maps), ``delta_vectors`` / ``delta_ids`` (the exact buffer), ``labels`` (the bitmaps of main's,
+        the delta's and tombstoned labels), ``build`` (the index a background job is building: a copy of
+        main plus what it adds, or a fresh index)."""
+        out = {f"ann_{part}": b for part, b in (self.main.memory() if self.main is not None else {}).items()}
+        n = len(self.delta)
+        out["delta_vectors"] = 4 * self.dim * n
+        out["delta_ids"] = (8 + ID_MAP_ENTRY_BYTES) * n
+        out["labels"] = sum(
+            len(bm.serialize()) for bm in (self.main_labels, self.delta_labels, self.tombstones)
+        )
+        building = self.job.building if self.job is not None else None
+        out["build"] = sum(building.memory().values()) if building is not None else 0
+        return out
 
     def recall_state(self) -> dict[str, Any]:
         """The recall target and, for an ANN main, the calibrated knobs per k band."""
@@ -365,20 +384,27 @@ class TieredIndex:
         return self._score(q, k, labels, x)
 
     def _rerank(self, q: np.ndarray, k: int, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Exact scores for compressed-index candidates, from the stored vectors."""
+        """Exact scores for compressed-index candidates, from the stored vectors.
+
+        ``RERANK_BLOCK`` queries at a time: a batch of 1,000 queries names up to 40,000 candidates, whose
+        raw bytes, float32 and float64 (normalization) copies were ~370 MB at 384-d when fetched at once.
+        """
         assert self._raw_fetch is not None
-        want = np.unique(cand[cand >= 0])
-        found, raw = self._raw_fetch(want)
-        x = self.prepare(raw)
         scores = np.full((len(q), k), np.inf if self.metric == "l2" else -np.inf, dtype=np.float32)
         labels = np.full((len(q), k), -1, dtype=np.int64)
-        for i in range(len(q)):
-            row = cand[i][cand[i] >= 0]
-            pos = np.searchsorted(found, row)
-            ok = (pos < len(found)) & (found[np.minimum(pos, len(found) - 1)] == row)
-            if ok.any():
-                s_i, l_i = self._score(q[i : i + 1], k, row[ok], x[pos[ok]])
-                scores[i, : s_i.shape[1]], labels[i, : l_i.shape[1]] = s_i[0], l_i[0]
+        for start in range(0, len(q), RERANK_BLOCK):
+            block = cand[start : start + RERANK_BLOCK]
+            want = np.unique(block[block >= 0])
+            found, raw = self._raw_fetch(want)
+            x = self.prepare(raw)
+            del raw
+            for i in range(start, start + len(block)):
+                row = cand[i][cand[i] >= 0]
+                pos = np.searchsorted(found, row)
+                ok = (pos < len(found)) & (found[np.minimum(pos, len(found) - 1)] == row)
+                if ok.any():
+                    s_i, l_i = self._score(q[i : i + 1], k, row[ok], x[pos[ok]])
+                    scores[i, : s_i.shape[1]], labels[i, : l_i.shape[1]] = s_i[0], l_i[0]
         return scores, labels
 
     def _exact_vectors(self, labels: np.ndarray) -> np.ndarray:
@@ -453,24 +479,23 @@ class TieredIndex:
         return None
 
     def start_job(self, kind: Literal["merge", "rebuild"], live: BitMap64, store_fetch: Fetch) -> Job:
-        """Snapshot what the job needs (under the write lock: copies the delta, nothing big)."""
+        """Snapshot what the job needs (under the write lock: label arrays, nothing big).
+
+        Both kinds read their vectors from the store (``store_fetch``), a chunk at a time, as they add
+        them: a merge names the delta's labels instead of copying its vectors (at the end of a bulk load
+        the delta can hold tens of thousands of vectors, and a copy of it, sorted, was two). Labels
+        deleted meanwhile are skipped (``finish_job`` applies the removals made during the job)."""
         assert self.job is None and not isinstance(self.spec, FlatSpec)
+
+        def fetch_prepared(want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            found, raw = store_fetch(want)
+            return found, self.prepare(raw)
+
         if kind == "merge":
-            labels, vectors = self.delta.vectors()
-            order = np.argsort(labels)
-            labels, vectors = labels[order], vectors[order]
-
-            def fetch(want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                return want, vectors[np.searchsorted(labels, want)]
-
-            job = Job("merge", labels, fetch, self.main, len(self.main_labels) + len(labels))
+            labels = _labels(self.delta_labels).copy()  # sorted
+            job = Job("merge", labels, fetch_prepared, self.main, len(self.main_labels) + len(labels))
         else:
             live_labels = _labels(live).copy()
-
-            def fetch_prepared(want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                found, raw = store_fetch(want)
-                return found, self.prepare(raw)
-
             job = Job("rebuild", live_labels, fetch_prepared, None, len(live_labels))
         self.job = job
         return job
@@ -484,7 +509,9 @@ class TieredIndex:
         if job.kind == "rebuild" and not len(job.labels):
             return None, np.empty(0, np.int64)  # everything was deleted: no ANN index until it grows again
         base = job.base.copy() if job.base is not None else new_ann(self.spec, self.dim, self.metric, job.n)
+        job.building = base
         built, added = build_ann(base, job.labels, job.fetch, job.cancel)
+        job.fetch = _spent  # nothing reads the job's inputs after this
         if self.device is not None:
             built.attach(self.device)  # the device copy is made here, outside the engine's locks
         job.calibration = self.calibrate(built, job.cancel)
@@ -513,6 +540,13 @@ class TieredIndex:
         self._tomb_selector = self._tomb_array = self._audit_main = None
         self._audit_blocks = None  # it holds the old main: let it go
         self.job = None
+        job.base = job.building = None  # the old main goes as soon as no search holds it
+
+    def release(self) -> None:
+        """Drop the index's memory (the collection is closed: nothing searches it any more)."""
+        self.main = None
+        self.delta = FlatIndex(self.dim, self.metric)
+        self.calibration = None
 
     def abandon_job(self, job: Job) -> None:
         if self.job is job:

@@ -1,8 +1,11 @@
 """Splitting a document's text into chunks (langchain-text-splitters), each with its character and line
-span in the document."""
+span in the document. Sizes are in characters, or in model tokens when a ``length`` function (a
+tokenizer's count) is given: ``vecdb ingest`` sizes chunks in the collection's model's tokens, so no chunk
+is cut short by the model's window."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -19,26 +22,46 @@ class Chunk:
     last_line: int
 
 
-def split_text(text: str, chunk_size: int, chunk_overlap: int) -> list[Chunk]:
-    """Chunks of at most ``chunk_size`` characters (overlapping by up to ``chunk_overlap``), split at
-    paragraph, line, then word boundaries. Blank text gives no chunks."""
+#: Token-sized splitting also breaks at CJK sentence ends (text without spaces or newlines otherwise
+#: falls through to single characters): the ideographic full stop, fullwidth ! ? ;.
+_TOKEN_SEPARATORS = ["\n\n", "\n", "\u3002", "\uff01", "\uff1f", "\uff1b", " ", ""]
+
+
+def split_text(
+    text: str, chunk_size: int, chunk_overlap: int, length: Callable[[str], int] | None = None
+) -> list[Chunk]:
+    """Chunks of at most ``chunk_size`` characters, or tokens by ``length`` when given (overlapping by up
+    to ``chunk_overlap``), split at paragraph, line, (with ``length``: CJK sentence end,) then word
+    boundaries. Blank text gives no chunks."""
     if chunk_size < 1 or not 0 <= chunk_overlap < chunk_size:
         raise ValueError(
             f"need chunk_size >= 1 and 0 <= chunk_overlap < chunk_size, got {chunk_size}, {chunk_overlap}"
         )
-    splitter = RecursiveCharacterTextSplitter(
-        chunk_size=chunk_size, chunk_overlap=chunk_overlap, strip_whitespace=True
-    )
+    if length is None:
+        splitter = RecursiveCharacterTextSplitter(
+            chunk_size=chunk_size, chunk_overlap=chunk_overlap, strip_whitespace=True
+        )
+    else:
+        splitter = RecursiveCharacterTextSplitter(
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
+            strip_whitespace=True,
+            length_function=length,
+            separators=_TOKEN_SEPARATORS,
+            keep_separator="end",
+        )
+    # _place bounds the overlap in characters: a token is a few characters (8 is generous).
+    overlap_chars = chunk_overlap if length is None else chunk_overlap * 8
     spans: list[tuple[int, int]] = []
     pieces = splitter.split_text(text)
     for i, piece in enumerate(pieces):
-        span = _place(text, piece, spans, chunk_overlap)
+        span = _place(text, piece, spans, overlap_chars)
         if span is None:
             continue  # nothing new: the overlap carried from the previous chunk, emitted alone
         if spans and i + 1 < len(pieces) and piece in text[spans[-1][0] : spans[-1][1]]:
             # Words carried over as overlap and emitted alone, or a chunk of its own further on? The
             # former when the next chunk starts before the place found for this one.
-            after = _place(text, pieces[i + 1], spans, chunk_overlap)
+            after = _place(text, pieces[i + 1], spans, overlap_chars)
             if after is not None and after[0] < span[0]:
                 continue
         while spans and span[0] <= spans[-1][0]:

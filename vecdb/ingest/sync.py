@@ -14,7 +14,8 @@ With ``delete_missing``, every source of the collection that is not among the do
 e.g. matches the run's glob) is deleted (**removed**). Chunk ids are
 ``<first 16 hex of sha256(source)>:<chunk number>``; each chunk's metadata: ``path``, ``chunk``,
 ``chunks``, ``start`` / ``end`` (character span), ``lines`` ([first, last], 1-based), ``mtime`` (ISO 8601,
-UTC), ``content_hash`` and ``chunking`` ([size, overlap]). Texts are embedded by the collection's model.
+UTC), ``content_hash`` and ``chunking`` ([size, overlap], with "tokens" third when sized in model
+tokens). Texts are embedded by the collection's model.
 """
 
 from __future__ import annotations
@@ -118,11 +119,15 @@ def ingest(
     *,
     chunk_size: int = 800,
     chunk_overlap: int = 100,
+    length: Callable[[str], int] | None = None,
     delete_missing: bool = False,
     in_scope: Callable[[str], bool] | None = None,
     on_file: Callable[[FileReport], None] | None = None,
 ) -> IngestSummary:
     """Bring ``target`` in step with ``documents`` (see the module docstring); returns what was done.
+
+    Chunk sizes are in characters, or in tokens counted by ``length`` when given (a file with a chunk
+    over ``chunk_size`` tokens fails rather than be embedded cut short).
 
     ``delete_missing`` deletes the stored sources that are not among ``documents`` (only those for which
     ``in_scope(source)`` holds, when given: e.g. the ones matching the run's glob). ``on_file`` is called
@@ -142,7 +147,15 @@ def ingest(
 
     for doc in documents:
         report(
-            _one(target, doc, existing.get(doc.source, 0), stored.get(doc.source), chunk_size, chunk_overlap)
+            _one(
+                target,
+                doc,
+                existing.get(doc.source, 0),
+                stored.get(doc.source),
+                chunk_size,
+                chunk_overlap,
+                length,
+            )
         )
     if delete_missing:
         present = {d.source for d in documents}
@@ -163,6 +176,7 @@ def _one(
     stored: tuple[Any, Any, Any] | None,
     chunk_size: int,
     chunk_overlap: int,
+    length: Callable[[str], int] | None,
 ) -> FileReport:
     try:
         data = doc.path.read_bytes()
@@ -170,10 +184,20 @@ def _one(
     except OSError as exc:
         return FileReport(doc.source, "failed", error=f"cannot read: {exc.strerror or exc}")
     digest = hashlib.sha256(data).hexdigest()
-    if old_count and stored == (digest, old_count, [chunk_size, chunk_overlap]):
+    chunking: list[Any] = (
+        [chunk_size, chunk_overlap] if length is None else [chunk_size, chunk_overlap, "tokens"]
+    )
+    if old_count and stored == (digest, old_count, chunking):
         return FileReport(doc.source, "unchanged", chunks=old_count)
     try:
-        chunks = split_text(read_text(doc.path, data), chunk_size, chunk_overlap)
+        chunks = split_text(read_text(doc.path, data), chunk_size, chunk_overlap, length)
+        if length is not None:
+            longest = max((length(c.text) for c in chunks), default=0)
+            if longest > chunk_size:  # the splitter sums its pieces' counts: never trust it blindly
+                raise UnreadableFileError(
+                    f"a chunk of {longest} tokens exceeds the chunk size of {chunk_size}: it would be "
+                    "cut short"
+                )
     except Exception as exc:  # unreadable, or an extractor's surprise: never the end of the run
         error = str(exc) if isinstance(exc, UnreadableFileError) else f"{type(exc).__name__}: {exc}"
         return FileReport(doc.source, "failed", error=error)
@@ -181,6 +205,7 @@ def _one(
     metadatas: list[dict[str, Any] | None] = [
         {
             "path": doc.source,
+            "source": doc.source,  # LangChain loaders name it so: filter={"source": ...} in the store
             "chunk": i,
             "chunks": len(chunks),
             "start": c.start,
@@ -188,7 +213,7 @@ def _one(
             "lines": [c.first_line, c.last_line],
             "mtime": mtime,
             "content_hash": digest,
-            "chunking": [chunk_size, chunk_overlap],
+            "chunking": chunking,
         }
         for i, c in enumerate(chunks)
     ]

@@ -179,6 +179,39 @@ def from_proto_records(
     return ids, texts, metas, sources
 
 
+def from_proto_patches(
+    records: Sequence[pb.RecordPatch],
+) -> tuple[list[str], list[Any], list[str | None], list[str | None]]:
+    """An Update's ids, metadata patches, texts and sources (None: unchanged), as the engine takes them."""
+    ids = [r.id for r in records]
+    metas = [
+        json_or_none(r.metadata_json, f"metadata of record {i}", InvalidMetadataError)
+        for i, r in enumerate(records)
+    ]
+    texts = [r.text if r.HasField("text") else None for r in records]
+    sources = [r.source if r.HasField("source") else None for r in records]
+    return ids, metas, texts, sources
+
+
+def to_proto_patches(
+    ids: Sequence[str],
+    metadatas: Sequence[Any] | None = None,
+    texts: Sequence[str | None] | None = None,
+    sources: Sequence[str | None] | None = None,
+) -> list[pb.RecordPatch]:
+    out = []
+    for i, rid in enumerate(ids):
+        msg = pb.RecordPatch(id=rid, metadata_json=to_json_text(metadatas[i] if metadatas else None))
+        text = texts[i] if texts is not None else None
+        source = sources[i] if sources is not None else None
+        if text is not None:
+            msg.text = text
+        if source is not None:
+            msg.source = source
+        out.append(msg)
+    return out
+
+
 def from_proto_expiry(records: Sequence[pb.RecordData]) -> list[float | None] | None:
     """Per-record expiry times; None when no record has one."""
     if not any(r.HasField("expires_at") for r in records):

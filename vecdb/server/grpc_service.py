@@ -113,10 +113,12 @@ class VecDBServicer(pb_grpc.VecDBServicer):
             embedding = convert.json_or_none(request.embedding_json, "embedding_json", InvalidConfigError)
             if isinstance(embedding, dict):  # over the wire, only the models the server offers
                 self._db.check_model_allowed(embedding.get("model"))
-            col = self._db.create_collection(
+            db = self._db
+            create = db.get_or_create_collection if request.get_or_create else db.create_collection
+            col = create(
                 request.name,
                 request.dim or None,
-                request.metric or "cosine",  # type: ignore[arg-type]
+                request.metric or (None if request.get_or_create else "cosine"),  # type: ignore[arg-type]
                 index,
                 embedding,
                 request.max_records if request.HasField("max_records") else None,
@@ -223,6 +225,14 @@ class VecDBServicer(pb_grpc.VecDBServicer):
             return pb.WriteResponse(count=col.replace_source(request.source, ids, vectors, texts, metas))
 
         return self._call(context, "replace_source", run)
+
+    def Update(self, request: pb.UpdateRequest, context: Any) -> pb.WriteResponse:
+        def run() -> pb.WriteResponse:
+            ids, metas, texts, sources = convert.from_proto_patches(request.records)
+            col = self._db.get_collection(request.collection)
+            return pb.WriteResponse(count=col.update(ids, metas, texts, sources))
+
+        return self._call(context, "update", run)
 
     def Search(self, request: pb.SearchRequest, context: Any) -> pb.SearchResponse:
         def run() -> pb.SearchResponse:

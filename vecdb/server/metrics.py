@@ -59,6 +59,12 @@ class _CollectionCollector(Collector):
             "Recall@k the calibration measured at the chosen knob, per k band.",
             labels=["collection", "k_band"],
         )
+        memory = GaugeMetricFamily(
+            "vecdb_memory_bytes",
+            "Bytes held per collection, by component (index, store) and part (ann_vectors, ann_graph, "
+            "delta_vectors, memtables, block_cache, ...; docs/indexes.md#memory).",
+            labels=["collection", "component", "part"],
+        )
         for name in self._db.damaged():
             damaged.add_metric([name], 1)
         for col in self._db.open_collections():
@@ -72,6 +78,9 @@ class _CollectionCollector(Collector):
             vectors.add_metric([col.name, "delta"], state["delta_vectors"])
             vectors.add_metric([col.name, "tombstones"], state["tombstones"])
             building.add_metric([col.name], 1 if state["building"] else 0)
+            for component in ("index", "store"):
+                for part, nbytes in (info.get("memory") or {}).get(component, {}).items():
+                    memory.add_metric([col.name, component, part], nbytes)
             recall = state.get("recall") or {}
             if recall.get("target") is not None:
                 target.add_metric([col.name], recall["target"])
@@ -94,6 +103,7 @@ class _CollectionCollector(Collector):
         yield samples
         yield knob
         yield calibrated
+        yield memory
 
 
 class Metrics:
@@ -117,6 +127,11 @@ class Metrics:
         self.registry.register(_CollectionCollector(db))
 
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def reject(self, transport: str, operation: str, code: str) -> None:
+        """Count a request refused before it reached the engine (a body that fails validation): in
+        ``vecdb_requests_total`` only, since its latency is not the operation's."""
+        self.requests.labels(transport, operation, code).inc()
 
     def observe(self, transport: str, operation: str, code: str, seconds: float) -> None:
         key = (transport, operation, code)

@@ -34,9 +34,11 @@ from vecdb.errors import (
     LimitExceededError,
     VecDBError,
 )
+from vecdb.operations import OPERATIONS
 from vecdb.server import convert
 from vecdb.server.auth import WRITE_OPERATIONS, Authenticator
 from vecdb.server.console import add_console
+from vecdb.server.docs_ui import install_docs
 from vecdb.server.metrics import Metrics
 from vecdb.types import DEFAULT_INCLUDE
 
@@ -75,7 +77,7 @@ class CreateCollectionBody(BaseModel):
     model_config = _STRICT
     name: str = Field(description="1-64 letters, digits, '_' or '-'.")
     dim: int | None = Field(None, description="Vector dimension (omit it with an embedding model).")
-    metric: str = Field("cosine", description="cosine, ip or l2.")
+    metric: str | None = Field(None, description="cosine (default), ip or l2.")
     index: dict[str, Any] | None = Field(None, description='Index spec, e.g. {"type": "hnsw"}; default auto.')
     embedding: dict[str, Any] | None = Field(
         None,
@@ -90,6 +92,11 @@ class CreateCollectionBody(BaseModel):
     text_index: dict[str, Any] | None = Field(
         None,
         description='Full-text index spec, e.g. {"tokenizer": "jieba"} ({} for the defaults); default none.',
+    )
+    get_or_create: bool = Field(
+        False,
+        description="Answer with the existing collection when it has every setting given here (409 naming "
+        "the differences otherwise) instead of 409 collection_exists.",
     )
 
 
@@ -240,6 +247,18 @@ class ReplaceSourceBody(BaseModel):
     )
     texts: list[Any] | None = Field(None, description="Strings or nulls, one per record.")
     metadatas: list[Any] | None = Field(None, description="JSON objects or nulls, one per record.")
+
+
+class UpdateBody(BaseModel):
+    model_config = _STRICT
+    ids: list[str]
+    metadatas: list[Any] | None = Field(
+        None,
+        description="Per record, an object merged into the stored metadata (a key set to null is removed), "
+        "or null to leave it.",
+    )
+    texts: list[Any] | None = Field(None, description="Per record, the new text, or null to leave it.")
+    sources: list[Any] | None = Field(None, description="Per record, the new source, or null to leave it.")
 
 
 class SourceOut(BaseModel):
@@ -551,6 +570,8 @@ def create_app(
         version=__version__,
         description="Vector database: collections of records (id, vector, text, metadata, source).",
         default_response_class=ORJSONResponse,
+        docs_url=None,  # /docs and /redoc come from vecdb.server.docs_ui: local assets, no CDN
+        redoc_url=None,
         responses={
             400: {"model": ErrorResponse},
             401: {"model": ErrorResponse},
@@ -562,6 +583,7 @@ def create_app(
     )
     app.router.route_class = _Route
     app.state.ready = False
+    install_docs(app)
     app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
     # Added last, so it runs first: the key is checked before BodyLimit or FastAPI read the body.
     app.add_middleware(KeyCheck, authenticator=authenticator, metrics=metrics, routes=app.router.routes)
@@ -583,7 +605,19 @@ def create_app(
         ]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         message = f"{'.'.join(first['loc'])}: {first['msg']}" if first["loc"] else str(first["msg"])
+        _count_rejected(request)
         return error_response(400, "invalid_argument", message, {"errors": errors})
+
+    route_ops: dict[tuple[str, str], str] = {
+        (r.method, r.path): op.name for op in OPERATIONS for r in op.routes
+    }
+
+    def _count_rejected(request: Request) -> None:
+        """A 400 from request validation counts in vecdb_requests_total like the engine's own 400s."""
+        route = request.scope.get("route")
+        op = route_ops.get((request.method, getattr(route, "path", "")))
+        if op is not None:
+            metrics.reject("rest", op, "invalid_argument")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -591,6 +625,8 @@ def create_app(
         code = {400: "invalid_argument", 404: "not_found", 405: "method_not_allowed"}.get(
             exc.status_code, "http_error"
         )
+        if exc.status_code == 400:
+            _count_rejected(request)
         response = error_response(exc.status_code, code, str(exc.detail))
         response.headers.update(exc.headers or {})
         if exc.status_code == 405:
@@ -672,10 +708,23 @@ def create_app(
         def run() -> Any:
             if body.embedding is not None:  # over the wire, only the models the server offers
                 db.check_model_allowed(body.embedding.get("model"))
+            if body.get_or_create:
+                return db.get_or_create_collection(
+                    body.name,
+                    body.dim,
+                    body.metric,  # type: ignore[arg-type]
+                    body.index,
+                    body.embedding,
+                    body.max_records,
+                    body.eviction,  # type: ignore[arg-type]
+                    shards=body.shards,
+                    replicas=body.replicas,
+                    text_index=body.text_index,
+                ).info()
             return db.create_collection(
                 body.name,
                 body.dim,
-                body.metric,  # type: ignore[arg-type]
+                body.metric or "cosine",  # type: ignore[arg-type]
                 body.index,
                 body.embedding,
                 body.max_records,
@@ -858,6 +907,21 @@ def create_app(
         """Add (built from the stored texts), replace, or (body ``null``) drop the full-text index."""
         spec = call(request, "set_text_index", lambda: db.get_collection(name).set_text_index(body))
         return {"text_index": spec}
+
+    @app.post(
+        "/v1/collections/{name}/update",
+        response_model=CountResult,
+        tags=["records"],
+        dependencies=[authorized("update")],
+    )
+    def update(name: str, body: UpdateBody, request: Request) -> Any:
+        """Existing records' metadata (merged), text or source, without their vectors; atomic."""
+        n = call(
+            request,
+            "update",
+            lambda: db.get_collection(name).update(body.ids, body.metadatas, body.texts, body.sources),
+        )
+        return {"count": n}
 
     # ---- scroll and snapshots ----
 

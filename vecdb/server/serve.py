@@ -166,6 +166,7 @@ def serve(settings: Settings) -> int:
             host=settings.host,
             port=settings.rest_port,
             log_level="warning" if settings.log_level != "debug" else "debug",
+            log_config=None,  # uvicorn's loggers (access lines included) go through the JSON handler above
             access_log=settings.log_level == "debug",
             timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
             lifespan="off",

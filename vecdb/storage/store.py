@@ -38,6 +38,8 @@ import numpy as np
 import orjson
 from rocksdict import (
     AccessType,
+    BlockBasedOptions,
+    Cache,
     Checkpoint,
     DBRecoveryMode,
     Options,
@@ -149,6 +151,8 @@ class CollectionStore:
         sync: bool,
         what: str | None = None,
         max_open_files: int = -1,
+        block_cache_bytes: int = 32 << 20,
+        write_buffer_bytes: int = 16 << 20,
         watermark: Path | None = None,
         on_damage: Callable[[CorruptionError], None] | None = None,
         read_only: bool = False,
@@ -169,12 +173,19 @@ class CollectionStore:
         opts.set_wal_recovery_mode(DBRecoveryMode.tolerate_corrupted_tail_records())
         opts.set_paranoid_checks(True)
         opts.set_max_open_files(max_open_files)
+        # Bounded memory: every column family reads through ONE block cache of ``block_cache_bytes``
+        # (RocksDB's default gives each its own 32 MiB cache), and the memtables of all of them together
+        # are flushed once they pass ``write_buffer_bytes`` (default: 64 MiB per family, two of them each).
+        self._cache = Cache(max(1, block_cache_bytes))
+        opts.set_db_write_buffer_size(write_buffer_bytes)
         access = AccessType.read_only(False) if read_only else AccessType.read_write()
         with self._guard("opening"):
             self._db = Rdict(
                 str(path),
-                opts,
-                column_families={name: Options(raw_mode=True) for name in _CFS},
+                self._bounded(opts, write_buffer_bytes),
+                column_families={
+                    name: self._bounded(Options(raw_mode=True), write_buffer_bytes) for name in _CFS
+                },
                 access_type=access,
             )
         self._closed = False
@@ -217,6 +228,25 @@ class CollectionStore:
         except BaseException:
             self.close()
             raise
+
+    def _bounded(self, opts: Options, write_buffer_bytes: int) -> Options:
+        table = BlockBasedOptions()
+        table.set_block_cache(self._cache)
+        opts.set_block_based_table_factory(table)
+        opts.set_write_buffer_size(max(64 << 10, write_buffer_bytes // 2))
+        opts.set_max_write_buffer_number(2)
+        return opts
+
+    def memory(self) -> dict[str, int]:
+        """Bytes RocksDB holds for this store: ``memtables`` (writes not yet flushed, all column
+        families), ``block_cache`` (the shared cache of table blocks), ``table_readers`` (open table files'
+        indexes and filters)."""
+        mem = tables = 0
+        with self._guard("reading its memory use"):
+            for cf in [self._db, *self._cf.values()]:
+                mem += int(cf.property_int_value("rocksdb.cur-size-all-mem-tables") or 0)
+                tables += int(cf.property_int_value("rocksdb.estimate-table-readers-mem") or 0)
+            return {"memtables": mem, "block_cache": int(self._cache.get_usage()), "table_readers": tables}
 
     @contextmanager
     def _guard(self, action: str) -> Iterator[None]:

@@ -38,6 +38,7 @@ IDEMPOTENT = frozenset(
         "list_collections",
         "get_collection",
         "upsert",
+        "update",
         "replace_source",
         "get",
         "search",
@@ -69,7 +70,8 @@ class Call:
 
     @property
     def idempotent(self) -> bool:
-        return self.op in IDEMPOTENT
+        # create_collection with get_or_create: sending it again leaves the same collection.
+        return self.op in IDEMPOTENT or bool(self.args.get("get_or_create"))
 
     # ---- builders ----------------------------------------------------------------------------------
 
@@ -78,7 +80,7 @@ class Call:
         cls,
         name: str,
         dim: int | None,
-        metric: str,
+        metric: str | None,
         index: Mapping[str, Any] | None,
         embedding: Mapping[str, Any] | None,
         max_records: int | None = None,
@@ -86,6 +88,7 @@ class Call:
         shards: int | None = None,
         replicas: int | None = None,
         text_index: Mapping[str, Any] | None = None,
+        get_or_create: bool = False,
     ) -> Call:
         if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim < 2**32):
             raise InvalidConfigError(f"dim must be a positive integer, got {dim!r}", field="dim")
@@ -106,6 +109,8 @@ class Call:
                 args[key] = value
         if text_index is not None:  # only when given, like shards: older servers keep accepting the rest
             args["text_index"] = _object(text_index, "text_index", InvalidConfigError)
+        if get_or_create:  # only when set, like shards: older servers keep accepting plain creates
+            args["get_or_create"] = True
         return cls("create_collection", args)
 
     @classmethod
@@ -169,6 +174,28 @@ class Call:
                 "vectors": _upsert_rows(vectors, n),
                 "texts": _column(texts, n, "texts", str, InvalidArgumentError),
                 "metadatas": _metadatas(metadatas, n),
+            },
+        )
+
+    @classmethod
+    def update(
+        cls,
+        name: str,
+        ids: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any] | None] | None,
+        texts: Sequence[str | None] | None,
+        sources: Sequence[str | None] | None,
+    ) -> Call:
+        id_list = _ids(ids)
+        n = len(id_list)
+        return cls(
+            "update",
+            {
+                "name": _name(name),
+                "ids": id_list,
+                "metadatas": _metadatas(metadatas, n),
+                "texts": _column(texts, n, "texts", str, InvalidArgumentError),
+                "sources": _column(sources, n, "sources", str, InvalidSourceError),
             },
         )
 

@@ -36,6 +36,7 @@ _RPC = {
     "get": "Get",
     "delete": "Delete",
     "replace_source": "ReplaceSource",
+    "update": "Update",
     "search": "Search",
     "count": "Count",
     "list_sources": "ListSources",
@@ -73,14 +74,14 @@ def encode(call: Call) -> tuple[str, Any]:
             req: Any = pb.CreateCollectionRequest(
                 name=a["name"],
                 dim=a["dim"] or 0,
-                metric=a["metric"],
+                metric=a["metric"] or "",
                 index_json=_text(a["index"], "index"),
                 embedding_json=_text(a["embedding"], "embedding"),
                 eviction=a["eviction"] or "",
             )
             if a["max_records"] is not None:
                 req.max_records = a["max_records"]
-            for key in ("shards", "replicas"):
+            for key in ("shards", "replicas", "get_or_create"):
                 if a.get(key) is not None:
                     setattr(req, key, a[key])
             if a.get("text_index") is not None:
@@ -102,6 +103,17 @@ def encode(call: Call) -> tuple[str, Any]:
                 vectors=up.vectors,
                 missing_vectors=up.missing_vectors,
             )
+        case "update":
+            patches = []
+            for i, rid in enumerate(a["ids"]):
+                meta = a["metadatas"][i] if a["metadatas"] is not None else None
+                patch = pb.RecordPatch(id=rid, metadata_json=_text(meta, f"metadata of record {i}"))
+                for key in ("texts", "sources"):
+                    value = a[key][i] if a[key] is not None else None
+                    if value is not None:
+                        setattr(patch, key[:-1], value)
+                patches.append(patch)
+            req = pb.UpdateRequest(collection=a["name"], records=patches)
         case "get":
             req = pb.GetRequest(collection=a["name"], ids=a["ids"], **_include(a["include"]))
         case "delete":
@@ -207,7 +219,7 @@ def decode(call: Call, msg: Any) -> Any:  # noqa: PLR0911 (one case per operatio
             return list(msg.names)
         case "drop_collection":
             return None
-        case "upsert" | "delete" | "count" | "replace_source":
+        case "upsert" | "delete" | "count" | "replace_source" | "update":
             return int(msg.count)
         case "get":
             return [Record(**_fields(r)) for r in msg.records]

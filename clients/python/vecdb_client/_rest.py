@@ -67,6 +67,9 @@ def encode(call: Call) -> HttpRequest:  # noqa: PLR0911 (one case per operation)
             vectors = None if a["vectors"] is None else _upsert_vectors(a["vectors"])
             body = {k: a[k] for k in ("ids", "texts", "metadatas", "sources", "ttl", "expires_at")}
             return _body("POST", _col(a["name"], "/upsert"), {**body, "vectors": vectors})
+        case "update":
+            body = {k: a[k] for k in ("ids", "metadatas", "texts", "sources")}
+            return _body("POST", _col(a["name"], "/update"), body)
         case "replace_source":
             vectors = None if a["vectors"] is None else _vector_lists(a["vectors"])
             body = {k: a[k] for k in ("ids", "texts", "metadatas")}
@@ -121,7 +124,7 @@ def decode(call: Call, body: Any) -> Any:  # noqa: PLR0911 (one case per operati
             return list(body["collections"])
         case "drop_collection":
             return None
-        case "upsert" | "delete" | "count" | "replace_source":
+        case "upsert" | "delete" | "count" | "replace_source" | "update":
             return int(body["count"])
         case "get":
             return [Record(**_fields(r)) for r in body["records"]]

@@ -125,14 +125,22 @@ class Endpoint:
         cls,
         url: str,
         grpc_url: str | None,
-        prefer_grpc: bool,
+        prefer_grpc: bool | None,
         api_key: str | None,
         files: TlsFiles | None = None,
     ) -> Endpoint:
-        """``grpc_url`` may be ``host:port``, ``grpc://host:port`` or ``grpcs://host:port`` (TLS). With
+        """``grpc_url`` may be ``host:port``, ``grpc://host:port`` or ``grpcs://host:port`` (TLS); given,
+        it means gRPC (``prefer_grpc`` None) and contradicts ``prefer_grpc=False``. With
         ``prefer_grpc`` and no ``grpc_url``, gRPC goes to ``url``'s host on port 50051. ``files`` need the
         transport in use to be TLS (``https://`` for REST; ``grpcs://``, or an ``https://`` url, for
         gRPC): TLS files for a plain connection is a mistake, never silently ignored."""
+        if prefer_grpc is None:  # not said: gRPC exactly when a gRPC target is given
+            prefer_grpc = grpc_url is not None
+        elif not prefer_grpc and grpc_url is not None:
+            raise ValueError(
+                f"grpc_url={grpc_url!r} with prefer_grpc=False: the gRPC target would go unused (leave "
+                "prefer_grpc out, or set it True, to use gRPC; drop grpc_url for REST)"
+            )
         rest = urlsplit(url)
         if rest.scheme not in ("http", "https") or not rest.hostname:
             raise ValueError(f"url must look like http://host:port, got {url!r}")

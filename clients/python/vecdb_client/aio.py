@@ -22,7 +22,12 @@ from vecdb_client._calls import Call
 from vecdb_client._generated import vecdb_pb2_grpc as pb_grpc
 from vecdb_client._transport import NO_DELAY, Endpoint, PemSource, TlsFiles, backoff_delay
 from vecdb_client.client import Client, _json
-from vecdb_client.errors import ClosedError, DeadlineExceededError, UnavailableError
+from vecdb_client.errors import (
+    ClosedError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    UnavailableError,
+)
 from vecdb_client.types import CollectionInfo, Hit, Metric, Record, SearchMode, SnapshotInfo, SourceInfo
 
 __all__ = ["AsyncClient", "AsyncCollection"]
@@ -45,17 +50,22 @@ class _AsyncRest:
                 verify=True if endpoint.tls is None else endpoint.tls.ssl_context, socket_options=NO_DELAY
             ),
         )
+        self.url = endpoint.rest_url  # named in connection errors
 
     async def send(self, call: Call) -> Any:
         req = _rest.encode(call)
         try:
             resp = await self.http.request(req.method, req.path, content=req.content, params=req.params)
         except httpx.ConnectTimeout as exc:
-            raise UnavailableError(f"could not connect: {exc}") from exc
+            raise UnavailableError(f"could not connect to {self.url}: {exc}", url=self.url) from exc
         except httpx.TimeoutException as exc:
-            raise DeadlineExceededError(f"no reply within the timeout: {exc}") from exc
+            raise DeadlineExceededError(
+                f"no reply from {self.url} within the timeout: {exc}", url=self.url
+            ) from exc
         except httpx.TransportError as exc:
-            raise UnavailableError(f"{type(exc).__name__}: {exc}") from exc
+            raise UnavailableError(
+                f"cannot reach {self.url} ({type(exc).__name__}: {exc})", url=self.url
+            ) from exc
         body = _json(resp)
         if resp.status_code >= 400:
             raise _rest.error_from_response(resp.status_code, body, resp.text)
@@ -108,7 +118,7 @@ class AsyncClient:
         self,
         url: str = "http://127.0.0.1:8080",
         grpc_url: str | None = None,
-        prefer_grpc: bool = False,
+        prefer_grpc: bool | None = None,
         api_key: str | None = None,
         timeout: float = 30.0,
         retries: int = 3,
@@ -129,6 +139,7 @@ class AsyncClient:
         self.retries = retries
         self.backoff = backoff
         self._transport: _AsyncTransport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the connections belong to
         self._closed = False
 
     @classmethod
@@ -155,7 +166,15 @@ class AsyncClient:
     async def _send(self, call: Call) -> Any:
         if self._closed:
             raise ClosedError("the client is closed")
+        loop = asyncio.get_running_loop()
+        if self._loop is not None and loop is not self._loop:
+            raise FailedPreconditionError(
+                "this AsyncClient's connections belong to the event loop that first used it, and this call "
+                "runs in another one (a second asyncio.run(), or another thread's loop): make one "
+                "AsyncClient per event loop (AsyncClient.like(client) copies the settings)"
+            )
         if self._transport is None:  # made here, so that it binds to the running loop
+            self._loop = loop
             self._transport = (
                 _AsyncGrpc(self.endpoint, self.timeout)
                 if self.endpoint.grpc_target
@@ -214,6 +233,36 @@ class AsyncClient:
                 text_index=text_index,
             )
         )
+        return AsyncCollection(self, name)
+
+    async def get_or_create_collection(
+        self,
+        name: str,
+        dim: int | None = None,
+        metric: Metric | None = None,
+        index: Mapping[str, Any] | None = None,
+        embedding: Mapping[str, Any] | None = None,
+        max_records: int | None = None,
+        eviction: Literal["fifo", "lru"] | None = None,
+        shards: int | None = None,
+        replicas: int | None = None,
+        text_index: Mapping[str, Any] | None = None,
+    ) -> AsyncCollection:
+        """See ``Client.get_or_create_collection``."""
+        call = Call.create_collection(
+            name,
+            dim,
+            metric,
+            index,
+            embedding,
+            max_records,
+            eviction,
+            shards,
+            replicas,
+            text_index=text_index,
+            get_or_create=True,
+        )
+        await self._send(call)
         return AsyncCollection(self, name)
 
     async def get_collection(self, name: str) -> AsyncCollection:
@@ -304,6 +353,17 @@ class AsyncCollection:
     ) -> int:
         """See ``Collection.replace_source``."""
         call = Call.replace_source(self.name, source, ids, vectors, texts, metadatas)
+        return await self.client._send(call)  # type: ignore[no-any-return]
+
+    async def update(
+        self,
+        ids: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        texts: Sequence[str | None] | None = None,
+        sources: Sequence[str | None] | None = None,
+    ) -> int:
+        """See ``Collection.update``."""
+        call = Call.update(self.name, ids, metadatas, texts, sources)
         return await self.client._send(call)  # type: ignore[no-any-return]
 
     async def get(self, ids: Sequence[str], include: Sequence[str] | None = None) -> list[Record]:

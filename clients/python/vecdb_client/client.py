@@ -44,17 +44,22 @@ class _Rest:
                 verify=True if endpoint.tls is None else endpoint.tls.ssl_context, socket_options=NO_DELAY
             ),
         )
+        self.url = endpoint.rest_url  # named in connection errors
 
     def send(self, call: Call) -> Any:
         req = _rest.encode(call)
         try:
             resp = self.http.request(req.method, req.path, content=req.content, params=req.params)
         except httpx.ConnectTimeout as exc:
-            raise UnavailableError(f"could not connect: {exc}") from exc
+            raise UnavailableError(f"could not connect to {self.url}: {exc}", url=self.url) from exc
         except httpx.TimeoutException as exc:
-            raise DeadlineExceededError(f"no reply within the timeout: {exc}") from exc
+            raise DeadlineExceededError(
+                f"no reply from {self.url} within the timeout: {exc}", url=self.url
+            ) from exc
         except httpx.TransportError as exc:
-            raise UnavailableError(f"{type(exc).__name__}: {exc}") from exc
+            raise UnavailableError(
+                f"cannot reach {self.url} ({type(exc).__name__}: {exc})", url=self.url
+            ) from exc
         body = _json(resp)
         if resp.status_code >= 400:
             raise _rest.error_from_response(resp.status_code, body, resp.text)
@@ -103,10 +108,12 @@ class _Grpc:
 
 
 class Client:
-    """A connection to a vecdb server, over REST (default) or gRPC (``prefer_grpc=True``).
+    """A connection to a vecdb server, over REST (default) or gRPC (``prefer_grpc=True``, or a
+    ``grpc_url``).
 
     ``url`` is the REST base URL; ``grpc_url`` the gRPC target (``host:port``, ``grpcs://host:port`` for
-    TLS), by default ``url``'s host on port 50051 (over TLS when ``url`` is ``https://``). ``api_key`` is
+    TLS; giving it means gRPC unless ``prefer_grpc=False``, which is then an error), by default ``url``'s
+    host on port 50051 (over TLS when ``url`` is ``https://``). ``api_key`` is
     sent as ``authorization: Bearer`` on every call. ``ca_cert`` is the CA (bundle) that signed the
     server's certificate, when it is not one the system trusts; ``client_cert`` and ``client_key`` are the
     client's certificate and key for a server that requires them (mutual TLS). Each is a PEM file's path or
@@ -121,7 +128,7 @@ class Client:
         self,
         url: str = "http://127.0.0.1:8080",
         grpc_url: str | None = None,
-        prefer_grpc: bool = False,
+        prefer_grpc: bool | None = None,
         api_key: str | None = None,
         timeout: float = 30.0,
         retries: int = 3,
@@ -215,6 +222,40 @@ class Client:
                 text_index=text_index,
             )
         )
+        return Collection(self, name)
+
+    def get_or_create_collection(
+        self,
+        name: str,
+        dim: int | None = None,
+        metric: Metric | None = None,
+        index: Mapping[str, Any] | None = None,
+        embedding: Mapping[str, Any] | None = None,
+        max_records: int | None = None,
+        eviction: Literal["fifo", "lru"] | None = None,
+        shards: int | None = None,
+        replicas: int | None = None,
+        text_index: Mapping[str, Any] | None = None,
+    ) -> Collection:
+        """The collection ``name`` when it exists and has every setting given here (one left out
+        matches anything; ``embedding={}`` names the server's default model), else a new one as
+        ``create_collection`` makes it (``metric`` None: cosine): safe to run again. Raises
+        CollectionExistsError naming the differences (``details["differences"]``) when it exists with
+        other settings, and what ``create_collection`` raises."""
+        call = Call.create_collection(
+            name,
+            dim,
+            metric,
+            index,
+            embedding,
+            max_records,
+            eviction,
+            shards,
+            replicas,
+            text_index=text_index,
+            get_or_create=True,
+        )
+        self._send(call)
         return Collection(self, name)
 
     def get_collection(self, name: str) -> Collection:
@@ -320,6 +361,21 @@ class Collection:
         all new records. Ids that lived in another source move here; no ids deletes the source. Returns
         how many were written."""
         call = Call.replace_source(self.name, source, ids, vectors, texts, metadatas)
+        return self.client._send(call)  # type: ignore[no-any-return]
+
+    def update(
+        self,
+        ids: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        texts: Sequence[str | None] | None = None,
+        sources: Sequence[str | None] | None = None,
+    ) -> int:
+        """Change existing records' metadata, text or source without sending vectors; returns how many
+        were updated. Per record, None keeps a field. Metadata merges: the given keys replace the stored
+        ones, a key given as None is removed, the others stay. A new text is embedded again in a
+        collection with an embedding model (its vector changes); otherwise vectors stay as stored. One
+        atomic write; NotFoundError (``details["missing"]``) when an id does not exist, nothing written."""
+        call = Call.update(self.name, ids, metadatas, texts, sources)
         return self.client._send(call)  # type: ignore[no-any-return]
 
     def get(self, ids: Sequence[str], include: Sequence[str] | None = None) -> list[Record]:

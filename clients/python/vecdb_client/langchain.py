@@ -42,15 +42,32 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from vecdb_client.aio import AsyncClient, AsyncCollection
 from vecdb_client.client import Client, Collection
-from vecdb_client.errors import CollectionExistsError, CollectionNotFoundError
+from vecdb_client.errors import CollectionExistsError, CollectionNotFoundError, InvalidArgumentError
 from vecdb_client.types import Hit, Metric, SearchMode
 
-__all__ = ["VecDBVectorStore", "relevance_function"]
+__all__ = [
+    "ADD_KWARGS",
+    "DELETE_KWARGS",
+    "MMR_KWARGS",
+    "SEARCH_KWARGS",
+    "VecDBVectorStore",
+    "check_kwargs",
+    "embeddings_model_name",
+    "relevance_function",
+]
 
 #: Records per upsert call when adding many texts (each call is atomic on its own).
 DEFAULT_BATCH_SIZE = 1000
-_SEARCH_INCLUDE = ("text", "metadata")
-_MMR_INCLUDE = ("text", "metadata", "vector")
+_SEARCH_INCLUDE = ("text", "metadata", "source")
+_MMR_INCLUDE = ("text", "metadata", "source", "vector")
+
+#: The keyword arguments each method takes through ``**kwargs`` (LangChain's signatures), ONE set per
+#: method family: anything else is refused with an error naming it (a typo'd filter must not become an
+#: unfiltered search). A new search option is added here, and read in ``_search_options``.
+SEARCH_KWARGS: frozenset[str] = frozenset({"score_threshold"})
+MMR_KWARGS: frozenset[str] = frozenset()
+ADD_KWARGS: frozenset[str] = frozenset({"sources"})
+DELETE_KWARGS: frozenset[str] = frozenset({"filter", "source"})
 
 
 def relevance_function(metric: Metric) -> Callable[[float], float]:
@@ -72,6 +89,14 @@ class _Search:
     fusion: dict[str, Any] | None = None
 
 
+def _embedding_args(embedding: dict[str, Any] | None) -> dict[str, Any] | None:
+    """create_collection's ``embedding`` from a collection's info (its declaration, without the ``dim``
+    and ``backend`` the server reports beside it)."""
+    if embedding is None:
+        return None
+    return {k: v for k, v in embedding.items() if k not in ("dim", "backend")}
+
+
 def _text_index_args(text_index: dict[str, Any] | None) -> dict[str, Any]:
     """create_collection's ``text_index`` from a collection's info (its spec, without the counts)."""
     if text_index is None:
@@ -79,8 +104,35 @@ def _text_index_args(text_index: dict[str, Any] | None) -> dict[str, Any]:
     return {"text_index": {k: v for k, v in text_index.items() if k != "documents"}}
 
 
-def _document(hit: Any) -> Document:
-    return Document(id=hit.id, page_content=hit.text or "", metadata=dict(hit.metadata))
+def embeddings_model_name(embedding: Any) -> str | None:
+    """The model name an Embeddings object declares (``model`` or ``model_name``), if any."""
+    for attr in ("model", "model_name"):
+        value = getattr(embedding, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def check_kwargs(method: str, kwargs: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    """InvalidArgumentError naming the keyword arguments ``method`` does not take."""
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        takes = ", ".join(sorted(allowed)) or "none"
+        raise InvalidArgumentError(
+            f"VecDBVectorStore.{method} got unknown keyword argument(s) {unknown}; it takes "
+            f"{takes} besides its named parameters (filters go in filter=, the server's filter language)",
+            unknown=unknown,
+        )
+
+
+def _document(hit: Any, source_key: str | None = "source") -> Document:
+    """The hit as a Document; the record's source is ``metadata[source_key]`` unless the metadata has
+    that key already (records written by ``vecdb ingest`` keep their source outside the metadata)."""
+    metadata = dict(hit.metadata or {})
+    source = getattr(hit, "source", None)
+    if source_key is not None and source is not None and source_key not in metadata:
+        metadata[source_key] = source
+    return Document(id=hit.id, page_content=hit.text or "", metadata=metadata)
 
 
 class VecDBVectorStore(VectorStore):
@@ -103,7 +155,7 @@ class VecDBVectorStore(VectorStore):
         async_client: AsyncClient | None = None,
         url: str = "http://127.0.0.1:8080",
         grpc_url: str | None = None,
-        prefer_grpc: bool = False,
+        prefer_grpc: bool | None = None,
         api_key: str | None = None,
         timeout: float = 30.0,
         metric: Metric = "cosine",
@@ -133,6 +185,7 @@ class VecDBVectorStore(VectorStore):
         self._async_clients: dict[asyncio.AbstractEventLoop, AsyncClient] = {}
         self._collection_ready = False
         self._collection_metric: Metric | None = None  # an existing collection's, learned when needed
+        self._model_checked = embedding is None  # the server embeds: nothing to compare
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -176,6 +229,9 @@ class VecDBVectorStore(VectorStore):
     ) -> None:
         self.close()
 
+    def _doc(self, hit: Any) -> Document:
+        return _document(hit, self.source_key)
+
     @property
     def collection(self) -> Collection:
         return self.client.collection(self.collection_name)
@@ -193,6 +249,75 @@ class VecDBVectorStore(VectorStore):
                 del self._async_clients[old]  # its connections died with their loop
             aclient = self._async_clients[loop] = AsyncClient.like(self.client)
         return aclient
+
+    # ---- the Embeddings against the collection's model ------------------------------------------------
+
+    #: A probe text embedded by both sides when the Embeddings does not say its model's name.
+    PROBE = "vecdb checks that two embedding models agree"
+
+    def _mismatch(self, info: Any, dim: int | None, probe: tuple[Any, Any] | None) -> str | None:
+        """Why this store's Embeddings does not fit the collection (``info``), or None."""
+        model = (info.embedding or {}).get("model")
+        name = embeddings_model_name(self.embedding)
+        why = None
+        if dim is not None and dim != info.dim:
+            why = f"its Embeddings makes {dim}-dimensional vectors, the collection holds {info.dim}"
+        elif model is not None and name is not None:
+            if name.rsplit("/", 1)[-1] != str(model).rsplit("/", 1)[-1]:
+                why = f"its Embeddings is model {name!r}, the collection embeds with {model!r}"
+        elif model is not None and probe is not None:
+            mine, theirs = (np.asarray(v, dtype=np.float32).ravel() for v in probe)
+            if mine.shape != theirs.shape:
+                why = f"its Embeddings makes {mine.size}-dimensional vectors, model {model!r} {theirs.size}"
+            else:
+                cos = float(mine @ theirs / (np.linalg.norm(mine) * np.linalg.norm(theirs) or 1.0))
+                if cos < 0.98:  # the same model gives the same vector (float noise aside)
+                    why = f"its Embeddings embeds unlike the collection's model {model!r} (cosine {cos:.2f})"
+        return why
+
+    def _raise_mismatch(self, why: str) -> None:
+        raise InvalidArgumentError(
+            f"VecDBVectorStore over collection {self.collection_name!r}: {why}; use the collection's "
+            "model (or no Embeddings: the server embeds), or another collection",
+            collection=self.collection_name,
+        )
+
+    def _check_model(self, dim: int | None = None) -> None:
+        """Once per store: refuse an Embeddings that does not fit the existing collection (dimension,
+        model name where both are known, else a probe text embedded by both)."""
+        if self._model_checked:
+            return
+        try:
+            info = self.collection.info()
+            probe = None
+            if (info.embedding or {}).get("model") and embeddings_model_name(self.embedding) is None:
+                assert self.embedding is not None
+                theirs, _ = self.client.embed([self.PROBE], collection=self.collection_name)
+                probe = (self.embedding.embed_query(self.PROBE), theirs[0])
+        except CollectionNotFoundError:
+            return  # nothing to compare yet: the store makes it with this Embeddings
+        why = self._mismatch(info, dim, probe)
+        if why is not None:
+            self._raise_mismatch(why)
+        self._model_checked = True
+
+    async def _acheck_model(self, dim: int | None = None) -> None:
+        """Async ``_check_model``."""
+        if self._model_checked:
+            return
+        try:
+            info = await self._async_collection().info()
+            probe = None
+            if (info.embedding or {}).get("model") and embeddings_model_name(self.embedding) is None:
+                assert self.embedding is not None
+                theirs, _ = await self._aclient().embed([self.PROBE], collection=self.collection_name)
+                probe = (await self.embedding.aembed_query(self.PROBE), theirs[0])
+        except CollectionNotFoundError:
+            return
+        why = self._mismatch(info, dim, probe)
+        if why is not None:
+            self._raise_mismatch(why)
+        self._model_checked = True
 
     # ---- writes ------------------------------------------------------------------------------------
 
@@ -256,12 +381,14 @@ class VecDBVectorStore(VectorStore):
         ``sources=[...]`` sets record sources explicitly (default: ``metadata[source_key]``). Records are
         sent ``batch_size`` at a time; each batch is atomic. An id already stored is replaced.
         """
+        check_kwargs("add_texts", kwargs, ADD_KWARGS)
         id_list, text_list, metas, sources = self._prepare(texts, metadatas, ids, kwargs.get("sources"))
         if not id_list:
             return []
         vectors = None if self.embedding is None else np.asarray(self.embedding.embed_documents(text_list))
         dim = None if vectors is None else vectors.shape[1]
         self._ensure_collection(dim)
+        self._check_model(dim)
         for lo in range(0, len(id_list), self.batch_size):
             hi = lo + self.batch_size
             args = (
@@ -288,6 +415,7 @@ class VecDBVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[str]:
         """Async ``add_texts``."""
+        check_kwargs("aadd_texts", kwargs, ADD_KWARGS)
         id_list, text_list, metas, sources = self._prepare(texts, metadatas, ids, kwargs.get("sources"))
         if not id_list:
             return []
@@ -296,6 +424,7 @@ class VecDBVectorStore(VectorStore):
             vectors = np.asarray(await self.embedding.aembed_documents(text_list))
         dim = None if vectors is None else vectors.shape[1]
         await self._aensure_collection(dim)
+        await self._acheck_model(dim)
         col = self._async_collection()
         for lo in range(0, len(id_list), self.batch_size):
             hi = lo + self.batch_size
@@ -320,6 +449,7 @@ class VecDBVectorStore(VectorStore):
         """Delete by ``ids``, or by ``filter=`` and/or ``where_document=`` (full-text filter), or by
         ``source=``; with none of them, empty the collection (it is dropped and made again with the same
         configuration). Missing ids are no error."""
+        check_kwargs("delete", kwargs, DELETE_KWARGS)
         filter, source = kwargs.get("filter"), kwargs.get("source")
         if ids is not None and not ids and filter is None and source is None and where_document is None:
             return True  # nothing to delete (an empty list never means "everything")
@@ -332,7 +462,7 @@ class VecDBVectorStore(VectorStore):
                     info.dim,
                     info.metric,
                     info.index,
-                    info.embedding,
+                    _embedding_args(info.embedding),
                     **_text_index_args(info.text_index),
                 )
             else:
@@ -345,6 +475,7 @@ class VecDBVectorStore(VectorStore):
         self, ids: list[str] | None = None, *, where_document: dict[str, Any] | None = None, **kwargs: Any
     ) -> bool | None:
         """Async ``delete``."""
+        check_kwargs("adelete", kwargs, DELETE_KWARGS)
         filter, source = kwargs.get("filter"), kwargs.get("source")
         if ids is not None and not ids and filter is None and source is None and where_document is None:
             return True
@@ -358,7 +489,7 @@ class VecDBVectorStore(VectorStore):
                     info.dim,
                     info.metric,
                     info.index,
-                    info.embedding,
+                    _embedding_args(info.embedding),
                     **_text_index_args(info.text_index),
                 )
             else:
@@ -369,6 +500,20 @@ class VecDBVectorStore(VectorStore):
             pass
         return True
 
+    def update_documents(self, ids: Sequence[str], documents: Sequence[Document]) -> None:
+        """Replace the records ``ids`` by ``documents`` (text re-embedded, metadata and source replaced)."""
+        if len(ids) != len(documents):
+            raise InvalidArgumentError(f"{len(ids)} ids for {len(documents)} documents")
+        self.add_texts([d.page_content for d in documents], [d.metadata for d in documents], ids=list(ids))
+
+    async def aupdate_documents(self, ids: Sequence[str], documents: Sequence[Document]) -> None:
+        """Async ``update_documents``."""
+        if len(ids) != len(documents):
+            raise InvalidArgumentError(f"{len(ids)} ids for {len(documents)} documents")
+        await self.aadd_texts(
+            [d.page_content for d in documents], [d.metadata for d in documents], ids=list(ids)
+        )
+
     # ---- reads -------------------------------------------------------------------------------------
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
@@ -376,7 +521,7 @@ class VecDBVectorStore(VectorStore):
         if not ids:
             return []
         try:
-            return [_document(r) for r in self.collection.get(list(ids))]
+            return [self._doc(r) for r in self.collection.get(list(ids))]
         except CollectionNotFoundError:
             return []
 
@@ -385,9 +530,16 @@ class VecDBVectorStore(VectorStore):
         if not ids:
             return []
         try:
-            return [_document(r) for r in await self._async_collection().get(list(ids))]
+            return [self._doc(r) for r in await self._async_collection().get(list(ids))]
         except CollectionNotFoundError:
             return []
+
+    @staticmethod
+    def _search_options(method: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """The client's search arguments for a search method's ``**kwargs`` (``SEARCH_KWARGS``):
+        ``score_threshold`` is the server's (cosine / ip: similarity at least it; l2: distance at most it)."""
+        check_kwargs(method, kwargs, SEARCH_KWARGS)
+        return {"score_threshold": kwargs.get("score_threshold")}
 
     def _search(
         self,
@@ -397,8 +549,10 @@ class VecDBVectorStore(VectorStore):
         filter: Any,
         include: Sequence[str],
         search: _Search | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> list[Hit]:
         search = search or _Search()
+        self._check_model()
         try:
             return self.collection.search(
                 vector,
@@ -409,6 +563,7 @@ class VecDBVectorStore(VectorStore):
                 mode=search.mode,
                 text_filter=search.where_document,
                 fusion=search.fusion,
+                **(options or {}),
             )[0]
         except CollectionNotFoundError:
             return []
@@ -421,8 +576,10 @@ class VecDBVectorStore(VectorStore):
         filter: Any,
         include: Sequence[str],
         search: _Search | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> list[Hit]:
         search = search or _Search()
+        await self._acheck_model()
         try:
             col = self._async_collection()
             hits = await col.search(
@@ -434,6 +591,7 @@ class VecDBVectorStore(VectorStore):
                 mode=search.mode,
                 text_filter=search.where_document,
                 fusion=search.fusion,
+                **(options or {}),
             )
             return hits[0]
         except CollectionNotFoundError:
@@ -502,11 +660,14 @@ class VecDBVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Documents with the server's score (see the module docstring), best first; ``mode``,
-        ``where_document`` and ``fusion`` as in ``similarity_search``."""
+        ``where_document`` and ``fusion`` as in ``similarity_search``. ``score_threshold`` keeps the hits
+        whose score is at least it (cosine, ip, and the text and hybrid modes' scores) or at most it (l2
+        distance)."""
+        options = self._search_options("similarity_search_with_score", kwargs)
         search = _Search(mode, where_document, fusion)
         vector, text = self._query(query, mode)
-        hits = self._search(vector, text, k, filter, _SEARCH_INCLUDE, search)
-        return [(_document(h), h.score) for h in hits]
+        hits = self._search(vector, text, k, filter, _SEARCH_INCLUDE, search, options)
+        return [(self._doc(h), h.score) for h in hits]
 
     async def asimilarity_search_with_score(
         self,
@@ -520,10 +681,11 @@ class VecDBVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Async ``similarity_search_with_score``."""
+        options = self._search_options("asimilarity_search_with_score", kwargs)
         search = _Search(mode, where_document, fusion)
         vector, text = await self._aquery(query, mode)
-        hits = await self._asearch(vector, text, k, filter, _SEARCH_INCLUDE, search)
-        return [(_document(h), h.score) for h in hits]
+        hits = await self._asearch(vector, text, k, filter, _SEARCH_INCLUDE, search, options)
+        return [(self._doc(h), h.score) for h in hits]
 
     def similarity_search_by_vector(
         self,
@@ -536,8 +698,10 @@ class VecDBVectorStore(VectorStore):
     ) -> list[Document]:
         """The ``k`` documents nearest to ``embedding`` (matching ``filter`` and ``where_document``),
         best first."""
+        options = self._search_options("similarity_search_by_vector", kwargs)
         search = _Search(where_document=where_document)
-        return [_document(h) for h in self._search(embedding, None, k, filter, _SEARCH_INCLUDE, search)]
+        hits = self._search(embedding, None, k, filter, _SEARCH_INCLUDE, search, options)
+        return [self._doc(h) for h in hits]
 
     async def asimilarity_search_by_vector(
         self,
@@ -549,9 +713,10 @@ class VecDBVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[Document]:
         """Async ``similarity_search_by_vector``."""
+        options = self._search_options("asimilarity_search_by_vector", kwargs)
         search = _Search(where_document=where_document)
-        hits = await self._asearch(embedding, None, k, filter, _SEARCH_INCLUDE, search)
-        return [_document(h) for h in hits]
+        hits = await self._asearch(embedding, None, k, filter, _SEARCH_INCLUDE, search, options)
+        return [self._doc(h) for h in hits]
 
     # ---- relevance ---------------------------------------------------------------------------------
 
@@ -591,8 +756,7 @@ class VecDBVectorStore(VectorStore):
 
     # ---- maximal marginal relevance ----------------------------------------------------------------
 
-    @staticmethod
-    def _mmr(vector: Sequence[float], hits: list[Hit], k: int, lambda_mult: float) -> list[Document]:
+    def _mmr(self, vector: Sequence[float], hits: list[Hit], k: int, lambda_mult: float) -> list[Document]:
         if not hits:
             return []
         chosen = maximal_marginal_relevance(
@@ -601,7 +765,7 @@ class VecDBVectorStore(VectorStore):
             lambda_mult=lambda_mult,
             k=k,
         )
-        return [_document(hits[i]) for i in chosen]
+        return [self._doc(hits[i]) for i in chosen]
 
     def _query_vector(self, query: str) -> list[float]:
         if self.embedding is not None:
@@ -629,6 +793,7 @@ class VecDBVectorStore(VectorStore):
         """``k`` documents among the ``fetch_k`` nearest (matching ``filter`` and ``where_document``), chosen
         for similarity to the query and diversity among themselves (``lambda_mult``: 1 = similarity only,
         0 = diversity only)."""
+        check_kwargs("max_marginal_relevance_search", kwargs, MMR_KWARGS)
         try:
             vector = self._query_vector(query)
         except CollectionNotFoundError:
@@ -649,6 +814,7 @@ class VecDBVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[Document]:
         """Async ``max_marginal_relevance_search``."""
+        check_kwargs("amax_marginal_relevance_search", kwargs, MMR_KWARGS)
         try:
             vector = await self._aquery_vector(query)
         except CollectionNotFoundError:
@@ -669,6 +835,7 @@ class VecDBVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[Document]:
         """``max_marginal_relevance_search`` from a query vector."""
+        check_kwargs("max_marginal_relevance_search_by_vector", kwargs, MMR_KWARGS)
         search = _Search(where_document=where_document)
         hits = self._search(embedding, None, max(k, fetch_k), filter, _MMR_INCLUDE, search)
         return self._mmr(embedding, hits, k, lambda_mult)
@@ -685,6 +852,7 @@ class VecDBVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[Document]:
         """Async ``max_marginal_relevance_search_by_vector``."""
+        check_kwargs("amax_marginal_relevance_search_by_vector", kwargs, MMR_KWARGS)
         search = _Search(where_document=where_document)
         hits = await self._asearch(embedding, None, max(k, fetch_k), filter, _MMR_INCLUDE, search)
         return self._mmr(embedding, hits, k, lambda_mult)
@@ -706,6 +874,28 @@ class VecDBVectorStore(VectorStore):
         store = cls(embedding=embedding, **kwargs)
         store.add_texts(texts, metadatas, ids=ids, sources=sources)
         return store
+
+    @classmethod
+    def from_documents(
+        cls, documents: list[Document], embedding: Embeddings | None = None, **kwargs: Any
+    ) -> VecDBVectorStore:
+        """A store with ``documents`` (their ids kept); without ``embedding`` the server embeds."""
+        texts = [d.page_content for d in documents]
+        metadatas = [d.metadata for d in documents]
+        if "ids" not in kwargs and any(d.id for d in documents):
+            kwargs["ids"] = [d.id for d in documents]
+        return cls.from_texts(texts, embedding, metadatas, **kwargs)
+
+    @classmethod
+    async def afrom_documents(
+        cls, documents: list[Document], embedding: Embeddings | None = None, **kwargs: Any
+    ) -> VecDBVectorStore:
+        """Async ``from_documents``."""
+        texts = [d.page_content for d in documents]
+        metadatas = [d.metadata for d in documents]
+        if "ids" not in kwargs and any(d.id for d in documents):
+            kwargs["ids"] = [d.id for d in documents]
+        return await cls.afrom_texts(texts, embedding, metadatas, **kwargs)
 
     @classmethod
     async def afrom_texts(

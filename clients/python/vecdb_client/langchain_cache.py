@@ -180,7 +180,7 @@ class VecDBSemanticCache(BaseCache):
         *,
         url: str = "http://127.0.0.1:8080",
         grpc_url: str | None = None,
-        prefer_grpc: bool = False,
+        prefer_grpc: bool | None = None,
         api_key: str | None = None,
         timeout: float = 30.0,
         collection: str = "llm_cache",

@@ -15,7 +15,7 @@ class Vectors(_message.Message):
     def __init__(self, dim: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "dim", "metric", "index_json", "embedding_json", "max_records", "eviction", "shards", "replicas", "text_index_json")
+    __slots__ = ("name", "dim", "metric", "index_json", "embedding_json", "max_records", "eviction", "shards", "replicas", "text_index_json", "get_or_create")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,7 @@ class CreateCollectionRequest(_message.Message):
     SHARDS_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     TEXT_INDEX_JSON_FIELD_NUMBER: _ClassVar[int]
+    GET_OR_CREATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: str
@@ -36,7 +37,8 @@ class CreateCollectionRequest(_message.Message):
     shards: int
     replicas: int
     text_index_json: str
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., index_json: _Optional[str] = ..., embedding_json: _Optional[str] = ..., max_records: _Optional[int] = ..., eviction: _Optional[str] = ..., shards: _Optional[int] = ..., replicas: _Optional[int] = ..., text_index_json: _Optional[str] = ...) -> None: ...
+    get_or_create: bool
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., index_json: _Optional[str] = ..., embedding_json: _Optional[str] = ..., max_records: _Optional[int] = ..., eviction: _Optional[str] = ..., shards: _Optional[int] = ..., replicas: _Optional[int] = ..., text_index_json: _Optional[str] = ..., get_or_create: _Optional[bool] = ...) -> None: ...
 
 class CollectionRequest(_message.Message):
     __slots__ = ("name",)
@@ -391,3 +393,23 @@ class SetTextIndexResponse(_message.Message):
     TEXT_INDEX_JSON_FIELD_NUMBER: _ClassVar[int]
     text_index_json: str
     def __init__(self, text_index_json: _Optional[str] = ...) -> None: ...
+
+class RecordPatch(_message.Message):
+    __slots__ = ("id", "metadata_json", "text", "source")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    metadata_json: str
+    text: str
+    source: str
+    def __init__(self, id: _Optional[str] = ..., metadata_json: _Optional[str] = ..., text: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
+
+class UpdateRequest(_message.Message):
+    __slots__ = ("collection", "records")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    records: _containers.RepeatedCompositeFieldContainer[RecordPatch]
+    def __init__(self, collection: _Optional[str] = ..., records: _Optional[_Iterable[_Union[RecordPatch, _Mapping]]] = ...) -> None: ...

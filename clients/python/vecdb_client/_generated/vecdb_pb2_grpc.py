@@ -129,6 +129,11 @@ class VecDBStub:
                 request_serializer=vecdb__pb2.SetTextIndexRequest.SerializeToString,
                 response_deserializer=vecdb__pb2.SetTextIndexResponse.FromString,
                 _registered_method=True)
+        self.Update = channel.unary_unary(
+                '/vecdb.v1.VecDB/Update',
+                request_serializer=vecdb__pb2.UpdateRequest.SerializeToString,
+                response_deserializer=vecdb__pb2.WriteResponse.FromString,
+                _registered_method=True)
 
 
 class VecDBServicer:
@@ -259,6 +264,14 @@ class VecDBServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Update(self, request, context):
+        """Existing records' metadata, text or source changed in one atomic write, vectors untouched (unless a
+        text changes in a collection with an embedding model). NOT_FOUND when an id does not exist.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VecDBServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -356,6 +369,11 @@ def add_VecDBServicer_to_server(servicer, server):
                     servicer.SetTextIndex,
                     request_deserializer=vecdb__pb2.SetTextIndexRequest.FromString,
                     response_serializer=vecdb__pb2.SetTextIndexResponse.SerializeToString,
+            ),
+            'Update': grpc.unary_unary_rpc_method_handler(
+                    servicer.Update,
+                    request_deserializer=vecdb__pb2.UpdateRequest.FromString,
+                    response_serializer=vecdb__pb2.WriteResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -871,6 +889,33 @@ class VecDB:
             '/vecdb.v1.VecDB/SetTextIndex',
             vecdb__pb2.SetTextIndexRequest.SerializeToString,
             vecdb__pb2.SetTextIndexResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Update(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vecdb.v1.VecDB/Update',
+            vecdb__pb2.UpdateRequest.SerializeToString,
+            vecdb__pb2.WriteResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -341,18 +341,26 @@
     await Promise.all([refreshOverview(page), renderSources(page), renderRecords(page, null, []), renderSnapshots(page)]);
   }
 
-  // The search form. searchBody() turns its fields into the REST body: a new field (hybrid search's
-  // "mode": vector, text or hybrid) is one control in `controls` and one line in searchBody().
+  // The search form. searchBody() turns its fields into the REST body (a new field is one control and
+  // one line there).
   function renderSearch(page) {
     const hasModel = Boolean(page.info.embedding);
     const kind = el("select", { name: "query_kind" },
       el("option", { value: "text", disabled: !hasModel, selected: hasModel, text: "text" + (hasModel ? "" : " (no model)") }),
       el("option", { value: "vector", selected: !hasModel, text: "vector (JSON)" }));
+    // Search mode (docs/search.md): text and hybrid need the collection's full-text index; hybrid embeds
+    // the query with the collection's model. Both take the query as text.
+    const hasText = Boolean(page.info.text_index);
+    const mode = el("select", { name: "mode" },
+      el("option", { value: "vector", selected: true, text: "vector" }),
+      el("option", { value: "text", disabled: !hasText, text: "text (BM25)" + (hasText ? "" : " (no text index)") }),
+      el("option", { value: "hybrid", disabled: !(hasText && hasModel), text: "hybrid" + (hasText && hasModel ? "" : hasText ? " (no model)" : " (no text index)") }));
     const query = el("textarea", { name: "query", rows: 2, placeholder: hasModel ? "what to look for" : "[0.1, 0.2, …] (" + page.info.dim + " numbers)" });
     const k = el("input", { name: "k", type: "number", value: 10, min: 1 });
     const filter = el("textarea", { name: "filter", rows: 2, placeholder: '{"lang": "en", "year": {"$gte": 2020}}' });
     const result = el("div", { id: "search-results" });
     const form = el("form", { class: "stack", id: "search-form", novalidate: true },
+      el("label", { text: "mode" }), mode,
       el("label", { text: "query as" }), kind,
       el("label", { text: "query" }), query,
       el("label", { text: "filter" }), filter,
@@ -363,7 +371,7 @@
       clear(result);
       let body;
       try {
-        body = searchBody({ kind: kind.value, query: query.value, filter: filter.value, k: k.value });
+        body = searchBody({ mode: mode.value, kind: kind.value, query: query.value, filter: filter.value, k: k.value });
       } catch (err) {
         result.append(errorBox(err));
         return;
@@ -382,7 +390,10 @@
     const k = Number(fields.k);
     // A k that is not an integer goes as typed: the API's validation error says what is wrong.
     const body = { k: Number.isInteger(k) && fields.k.trim() !== "" ? k : fields.k, include: ["text", "metadata", "source"] };
-    if (fields.kind === "text") body.texts = [fields.query];
+    if (fields.mode !== "vector") {
+      body.mode = fields.mode;
+      body.texts = [fields.query];
+    } else if (fields.kind === "text") body.texts = [fields.query];
     else body.vectors = [parseJson(fields.query, "the query vector")];
     if (fields.filter.trim()) body.filter = parseJson(fields.filter, "the filter");
     return body;
