@@ -81,6 +81,7 @@ bench: install
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/filters.py
 	$(BIN)/python benchmarks/recall.py
+	$(BIN)/python benchmarks/audit.py
 	$(BIN)/python benchmarks/retrieval.py
 
 # The served path against no-op gRPC and FastAPI servers and in-process search, interleaved (~8 min;

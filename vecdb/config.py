@@ -195,7 +195,7 @@ class IndexSettings(BaseModel):
         le=1,
         description="Share of unfiltered searches on an ANN index re-run exactly in the background to "
         "estimate the recall delivered (info()['index_state']['recall']['audit'], /metrics); 0 turns "
-        "the audit off.",
+        "the audit off. Audited in batches, at most 5% of wall time (samples over budget are dropped).",
     )
 
 

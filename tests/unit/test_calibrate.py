@@ -1,11 +1,12 @@
-"""Calibration building blocks: exact scan, recall curves, the query reservoir, the audit's queue."""
+"""Calibration building blocks: exact scan, recall curves, the query reservoir, the audit's queue, its
+batched exact view, scheduling and budget."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from vecdb.index.audit import QUEUE, RecallAudit
+from vecdb.index.audit import BATCH, BURST, QUEUE, SHARE, AuditPart, AuditView, RecallAudit, Start
 from vecdb.index.calibrate import BandCurve, Calibration, ExactScan, QueryReservoir, recall_at_k
 
 
@@ -77,3 +78,60 @@ def test_audit_queue_is_bounded_and_summarized() -> None:
     assert s["bands"]["100"] == {"samples": 1, "estimated_recall": 0.5}
     a.reset()
     assert a.summary()["samples"] == 0
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_audit_view_matches_numpy_over_parts_and_dead_rows(metric: str) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(45_000, 8)).astype(np.float32)  # several scan chunks
+    q = rng.normal(size=(19, 8)).astype(np.float32)
+    labels = np.arange(100, 100 + len(x), dtype=np.int64)
+    dead = rng.random(30_000) < 0.3
+    parts = [
+        AuditPart(labels[:30_000], x[:30_000], dead=dead),  # an array read in slices, some rows dead
+        AuditPart(labels[30_000:40_000], fetch=lambda lb: x[lb - 100]),  # read chunk by chunk
+        *(AuditPart(labels[a : a + 50], x[a : a + 50]) for a in range(40_000, 45_000, 50)),  # small blocks
+    ]
+    view = AuditView(parts, metric)
+    assert view.size == len(x) - int(dead.sum())
+    scores, got = view.top(q, 7)
+    live = np.flatnonzero(np.concatenate([~dead, np.ones(len(x) - len(dead), bool)]))
+    d = ((q[:, None, :] - x[None, live]) ** 2).sum(-1) if metric == "l2" else -(q @ x[live].T)
+    order = np.argsort(d, axis=1)[:, :7]
+    assert (got == live[order] + 100).all()
+    assert np.allclose(scores, np.take_along_axis(d if metric == "l2" else -d, order, axis=1), atol=1e-3)
+    assert view.top(q[:1], 100_000)[1].shape == (1, view.size)  # k beyond the live count: all of them
+
+
+def _offer(a: RecallAudit, n: int) -> Start:
+    return a.offer(np.zeros((n, 2)), 10, np.zeros((n, 10), np.int64), np.zeros((n, 10)))
+
+
+def test_audit_batches_samples_before_scheduling() -> None:
+    a = RecallAudit(1.0)
+    assert _offer(a, 1) == Start.LATER and a.scheduled  # the caller arms a timer
+    assert _offer(a, BATCH - 3) == Start.NO  # the timer is armed already
+    assert _offer(a, 2) == Start.NOW  # a full batch: the task starts now
+    assert not a.fire()  # the timer going off later starts nothing
+    assert len(a.take()) == BATCH and a.take() == [] and not a.scheduled
+    assert _offer(a, 3) == Start.LATER and a.fire()  # a small batch waited long enough
+    assert _offer(a, BATCH) == Start.NO  # the task is scheduled: it takes these too
+    assert len(a.take()) == BATCH + 3 and a.take() == []
+
+
+def test_audit_never_works_more_than_its_share_of_wall_time() -> None:
+    now = [0.0]
+    a = RecallAudit(1.0, clock=lambda: now[0])
+    assert _offer(a, BATCH) == Start.NOW
+    a.take()
+    a.charge(BURST + 1.0)  # a pass much longer than the saved-up budget: in debt for 1 s of work
+    a.take()
+    now[0] += 0.5 / SHARE  # half the debt earned back
+    assert _offer(a, 5) == Start.NO and a.dropped == 5 and a.over_budget == 5
+    now[0] += 0.6 / SHARE
+    assert _offer(a, 5) == Start.LATER and a.dropped == 5
+    assert a.busy == BURST + 1.0
+    now[0] += 1_000.0  # idle for long: at most BURST saved up
+    a.charge(BURST + 0.01)
+    assert _offer(a, 1) == Start.NO and a.over_budget == 6
+    assert a.summary()["dropped"] == 6

@@ -1,7 +1,8 @@
 """TieredIndex invariant: every live label is in exactly one of delta and main - tombstones.
 
 Hypothesis interleaves adds, removes and background jobs (started, written to, finished) and checks the
-invariant and that an exhaustive search returns exactly the live labels.
+invariant, that an exhaustive search returns exactly the live labels, and that the recall audit's cached
+exact view scans exactly them, with the same scores.
 """
 
 from __future__ import annotations
@@ -37,8 +38,16 @@ def _check(index: TieredIndex, live: set[int]) -> None:
     assert set(index.tombstones) <= set(index.main_labels)
     if live:
         params = SearchParams(ef_search=4096, nprobe=4096)
-        _, found = index.search(_vectors(np.array([0]))[:1], len(live) + 5, None, params)
+        scores, found = index.search(_vectors(np.array([0]))[:1], len(live) + 5, None, params)
         assert set(found[0][found[0] >= 0].tolist()) == live
+    # The recall audit's view (cached across writes and swaps) covers exactly the live vectors.
+    view = index.audit_view()
+    assert view.size == len(live)
+    if live:
+        got_s, got = view.top(index.prepare(_vectors(np.array([0]))[:1]), len(live) + 5)
+        assert sorted(got[0].tolist()) == sorted(live)
+        want = dict(zip(found[0].tolist(), scores[0].tolist(), strict=True))
+        assert np.allclose(got_s[0], [want[lb] for lb in got[0].tolist()], atol=1e-4)
 
 
 @settings(max_examples=60, deadline=None)

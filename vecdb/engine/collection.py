@@ -82,6 +82,7 @@ from vecdb.index import (
     set_search_threads,
     target_of,
 )
+from vecdb.index.audit import MAX_WAIT, Start
 from vecdb.index.calibrate import BANDS
 from vecdb.index.fulltext import TextFilter, TextIndexSpec
 from vecdb.index.fusion import fuse
@@ -213,6 +214,7 @@ class Collection:
         self._audit = RecallAudit(settings.index.audit_fraction)
         self._calibrating: Future[None] | None = None
         self._audit_future: Future[None] | None = None
+        self._audit_timer: threading.Timer | None = None  # armed by a batch of fewer than audit.BATCH
         self._recalibrated: Any = None  # the index the audit last had calibrated again
         self._applied_seq = self._store.last_seq
         self._changes_since_checkpoint = 0
@@ -284,6 +286,8 @@ class Collection:
             building = self._build_future
             calibrating = self._calibrating
             auditing = self._audit_future
+            if self._audit_timer is not None:
+                self._audit_timer.cancel()
             if self._index.job is not None:
                 self._index.job.cancel.set()
         if building is not None:
@@ -475,9 +479,32 @@ class Collection:
                 self._vectors.set_spec(spec)
             self._audit.reset()
 
+    def _start_audit(self, start: Start) -> None:
+        """Act on ``RecallAudit.offer``'s answer: schedule the task now, or arm the timer of a small batch."""
+        if start == Start.NOW:
+            timer = self._audit_timer
+            if timer is not None:
+                timer.cancel()
+            try:
+                self._audit_future = self._background.submit(self._audit_task)
+            except RuntimeError:  # the database is shutting down
+                self._audit.take(0)
+        elif start == Start.LATER:
+            timer = threading.Timer(MAX_WAIT, self._audit_due)
+            timer.daemon = True
+            timer.name = f"vecdb-audit-{self.name}"
+            self._audit_timer = timer
+            timer.start()
+
+    def _audit_due(self) -> None:
+        """The timer of a small batch went off (a full batch may have started the task meanwhile)."""
+        if not self._closed and self._audit.fire():
+            self._start_audit(Start.NOW)
+
     def _audit_task(self) -> None:
         """Background: re-run sampled queries exactly and record their recall (never under a lock while
-        scanning: the live vectors are captured under the read lock, then scanned outside it)."""
+        scanning: the live vectors are captured under the read lock, then scanned outside it). One pass
+        over the vectors serves a whole batch; its wall time is charged to the audit's budget."""
         while True:
             batch = self._audit.take()
             if not batch:
@@ -487,11 +514,13 @@ class Collection:
                     pass
                 return
             try:
+                started = time.perf_counter()
                 with self._reading():
                     view = self._index.audit_view()
                 q = self._index.prepare(np.stack([s.query for s in batch]))
                 k = max(s.k for s in batch)
                 truth_s, truth_l = view.top(q, k)
+                self._audit.charge(time.perf_counter() - started)
                 for i, s in enumerate(batch):
                     kk = min(s.k, truth_l.shape[1])
                     if kk == 0:
@@ -1000,12 +1029,8 @@ class Collection:
             and search_params.ef_search is None
             and search_params.nprobe is None
             and search_params.target_recall is None
-            and self._audit.offer(queries, n, labels, scores)
         ):
-            try:
-                self._audit_future = self._background.submit(self._audit_task)
-            except RuntimeError:  # the database is shutting down
-                self._audit.take(0)
+            self._start_audit(self._audit.offer(queries, n, labels, scores))
         return [
             [(int(lb), float(sc)) for lb, sc in zip(lrow, srow, strict=True) if lb >= 0]
             for lrow, srow in zip(labels, scores, strict=True)

@@ -141,6 +141,30 @@ class AnnIndex:
                 np.ascontiguousarray(labels[start:end], dtype=np.int64),
             )
 
+    def stored_blocks(self) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """(labels, vectors) views of the index's own float32 storage, no copy (the HNSW graph's flat
+        storage; one block per IVF list); None for compressed (sq8/pq) storage. The views point into
+        this index's memory: keep a reference to it while they are used (it is never mutated)."""
+        if self.kind == "hnsw":
+            storage: Any = faiss.downcast_index(faiss.downcast_index(self._index.index).storage)  # type: ignore[attr-defined]
+            n = int(storage.ntotal)
+            if n == 0:
+                return []
+            xb = faiss.rev_swig_ptr(storage.get_xb(), n * self.dim).reshape(n, self.dim)
+            return [(self.labels(), xb)]
+        if self.lossy:
+            return None
+        ivf = faiss.extract_index_ivf(self._index)
+        invlists: Any = ivf.invlists
+        out = []
+        for i in range(ivf.nlist):
+            size = int(invlists.list_size(i))
+            if size:
+                codes = faiss.rev_swig_ptr(invlists.get_codes(i), size * int(ivf.code_size))
+                ids = faiss.rev_swig_ptr(invlists.get_ids(i), size).astype(np.int64, copy=False)
+                out.append((ids, codes.view(np.float32).reshape(size, self.dim)))
+        return out
+
     def reconstruct(self, labels: np.ndarray) -> np.ndarray:
         """Stored (prepared) vectors of labels in the index; approximate for sq8/pq storage."""
         out: np.ndarray = self._index.reconstruct_batch(np.ascontiguousarray(labels, dtype=np.int64))

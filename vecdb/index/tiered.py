@@ -27,7 +27,6 @@ lock, searches under its read lock; ``run_job`` runs unlocked (it touches only t
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -43,6 +42,7 @@ from vecdb.index.ann import (
     ivf_nlist,
     new_ann,
 )
+from vecdb.index.audit import AuditPart, AuditView
 from vecdb.index.calibrate import Calibration, ExactScan, QueryReservoir, calibrate
 from vecdb.index.device import Device
 from vecdb.index.flat import FlatIndex
@@ -92,18 +92,6 @@ def _labels(bm: BitMap64) -> np.ndarray:
     return np.frombuffer(bm.to_array(), dtype=np.uint64).view(np.int64)
 
 
-def _rows_of(labels: np.ndarray, x: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """Rows of ``x`` (named by ``labels``) for labels in it."""
-    order = np.argsort(labels)
-    sorted_labels = labels[order]
-
-    def rows(want: np.ndarray) -> np.ndarray:
-        out: np.ndarray = x[order[np.searchsorted(sorted_labels, want)]]
-        return out
-
-    return rows
-
-
 def _spent(want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     raise RuntimeError("a finished job's inputs were freed")
 
@@ -140,6 +128,10 @@ class TieredIndex:
         self.tombstones = BitMap64()
         self._tomb_selector: LabelSelector | None = None
         self._tomb_array: np.ndarray | None = None
+        #: The audit's view of main, cached (``audit_view``): main's storage blocks (until a swap), and
+        #: with their dead rows masked (until tombstones change).
+        self._audit_blocks: tuple[AnnIndex, list[AuditPart]] | None = None
+        self._audit_main: list[AuditPart] | None = None
         self.job: Job | None = None
         #: main's recall curves (None: no main, or a main checkpointed before calibration existed).
         self.calibration = calibration if main is not None else None
@@ -206,7 +198,7 @@ class TieredIndex:
     def settle(self, live: BitMap64) -> None:
         """After loading and replay: tombstones are main's labels that are no longer live."""
         self.tombstones = self.main_labels - live
-        self._tomb_selector = self._tomb_array = None
+        self._tomb_selector = self._tomb_array = self._audit_main = None
 
     # ---- writes (under the engine's write lock) ----------------------------------------------------
 
@@ -228,7 +220,7 @@ class TieredIndex:
         in_main = (gone - in_delta) & self.main_labels
         if in_main:
             self.tombstones |= in_main
-            self._tomb_selector = self._tomb_array = None
+            self._tomb_selector = self._tomb_array = self._audit_main = None
         if self.job is not None:
             self.job.removed.append(np.array(labels, dtype=np.int64))
 
@@ -318,32 +310,55 @@ class TieredIndex:
             exact_scores=not lossy,
         )
 
-    def audit_view(self) -> ExactScan:
-        """An exact scan over every live vector as of now (call under the read lock; scan outside it)."""
-        delta_labels, delta_x = self.delta.vectors()
+    def audit_view(self) -> AuditView:
+        """An exact scan over every live vector as of now (call under the read lock; scan outside it).
+
+        No vector is copied or reconstructed for main: the scan reads main's own storage (main is never
+        mutated; the view keeps it alive), with its dead rows masked, cached until a swap or a delete.
+        The delta (small, mutable) is copied for the pass (a cached copy would double its memory). A
+        compressed (sq8/pq) main is read from the store chunk by chunk, as calibration does."""
+        parts = [AuditPart(*self.delta.vectors())]
         main = self.main
-        if main is None or not self.main_labels:
-            return ExactScan(delta_labels, _rows_of(delta_labels, delta_x), self.metric)
-        live_main = _labels(self.main_labels - self.tombstones).copy()
+        if main is not None and self.main_labels:
+            if self._audit_main is None:
+                self._audit_main = self._audit_main_parts(main)
+            parts += self._audit_main
+        return AuditView(parts, self.metric, keep=main)
+
+    def _audit_main_parts(self, main: AnnIndex) -> list[AuditPart]:
+        tomb = self._tombstone_labels()
         lossy = main.lossy and self._raw_fetch is not None
+        if self._audit_blocks is not None and self._audit_blocks[0] is not main:
+            self._audit_blocks = None
+        if not lossy and self._audit_blocks is None:
+            blocks = main.stored_blocks()
+            if blocks is not None:
+                l2 = self.metric == "l2"
+                self._audit_blocks = (
+                    main,
+                    [AuditPart(lb, x, norms=np.einsum("ij,ij->i", x, x) if l2 else None) for lb, x in blocks],
+                )
+        if self._audit_blocks is not None:
+            cached = self._audit_blocks[1]
+            if not len(tomb) or not cached:
+                return list(cached)
+            dead = np.isin(np.concatenate([p.labels for p in cached]), tomb)
+            ends = np.cumsum([len(p.labels) for p in cached])
+            return [
+                AuditPart(p.labels, p.vectors, dead=d if d.any() else None, norms=p.norms)
+                for p, d in zip(cached, np.split(dead, ends[:-1]), strict=True)
+            ]
         raw_fetch = self._raw_fetch
         prepare = self.prepare
 
         def vectors_of(want: np.ndarray) -> np.ndarray:
-            in_delta = np.isin(want, delta_labels)
-            out = np.empty((len(want), self.dim), np.float32)
-            if in_delta.any():
-                out[in_delta] = _rows_of(delta_labels, delta_x)(want[in_delta])
-            rest = want[~in_delta]
-            if len(rest):
-                x = None
-                if lossy and raw_fetch is not None:
-                    found, raw = raw_fetch(rest)
-                    x = prepare(raw) if len(found) == len(rest) else None
-                out[~in_delta] = main.reconstruct(rest) if x is None else x
-            return out
+            if lossy and raw_fetch is not None:
+                found, raw = raw_fetch(want)
+                if len(found) == len(want):
+                    return prepare(raw)
+            return main.reconstruct(want)
 
-        return ExactScan(np.concatenate([live_main, delta_labels]), vectors_of, self.metric)
+        return [AuditPart(_labels(self.main_labels - self.tombstones).copy(), fetch=vectors_of)]
 
     def _tombstone_selector(self) -> LabelSelector | None:
         if not self.tombstones:
@@ -522,7 +537,8 @@ class TieredIndex:
         self.main = new_main
         self.calibration = job.calibration if new_main is not None else None
         self.main_id = main_id if new_main is not None else None
-        self._tomb_selector = self._tomb_array = None
+        self._tomb_selector = self._tomb_array = self._audit_main = None
+        self._audit_blocks = None  # it holds the old main: let it go
         self.job = None
         job.base = job.building = None  # the old main goes as soon as no search holds it
 
