@@ -26,8 +26,8 @@ from vecdb.cluster.collection import ShardedCollection
 from vecdb.cluster.replicas import place_replicas, start_replicas
 from vecdb.config import Settings
 from vecdb.engine import CollectionAPI, Database, Eviction
+from vecdb.engine.api import get_or_create
 from vecdb.engine.validate import (
-    check_same_config,
     collection_dim,
     validate_embedding,
     validate_metric,
@@ -38,7 +38,6 @@ from vecdb.engine.validate import (
 from vecdb.errors import (
     ClosedError,
     CollectionExistsError,
-    CollectionNotFoundError,
     CorruptionError,
     InvalidArgumentError,
     InvalidConfigError,
@@ -237,30 +236,7 @@ class ClusterDatabase:
             "max_records": max_records, "eviction": eviction, "shards": shards, "replicas": replicas,
             "text_index": text_index,
         }  # fmt: skip
-        for _ in range(2):  # a concurrent create or drop between the two steps: look again once
-            try:
-                col = self.get_collection(name)
-            except CollectionNotFoundError:
-                try:
-                    return self.create_collection(
-                        name,
-                        dim,
-                        metric or "cosine",
-                        index,
-                        embedding,
-                        max_records,
-                        eviction,
-                        shards=shards,
-                        replicas=replicas,
-                        text_index=text_index,
-                    )
-                except CollectionExistsError:
-                    continue
-            check_same_config(col.info(), self.settings, **requested)
-            return col
-        raise CollectionExistsError(
-            f"collection {name!r} is being created and dropped concurrently", name=name
-        )
+        return get_or_create(self, self.settings, name, **requested)
 
     def _open_sharded(self, name: str, config: dict[str, Any]) -> ShardedCollection:
         path = self.path / "shards" / name

@@ -25,9 +25,11 @@ import numpy as np
 
 from vecdb.config import Settings
 from vecdb.engine.capacity import Eviction
+from vecdb.engine.validate import check_same_config
+from vecdb.errors import CollectionExistsError, CollectionNotFoundError
 from vecdb.types import DEFAULT_INCLUDE, Hit, Metric, Record, SnapshotInfo, SourceInfo
 
-__all__ = ["CollectionAPI", "DatabaseAPI", "scroll_all"]
+__all__ = ["CollectionAPI", "DatabaseAPI", "get_or_create", "scroll_all"]
 
 
 @runtime_checkable
@@ -353,3 +355,23 @@ def scroll_all(
         yield from records
         if cursor is None:
             return
+
+
+def get_or_create(db: DatabaseAPI, settings: Settings, name: str, **requested: Any) -> CollectionAPI:
+    """``get_or_create_collection`` for any ``DatabaseAPI``: the existing collection when
+    ``check_same_config`` finds every requested setting (None: any), else ``db.create_collection(name,
+    **requested)`` (``metric`` None: cosine). A concurrent create or drop between the two steps is looked at
+    once more."""
+    for _ in range(2):
+        try:
+            col = db.get_collection(name)
+        except CollectionNotFoundError:
+            try:
+                return db.create_collection(
+                    name, **{**requested, "metric": requested.get("metric") or "cosine"}
+                )
+            except CollectionExistsError:
+                continue
+        check_same_config(col.info(), settings, **requested)
+        return col
+    raise CollectionExistsError(f"collection {name!r} is being created and dropped concurrently", name=name)

@@ -26,19 +26,19 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from filelock import FileLock, Timeout
 
 from vecdb.config import Settings
 from vecdb.embed import PACKAGED_MODELS, EmbedderRegistry, EmbeddingSpec
+from vecdb.engine.api import get_or_create
 from vecdb.engine.capacity import Eviction, parse_capacity
 from vecdb.engine.collection import Collection
 from vecdb.engine.snapshots import Snapshots, read_snapshot, verify_files
 from vecdb.engine.validate import (
     NAME_RE,
-    check_same_config,
     collection_dim,
     validate_embedding,
     validate_metric,
@@ -260,30 +260,7 @@ class Database:
             "max_records": max_records, "eviction": eviction, "shards": shards, "replicas": replicas,
             "text_index": text_index,
         }  # fmt: skip
-        for _ in range(2):  # a concurrent create or drop between the two steps: look again once
-            try:
-                col = self.get_collection(name)
-            except CollectionNotFoundError:
-                try:
-                    return self.create_collection(
-                        name,
-                        dim,
-                        metric or "cosine",
-                        index,
-                        embedding,
-                        max_records,
-                        eviction,
-                        shards=shards,
-                        replicas=replicas,
-                        text_index=text_index,
-                    )
-                except CollectionExistsError:
-                    continue
-            check_same_config(col.info(), self.settings, **requested)
-            return col
-        raise CollectionExistsError(
-            f"collection {name!r} is being created and dropped concurrently", name=name
-        )
+        return cast(Collection, get_or_create(self, self.settings, name, **requested))
 
     def embed(
         self, texts: Any, model: str | None = None, collection: str | None = None
