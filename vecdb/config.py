@@ -175,11 +175,13 @@ class IndexSettings(BaseModel):
         description="Retrain an IVF with nlist='auto' once the collection is this many times "
         "the size it was trained at.",
     )
-    exact_max_admitted: int = Field(
-        5_000,
-        ge=0,
-        description="A filter admitting at most this many records is searched exactly over "
-        "them; above, the ANN index is searched with a selector and a widened ef/nprobe.",
+    exact_max_admitted: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
+        "auto",
+        description="How a filtered search is planned. 'auto': the plan of least estimated work, exact "
+        "over the admitted records (read in place from the index) or the ANN index with a selector and "
+        "ef/nprobe widened by 1/selectivity (docs/indexes.md#filtered-search-planning: the break-even grows "
+        "with sqrt(collection size x ef) for HNSW). A number pins the plan: a filter admitting at most "
+        "that many records is searched exactly, above it through the ANN index (0: always the ANN index).",
     )
     range_max_repeat: int = Field(
         128,

@@ -16,9 +16,10 @@ time, so a job holds no copy of the delta. Removals during the job are recorded
 and applied to the result before the atomic swap; additions during the job stay in the delta.
 
 Search plans per query batch: with no filter, main (minus tombstones, ef/nprobe widened by the dead
-share) and delta are searched and merged. With a filter admitting few records (``exact_max``), the
-admitted vectors are gathered and scored exactly; otherwise main is searched with a label selector and
-ef/nprobe widened by 1/selectivity, and the delta exactly.
+share) and delta are searched and merged. A filter goes to the cheaper of two plans
+(``vecdb.index.filtered``: estimated work of each, or a pinned ``exact_max``): *exact*, the admitted
+vectors read in place from main's storage (``RowMap``) and from the delta and scored exactly; or *ann*,
+main searched with a label selector and ef/nprobe widened by 1/selectivity, the delta exactly.
 
 Not thread-safe by itself: the engine calls mutations and ``start_job``/``finish_job`` under its write
 lock, searches under its read lock; ``run_job`` runs unlocked (it touches only the job).
@@ -26,6 +27,7 @@ lock, searches under its read lock; ``run_job`` runs unlocked (it touches only t
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -34,7 +36,10 @@ import numpy as np
 from pyroaring import BitMap64
 
 from vecdb.index.ann import (
+    FALLBACK_EF,
+    FALLBACK_NPROBE,
     ID_MAP_ENTRY_BYTES,
+    MAX_EF,
     AnnIndex,
     BuildCancelledError,
     Fetch,
@@ -45,6 +50,7 @@ from vecdb.index.ann import (
 from vecdb.index.audit import AuditPart, AuditView
 from vecdb.index.calibrate import Calibration, ExactScan, QueryReservoir, calibrate
 from vecdb.index.device import Device
+from vecdb.index.filtered import FilterPlan, RowMap, choose_plan, row_chunks
 from vecdb.index.flat import FlatIndex
 from vecdb.index.selectors import LabelSelector
 from vecdb.index.spec import AnySpec, AutoSpec, FlatSpec, HnswSpec, IvfSpec, SearchParams, target_of
@@ -68,7 +74,9 @@ class IndexPolicy:
     tombstone_share: float = 0.2
     ivf_train_min: int = 10_000
     ivf_regrow: float = 4.0
-    exact_max: int = 5_000
+    #: "auto": filtered searches take the plan of least estimated work (``vecdb.index.filtered``);
+    #: a number pins the old rule: exact when the filter admits at most that many records, else ANN.
+    exact_max: int | Literal["auto"] = "auto"
 
 
 @dataclass
@@ -82,6 +90,7 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     calibration: Calibration | None = None  # of the new main, measured before it is swapped in
     building: AnnIndex | None = None  # the index being built (for memory accounting only)
+    rows: RowMap | None = None  # the exact plan's map of the new main, made before it is swapped in
 
 
 def _bitmap(labels: np.ndarray) -> BitMap64:
@@ -132,6 +141,8 @@ class TieredIndex:
         #: with their dead rows masked (until tombstones change).
         self._audit_blocks: tuple[AnnIndex, list[AuditPart]] | None = None
         self._audit_main: list[AuditPart] | None = None
+        #: The exact plan's label -> row map of main's storage (``_row_map``), until a swap.
+        self._rows: tuple[AnnIndex, RowMap] | None = None
         self.job: Job | None = None
         #: main's recall curves (None: no main, or a main checkpointed before calibration existed).
         self.calibration = calibration if main is not None else None
@@ -172,8 +183,8 @@ class TieredIndex:
     def memory(self) -> dict[str, int]:
         """Bytes held by each part (call under the read lock): ``ann_*`` (main's vectors, graph or lists,
         id maps), ``delta_vectors`` / ``delta_ids`` (the exact buffer), ``labels`` (the bitmaps of main's,
-        the delta's and tombstoned labels), ``build`` (the index a background job is building: a copy of
-        main plus what it adds, or a fresh index)."""
+        the delta's and tombstoned labels, and the exact plan's label -> row map of main), ``build`` (the
+        index a background job is building: a copy of main plus what it adds, or a fresh index)."""
         out = {f"ann_{part}": b for part, b in (self.main.memory() if self.main is not None else {}).items()}
         n = len(self.delta)
         out["delta_vectors"] = 4 * self.dim * n
@@ -181,6 +192,9 @@ class TieredIndex:
         out["labels"] = sum(
             len(bm.serialize()) for bm in (self.main_labels, self.delta_labels, self.tombstones)
         )
+        rows = self._rows
+        if rows is not None and rows[0] is self.main:
+            out["labels"] += rows[1].nbytes
         building = self.job.building if self.job is not None else None
         out["build"] = sum(building.memory().values()) if building is not None else 0
         return out
@@ -234,12 +248,12 @@ class TieredIndex:
         main = self.main
         if main is not None:
             self.reservoir.offer(q[:RESERVOIR_ROWS])
-        if allowed is not None and (main is None or len(allowed) <= self.policy.exact_max):
+        params = self.knobs(k, params)
+        if allowed is not None and self._plan(k, allowed, params).plan == "exact":
             return self._exact(q, k, allowed)
         parts = []
         if main is not None and isinstance(self.spec, HnswSpec | IvfSpec | AutoSpec):
             spec = self.spec if isinstance(self.spec, HnswSpec | IvfSpec) else HnswSpec()
-            params = self.knobs(k, params)
             main_live = len(self.main_labels) - len(self.tombstones)
             exclude = None
             if allowed is None:
@@ -261,6 +275,37 @@ class TieredIndex:
             if dsel is None or dsel.count:
                 parts.append(self.delta.search(q, k, dsel))
         return self._merge(parts, len(q), k)
+
+    def filter_plan(self, k: int, allowed: BitMap64, params: SearchParams) -> FilterPlan:
+        """The plan a search of ``k`` hits among the ``allowed`` labels takes (call under the read lock)."""
+        return self._plan(k, allowed, self.knobs(k, params))
+
+    def _plan(self, k: int, allowed: BitMap64, params: SearchParams) -> FilterPlan:
+        """``filter_plan`` with ``params`` already resolved by ``knobs``."""
+        main = self.main
+        in_main = len(allowed) - allowed.intersection_cardinality(self.delta_labels)
+        if main is None or not isinstance(self.spec, HnswSpec | IvfSpec | AutoSpec):
+            return FilterPlan("exact", in_main, float(in_main), math.inf, "no-main")
+        pinned = self.policy.exact_max
+        if pinned != "auto":
+            plan: Literal["exact", "ann"] = "exact" if len(allowed) <= pinned else "ann"
+            return FilterPlan(plan, in_main, float(in_main), math.nan, "pinned")
+        spec = self.spec
+        if main.kind == "hnsw":
+            knob = params.ef_search or (spec.ef_search if isinstance(spec, HnswSpec) else None) or FALLBACK_EF
+        else:
+            knob = params.nprobe or (spec.nprobe if isinstance(spec, IvfSpec) else None) or FALLBACK_NPROBE
+        return choose_plan(
+            kind=main.kind,
+            admitted=in_main,
+            n_main=len(self.main_labels),
+            k=k,
+            knob=knob,
+            nlist=main.nlist,
+            lossy=main.lossy and self._raw_fetch is not None,
+            rerank=k * RERANK_FACTOR,
+            max_ef=MAX_EF,
+        )
 
     def knobs(self, k: int, params: SearchParams) -> SearchParams:
         """The ef_search / nprobe a query of ``k`` hits uses: the query's explicit knob, else the spec's,
@@ -373,15 +418,46 @@ class TieredIndex:
         return self._tomb_array
 
     def _exact(self, q: np.ndarray, k: int, allowed: BitMap64) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k among the allowed labels: main's rows read in place (``RowMap``), in chunks of
+        ``row_chunks`` scored by one matrix product each; compressed mains from the store; the delta's."""
         if self.main is None:
             return self.delta.search(q, k, LabelSelector(_labels(allowed)))
         in_delta = allowed & self.delta_labels
         in_main = _labels(allowed - in_delta)
-        d_labels = _labels(in_delta)
-        main_x = self._exact_vectors(in_main)
-        labels = np.concatenate([in_main, d_labels])
-        x = np.concatenate([main_x, self.delta.reconstruct(d_labels)])
-        return self._score(q, k, labels, x)
+        parts = []
+        rows = self._row_map()
+        if rows is not None:
+            pos = rows.rows(in_main)
+            if len(pos) > 1 and bool(np.any(pos[1:] < pos[:-1])):
+                order = np.argsort(pos)  # read the storage in its order
+                pos, in_main = pos[order], in_main[order]
+            for chunk in row_chunks(len(pos), len(q)):
+                parts.append(self._score(q, k, in_main[chunk], rows.gather(pos[chunk])))
+        elif len(in_main):
+            parts.append(self._score(q, k, in_main, self._exact_vectors(in_main)))
+        if in_delta:
+            d_labels = _labels(in_delta)
+            parts.append(self._score(q, k, d_labels, self.delta.reconstruct(d_labels)))
+        return self._merge(parts, len(q), k)
+
+    def _row_map(self) -> RowMap | None:
+        """main's label -> row map (None for compressed storage: the exact plan reads the store)."""
+        main = self.main
+        if main is None:
+            return None
+        cached = self._rows
+        if cached is None or cached[0] is not main:
+            rows = self._make_rows(main)
+            if rows is None:
+                return None
+            cached = self._rows = (main, rows)
+        return cached[1]
+
+    def _make_rows(self, main: AnnIndex) -> RowMap | None:
+        if main.lossy:
+            return None
+        blocks = main.stored_blocks()
+        return None if blocks is None else RowMap(blocks, self.dim)
 
     def _rerank(self, q: np.ndarray, k: int, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact scores for compressed-index candidates, from the stored vectors.
@@ -512,6 +588,7 @@ class TieredIndex:
         job.building = base
         built, added = build_ann(base, job.labels, job.fetch, job.cancel)
         job.fetch = _spent  # nothing reads the job's inputs after this
+        job.rows = self._make_rows(built)  # here, not at the first filtered search after the swap
         if self.device is not None:
             built.attach(self.device)  # the device copy is made here, outside the engine's locks
         job.calibration = self.calibrate(built, job.cancel)
@@ -539,12 +616,15 @@ class TieredIndex:
         self.main_id = main_id if new_main is not None else None
         self._tomb_selector = self._tomb_array = self._audit_main = None
         self._audit_blocks = None  # it holds the old main: let it go
+        self._rows = (new_main, job.rows) if new_main is not None and job.rows is not None else None
+        job.rows = None
         self.job = None
         job.base = job.building = None  # the old main goes as soon as no search holds it
 
     def release(self) -> None:
         """Drop the index's memory (the collection is closed: nothing searches it any more)."""
         self.main = None
+        self._rows = self._audit_blocks = None
         self.delta = FlatIndex(self.dim, self.metric)
         self.calibration = None
 

@@ -1,0 +1,161 @@
+"""Filtered search: the plan choice (exact over the admitted vectors, or the ANN index with a selector) and
+the exact plan's in-place reads of the ANN index's storage.
+
+**The choice** (``choose_plan``) compares the work of both plans, in units of one admitted vector scored
+exactly (a gathered row of the index's storage, one multiply-add per dimension):
+
+- exact: ``a`` rows, ``a`` = the filter's admitted records in the ANN index (the delta is scored exactly
+  by both plans); rows read from the store (compressed storage) cost ``STORE_ROW_COST`` each.
+- HNSW with a selector: ef is widened to ``ef' = ef x n / a`` (``n`` = the index's vectors) so that ef'
+  candidates still hold ~ef admitted ones; its work is ``HNSW_VISIT_COST x ef'`` (each unit of ef expands
+  a node: distances to its unvisited neighbours, random reads of the storage, heap updates).
+- IVF with a selector: ``nprobe' = min(nlist, nprobe x n / a)`` lists of ``n / nlist`` vectors each, every
+  one scored (the selector is tested per vector): ``nprobe' x n / nlist`` rows.
+
+So exact wins below the break-even ``a* = sqrt(HNSW_VISIT_COST x ef x n)`` for HNSW (the exact cost grows
+with ``a``, the ANN cost with ``1 / a``), and IVF's widened scan costs ``nprobe x n^2 / (nlist x a)``: the
+rule depends only on the index's size, its knob (the calibrated ef / nprobe, which already grows with
+``n``) and a per-operation cost ratio of the machine, not on a fixed count. It also keeps low
+selectivities away from the ANN plan, whose recall falls there (plain FAISS HNSW with a selector collapses
+at 1%, see FACTS.md): ``a*`` grows with ``sqrt(n)`` while ``a`` at a fixed selectivity grows with ``n``,
+and a widening that ef's cap (``MAX_EF``) would cut short always goes exact. The cost ratio is measured by
+``benchmarks/filtered_plan.py`` (results in ``benchmarks/results/filtered_plan.md``).
+
+**The exact plan** reads main's vectors where the index stores them (``RowMap``: label -> row position,
+built once per main, which is immutable), gathers the admitted rows in bounded chunks and scores each
+chunk with one matrix product. No per-label ``reconstruct`` call, and at most ``SCORE_CELLS`` scores alive.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+__all__ = [
+    "HNSW_VISIT_COST",
+    "SCORE_CELLS",
+    "STORE_ROW_COST",
+    "FilterPlan",
+    "RowMap",
+    "choose_plan",
+    "row_chunks",
+]
+
+#: Work of one unit of HNSW's ef, in exactly scored rows (measured: benchmarks/filtered_plan.py).
+HNSW_VISIT_COST = 24.0
+#: Work of one vector read from the store and scored (compressed indexes), in rows of in-place storage.
+STORE_ROW_COST = 8.0
+#: Scores computed at once by the exact plan (queries x gathered rows): bounds its transient memory.
+SCORE_CELLS = 1 << 22
+#: Rows gathered at once by the exact plan, whatever the batch size.
+MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 1024, 65536
+
+
+@dataclass(frozen=True, slots=True)
+class FilterPlan:
+    """The planner's choice for one filtered search, with the estimated work of both plans (in rows)."""
+
+    plan: Literal["exact", "ann"]
+    admitted: int  # admitted records in the ANN index (the delta is scored exactly either way)
+    exact_cost: float
+    ann_cost: float  # inf when the ANN plan cannot widen enough (ef capped) or has nothing to search
+    reason: str  # "pinned" (index.exact_max_admitted is a number), "cost", "cap" or "no-main"
+
+
+def choose_plan(
+    *,
+    kind: str,
+    admitted: int,
+    n_main: int,
+    k: int,
+    knob: int,
+    nlist: int,
+    lossy: bool,
+    rerank: int,
+    max_ef: int,
+) -> FilterPlan:
+    """The cheaper plan for a filter admitting ``admitted`` of the ``n_main`` vectors of an ANN index.
+
+    ``kind`` is "hnsw" or "ivf"; ``knob`` the ef_search / nprobe the unfiltered query would use;
+    ``lossy`` says exact scores come from the store (compressed storage), where the ANN plan also re-ranks
+    ``rerank`` candidates per query from the store. Ties go to exact (recall 1.0).
+    """
+    row = STORE_ROW_COST if lossy else 1.0
+    exact = admitted * row
+    if admitted <= 0:
+        return FilterPlan("exact", admitted, exact, math.inf, "cost")
+    widen = n_main / admitted
+    extra = rerank * STORE_ROW_COST if lossy else 0.0
+    if kind == "hnsw":
+        ef = max(k, math.ceil(knob * widen))
+        if ef > max_ef:
+            return FilterPlan("exact", admitted, exact, math.inf, "cap")
+        ann = HNSW_VISIT_COST * ef + extra
+    else:
+        probes = min(nlist, math.ceil(knob * widen))
+        ann = probes * n_main / max(1, nlist) + extra
+    return FilterPlan("exact" if exact <= ann else "ann", admitted, exact, ann, "cost")
+
+
+def row_chunks(n_rows: int, n_queries: int) -> Iterator[slice]:
+    """Slices of at most ``SCORE_CELLS / n_queries`` rows (within MIN/MAX_CHUNK_ROWS) covering n_rows."""
+    step = min(MAX_CHUNK_ROWS, max(MIN_CHUNK_ROWS, SCORE_CELLS // max(1, n_queries)))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(n_rows, start + step))
+
+
+class RowMap:
+    """Label -> row of an ANN index's own float32 storage (``AnnIndex.stored_blocks()``), no copy of it.
+
+    One block whose labels are already ascending (an HNSW main: labels are handed out in increasing order,
+    merges append the delta's sorted labels, rebuilds add the live labels sorted) is searched as it is;
+    otherwise (IVF lists, or an HNSW built from out-of-order labels) a sorted copy of the labels and the
+    permutation to rows are kept: 16 bytes per vector (1% of a 384-d float32 vector). The block views
+    point into the index: keep the index alive while the map is used (it is never mutated).
+    """
+
+    def __init__(self, blocks: list[tuple[np.ndarray, np.ndarray]], dim: int) -> None:
+        self.dim = dim
+        self._blocks = [x for _, x in blocks]
+        sizes = np.array([len(lb) for lb, _ in blocks], dtype=np.int64)
+        self._starts = np.concatenate([[0], np.cumsum(sizes)])
+        labels = np.concatenate([lb for lb, _ in blocks]) if blocks else np.empty(0, np.int64)
+        labels = labels.astype(np.int64, copy=False)
+        if len(labels) < 2 or bool(np.all(labels[1:] > labels[:-1])):
+            self._sorted, self._order = labels, None
+        else:
+            order = np.argsort(labels, kind="stable")
+            self._sorted, self._order = labels[order], order
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the map holds besides the index (its label copy, and the permutation when it needs one)."""
+        return int(self._sorted.nbytes + (self._order.nbytes if self._order is not None else 0))
+
+    def rows(self, labels: np.ndarray) -> np.ndarray:
+        """Rows of ``labels`` (each must be in the index; raises KeyError naming one that is not)."""
+        pos = np.searchsorted(self._sorted, labels)
+        ok = pos < len(self._sorted)
+        ok[ok] = self._sorted[pos[ok]] == labels[ok]
+        if not ok.all():
+            raise KeyError(f"label {int(labels[~ok][0])} is not in the index")
+        return pos if self._order is None else self._order[pos]
+
+    def gather(self, rows: np.ndarray) -> np.ndarray:
+        """A (len(rows), dim) float32 copy of the stored vectors at ``rows``."""
+        if len(self._blocks) == 1:
+            one: np.ndarray = self._blocks[0][rows]
+            return one
+        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        block = np.searchsorted(self._starts, rows, side="right") - 1
+        for b in np.unique(block):
+            at = block == b
+            out[at] = self._blocks[b][rows[at] - self._starts[b]]
+        return out
