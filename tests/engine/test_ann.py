@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -16,6 +17,8 @@ import pytest
 
 from vecdb import Database
 from vecdb.config import IndexSettings, Settings
+from vecdb.index.ann import MAX_EF
+from vecdb.index.filtered import HNSW_VISIT_COST, choose_plan
 
 N, DIM = 12_000, 32
 SPECS: dict[str, dict[str, Any]] = {
@@ -82,9 +85,9 @@ def test_unfiltered_recall_with_default_parameters(tmp_path: Path, kind: str) ->
         assert _recall(col.search(q, k=10, include=[]), _exact(x, q)) >= 0.95
 
 
-@pytest.mark.parametrize("exact_max", [20_000, 200])
+@pytest.mark.parametrize("exact_max", [20_000, 200, "auto"])
 @pytest.mark.parametrize("kind", ["hnsw", "hnsw-sq8", "ivf"])
-def test_filtered_recall_at_every_selectivity(tmp_path: Path, kind: str, exact_max: int) -> None:
+def test_filtered_recall_at_every_selectivity(tmp_path: Path, kind: str, exact_max: int | str) -> None:
     x = _data()
     q = _queries(x, 100, seed=2)
     bucket = np.random.default_rng(3).random(N)
@@ -98,6 +101,47 @@ def test_filtered_recall_at_every_selectivity(tmp_path: Path, kind: str, exact_m
             assert all(h.metadata["b"] < selectivity for hits in res for h in hits)
             recall = _recall(res, _exact(x, q, allowed), valid=allowed)
             assert recall >= 0.95, (selectivity, recall)
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_filtered_recall_on_both_sides_of_the_planners_break_even(tmp_path: Path, kind: str) -> None:
+    """index.exact_max_admitted="auto": filters just below and just above the cost break-even take different
+    plans (predicted here with the planner's own rule on the index's state) and both keep recall."""
+    x = _data()
+    q = _queries(x, 100, seed=4)
+    bucket = np.random.default_rng(5).random(N)
+    knob = {"hnsw": "ef_search", "ivf": "nprobe"}[kind]
+    value = 16 if kind == "hnsw" else 2
+    with Database(tmp_path, settings=_settings()) as db:
+        col = db.create_collection("c", dim=DIM, index=SPECS[kind])
+        _load(col, x, bucket)
+        assert col.wait_for_index(timeout=120)
+        state = col.info()["index_state"]
+        assert state["delta_vectors"] == 0 and state["ann_vectors"] == N
+        nlist = state["nlist"]
+        # The break-even admitted count: sqrt(HNSW_VISIT_COST x ef x n) (HNSW), n sqrt(nprobe / nlist) (IVF).
+        a_star = math.sqrt(HNSW_VISIT_COST * value * N) if kind == "hnsw" else N * math.sqrt(value / nlist)
+        plans = []
+        for share in (0.6, 1.6):
+            selectivity = share * a_star / N
+            allowed = bucket < selectivity
+            plans.append(
+                choose_plan(
+                    kind=kind,
+                    admitted=int(allowed.sum()),
+                    n_main=N,
+                    k=10,
+                    knob=value,
+                    nlist=nlist,
+                    lossy=False,
+                    rerank=0,
+                    max_ef=MAX_EF,
+                ).plan
+            )
+            res = col.search(q, k=10, filter={"b": {"$lt": selectivity}}, include=[], params={knob: value})
+            recall = _recall(res, _exact(x, q, allowed), valid=allowed)
+            assert recall >= 0.95, (kind, share, plans[-1], recall)
+        assert plans == ["exact", "ann"]
 
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivf"])

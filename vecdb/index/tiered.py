@@ -32,6 +32,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import faiss
 import numpy as np
 from pyroaring import BitMap64
 
@@ -51,7 +52,7 @@ from vecdb.index.audit import AuditPart, AuditView
 from vecdb.index.calibrate import Calibration, ExactScan, QueryReservoir, calibrate
 from vecdb.index.device import Device
 from vecdb.index.filtered import FilterPlan, RowMap, choose_plan, row_chunks
-from vecdb.index.flat import FlatIndex
+from vecdb.index.flat import FlatIndex, faiss_metric
 from vecdb.index.selectors import LabelSelector
 from vecdb.index.spec import AnySpec, AutoSpec, FlatSpec, HnswSpec, IvfSpec, SearchParams, target_of
 
@@ -418,8 +419,8 @@ class TieredIndex:
         return self._tomb_array
 
     def _exact(self, q: np.ndarray, k: int, allowed: BitMap64) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k among the allowed labels: main's rows read in place (``RowMap``), in chunks of
-        ``row_chunks`` scored by one matrix product each; compressed mains from the store; the delta's."""
+        """Exact top-k among the allowed labels: main's rows read in place (``RowMap``), gathered in
+        ``row_chunks`` into one buffer and scanned by ``faiss.knn``; compressed mains from the store."""
         if self.main is None:
             return self.delta.search(q, k, LabelSelector(_labels(allowed)))
         in_delta = allowed & self.delta_labels
@@ -431,14 +432,23 @@ class TieredIndex:
             if len(pos) > 1 and bool(np.any(pos[1:] < pos[:-1])):
                 order = np.argsort(pos)  # read the storage in its order
                 pos, in_main = pos[order], in_main[order]
-            for chunk in row_chunks(len(pos), len(q)):
-                parts.append(self._score(q, k, in_main[chunk], rows.gather(pos[chunk])))
+            buf = np.empty((min(len(pos), next(row_chunks(len(pos), self.dim)).stop), self.dim), np.float32)
+            for chunk in row_chunks(len(pos), self.dim):
+                parts.append(self._knn(q, k, in_main[chunk], rows.gather(pos[chunk], buf)))
         elif len(in_main):
-            parts.append(self._score(q, k, in_main, self._exact_vectors(in_main)))
+            parts.append(self._knn(q, k, in_main, self._exact_vectors(in_main)))
         if in_delta:
             d_labels = _labels(in_delta)
-            parts.append(self._score(q, k, d_labels, self.delta.reconstruct(d_labels)))
+            parts.append(self._knn(q, k, d_labels, self.delta.reconstruct(d_labels)))
         return self._merge(parts, len(q), k)
+
+    def _knn(self, q: np.ndarray, k: int, labels: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k of queries ``q`` among vectors ``x`` (rows named by ``labels``), best first."""
+        kk = min(k, len(labels))
+        if kk == 0:
+            return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+        scores, at = faiss.knn(q, x, kk, faiss_metric(self.metric))
+        return scores.astype(np.float32, copy=False), labels[at]
 
     def _row_map(self) -> RowMap | None:
         """main's label -> row map (None for compressed storage: the exact plan reads the store)."""
