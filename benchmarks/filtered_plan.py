@@ -125,7 +125,9 @@ def run_size(kind: str, x: np.ndarray, tag: str, work: Path, n_queries: int) -> 
     spec = HnswSpec() if kind == "hnsw" else IvfSpec()
     tiered = TieredIndex(spec, x.shape[1], "cosine", IndexPolicy(), main=main)
     params = SearchParams(ef_search=knob) if kind == "hnsw" else SearchParams(nprobe=knob)
-    xp = tiered.prepare(x)
+    xp = np.empty_like(x)
+    for start in range(0, n, 65536):  # prepare() works in float64: chunks, not 3 copies of 1M x 384
+        xp[start : start + 65536] = tiered.prepare(x[start : start + 65536])
     rng = np.random.default_rng(7)
     pick = rng.choice(n, size=n_queries, replace=False)
     q = x[pick] + QUERY_NOISE * rng.standard_normal((n_queries, x.shape[1]), dtype=np.float32)

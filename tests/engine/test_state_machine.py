@@ -247,7 +247,7 @@ class VecDBMachine(RuleBasedStateMachine):
         metric=st.sampled_from(METRICS),
         checkpoint_every=st.sampled_from([1, 3, 1000]),
         index=st.sampled_from(INDEXES),
-        exact_max=st.sampled_from([0, 1000]),
+        exact_max=st.sampled_from([0, 1000, "auto"]),
         range_max_repeat=st.sampled_from([0, 128, 2**40]),
         seed=st.lists(items, max_size=10, unique_by=lambda it: it.id),
     )
@@ -256,7 +256,7 @@ class VecDBMachine(RuleBasedStateMachine):
         metric: Metric,
         checkpoint_every: int,
         index: dict[str, Any],
-        exact_max: int,
+        exact_max: int | str,
         range_max_repeat: int,
         seed: list[Item],
     ) -> None:

@@ -179,8 +179,8 @@ def test_exact_plan_reads_main_in_place_through_merges_rebuilds_tombstones_and_d
         live.update(zip(labels.tolist(), x, strict=True))
         index.add(labels, x)
 
-    def check(stage: str) -> None:
-        labels = np.array(sorted(live), dtype=np.int64)
+    def check(stage: str, only: np.ndarray | None = None) -> None:
+        labels = np.array(sorted(live), dtype=np.int64) if only is None else only
         allowed = np.sort(rng.choice(labels, size=max(1, len(labels) // 3), replace=False))
         _, found = index.search(q, 10, BitMap64(allowed.tolist()), SearchParams())
         want = _brute(index, q, 10, allowed, np.stack([live[int(lb)] for lb in allowed]))
@@ -207,6 +207,7 @@ def test_exact_plan_reads_main_in_place_through_merges_rebuilds_tombstones_and_d
     index.remove(replaced)
     add(np.array([1000, 1001], dtype=np.int64))
     check("tombstones and delta")
+    check("only delta labels admitted", only=np.array([1000, 1001], dtype=np.int64))
     first = index._rows
     _job(index, "merge", live)
     # The new main's map was made by the job (outside the lock), none for compressed storage.

@@ -46,6 +46,7 @@ __all__ = [
     "FilterPlan",
     "RowMap",
     "choose_plan",
+    "chunk_rows",
     "row_chunks",
 ]
 
@@ -103,9 +104,14 @@ def choose_plan(
     return FilterPlan("exact" if exact <= ann else "ann", admitted, exact, ann, "cost")
 
 
+def chunk_rows(dim: int) -> int:
+    """Rows of ``dim`` floats gathered at once: ``GATHER_BYTES`` of them, at least 256."""
+    return max(256, GATHER_BYTES // (4 * dim))
+
+
 def row_chunks(n_rows: int, dim: int) -> Iterator[slice]:
-    """Slices covering ``n_rows`` rows of ``dim`` floats, ``GATHER_BYTES`` (at least 256 rows) each."""
-    step = max(256, GATHER_BYTES // (4 * dim))
+    """Slices of ``chunk_rows(dim)`` rows covering ``n_rows`` rows (none for 0)."""
+    step = chunk_rows(dim)
     for start in range(0, n_rows, step):
         yield slice(start, min(n_rows, start + step))
 
