@@ -6,19 +6,20 @@ Run from the repository root::
         --vectors .bench-scale/tmp/data-1000000/vectors.npy     # or no --vectors: ann.py's generator
     .venv/bin/python benchmarks/filtered_plan.py --quick        # smoke run: 20k, few queries
 
-Index tier (no store, no server): the first ``n`` rows of the data (benchmarks/ann.py's clustered
-synthetic set: 256 Gaussian clusters, 384-d, cosine) are built into vecdb's default HNSW (``IDMap2,HNSW32``,
+Index tier (no store, no server): the first ``n`` rows of the data (benchmarks/ann.py's clustered synthetic
+set: 256 Gaussian clusters, 384-d, cosine) are built into vecdb's default HNSW (``IDMap2,HNSW32``,
 ef_construction 100, vecdb's own ``build_ann``), calibrated by vecdb's calibration (the k=10 ef for the
 default 0.95 target is pinned for every query), and wrapped in a ``TieredIndex``. Built indexes are cached
-in ``--work`` (default ``.bench-filtered/``). For each selectivity (0.1%, 1%, 5%, 20%) a seeded random
+in ``--work`` (default ``.bench-filtered/``). For each selectivity (0.1%, 1%, 5%, 10%, 20%) a seeded random
 subset of the records is admitted (uncorrelated with the clusters, like the scale benchmark's ``source``),
-and single queries (k=10; stored records + N(0, 0.3^2) noise, one OpenMP thread as the engine runs small
-batches) go through each plan, forced with ``index.exact_max_admitted`` (a huge number: exact; 0: ANN) and
-through ``"auto"`` (the cost-based choice). Reported per cell: p50 / p90 latency after warm-up, recall@10
-against numpy brute force over the admitted vectors, the planner's estimates and choice, and the measured
-cost of one unit of ef in exactly scored rows ((ANN p50 / ef') / (exact p50 / admitted)): the constant
-``vecdb.index.filtered.HNSW_VISIT_COST`` stands for. ``exact-reconstruct`` is the exact plan as it was
-before issue 25's second round (``reconstruct`` of every admitted vector per query, one GEMM).
+and single queries (k=10; the data's queries: stored records + N(0, 0.3^2) noise before normalization; one
+OpenMP thread as the engine runs small batches) go through each plan, forced with
+``index.exact_max_admitted`` (a huge number: exact; 0: ANN) and through ``"auto"`` (the cost-based choice).
+Reported per cell: p50 / p90 latency after warm-up, recall@10 against numpy brute force over the admitted
+vectors, the planner's estimates and choice, and the measured cost of one unit of ef in exactly scored rows
+((ANN p50 / ef') / (exact p50 / admitted)): the constant ``vecdb.index.filtered.HNSW_VISIT_COST`` stands
+for. ``exact-reconstruct`` is the exact plan as it was before issue 25's second round (``reconstruct`` of
+every admitted vector per query, one GEMM).
 
 The machine is shared: compare plans within one run (they alternate per cell), and read the load average.
 """
@@ -40,17 +41,18 @@ from typing import Any
 import faiss
 import numpy as np
 from _common import log, pct
-from ann import QUERY_NOISE, synthetic
+from ann import synthetic
 from engine import machine_info
 from pyroaring import BitMap64
 
+from vecdb.engine.malloc import bound_allocator
 from vecdb.index.ann import AnnIndex, build_ann, new_ann
 from vecdb.index.filtered import HNSW_VISIT_COST, STORE_ROW_COST
 from vecdb.index.spec import HnswSpec, IvfSpec, SearchParams
 from vecdb.index.tiered import IndexPolicy, TieredIndex
 
 K = 10
-SELECTIVITIES = (0.001, 0.01, 0.05, 0.2)
+SELECTIVITIES = (0.001, 0.01, 0.05, 0.1, 0.2)
 PLANS = {"exact": 10**12, "ann": 0, "auto": "auto"}
 WARMUP = 5
 
@@ -62,13 +64,16 @@ class ReconstructingIndex(TieredIndex):
         return None
 
 
-def load_rows(vectors: Path | None, n: int) -> np.ndarray:
+def load_rows(vectors: Path | None, n: int, n_queries: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` rows and ``n_queries`` queries: the generator's, or ``vectors`` and the
+    ``queries.npy`` beside it (benchmarks/scale.py's data folders: queries drawn from the raw vectors)."""
     if vectors is None:
-        return synthetic(n, 0)[0]
+        return synthetic(n, n_queries)
     x = np.load(vectors, mmap_mode="r")
     if len(x) < n:
         raise SystemExit(f"{vectors} holds {len(x):,} rows, fewer than {n:,}")
-    return np.asarray(x[:n])
+    q = np.load(vectors.parent / "queries.npy")
+    return np.asarray(x[:n]), np.ascontiguousarray(q[:n_queries], dtype=np.float32)
 
 
 def build(kind: str, x: np.ndarray, work: Path, tag: str) -> tuple[AnnIndex, int]:
@@ -119,7 +124,7 @@ def recall(hits: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(h[h >= 0].tolist()) & set(t.tolist())) / K for h, t in pairs]))
 
 
-def run_size(kind: str, x: np.ndarray, tag: str, work: Path, n_queries: int) -> dict[str, Any]:
+def run_size(kind: str, x: np.ndarray, q: np.ndarray, tag: str, work: Path) -> dict[str, Any]:
     n = len(x)
     main, knob = build(kind, x, work, tag)
     spec = HnswSpec() if kind == "hnsw" else IvfSpec()
@@ -129,8 +134,7 @@ def run_size(kind: str, x: np.ndarray, tag: str, work: Path, n_queries: int) -> 
     for start in range(0, n, 65536):  # prepare() works in float64: chunks, not 3 copies of 1M x 384
         xp[start : start + 65536] = tiered.prepare(x[start : start + 65536])
     rng = np.random.default_rng(7)
-    pick = rng.choice(n, size=n_queries, replace=False)
-    q = x[pick] + QUERY_NOISE * rng.standard_normal((n_queries, x.shape[1]), dtype=np.float32)
+    n_queries = len(q)
     qp = tiered.prepare(q)
     pinned = {
         plan: TieredIndex(spec, x.shape[1], "cosine", IndexPolicy(exact_max=cutoff), main=main)  # type: ignore[arg-type]
@@ -220,11 +224,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = [20_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     n_queries = 20 if args.quick else args.queries
     faiss.omp_set_num_threads(1)  # single queries run on one OpenMP thread in the engine
+    bound_allocator()  # glibc's mmap threshold as a collection sets it (big transient blocks are mmapped)
     started, load_start = datetime.now(UTC).isoformat(timespec="seconds"), os.getloadavg()
     tag = "npy" if args.vectors else "synthetic"
-    x_all = load_rows(args.vectors, max(sizes))
+    x_all, q = load_rows(args.vectors, max(sizes), n_queries)
     runs = [
-        run_size(kind, np.ascontiguousarray(x_all[:n], dtype=np.float32), tag, args.work, n_queries)
+        run_size(kind, np.ascontiguousarray(x_all[:n], dtype=np.float32), q, tag, args.work)
         for kind in args.kinds.split(",")
         for n in sizes
     ]

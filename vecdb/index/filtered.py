@@ -22,17 +22,19 @@ and a widening that ef's cap (``MAX_EF``) would cut short always goes exact. The
 ``benchmarks/filtered_plan.py`` (results in ``benchmarks/results/filtered_plan.md``).
 
 **The exact plan** reads main's vectors where the index stores them (``RowMap``: label -> row position,
-built once per main, which is immutable), gathers the admitted rows into one reused buffer of
-``GATHER_BYTES`` and scores each chunk with FAISS's exhaustive k-NN (``faiss.knn``: a SIMD scan with a
-top-k heap for a few queries, blocked BLAS for batches; no queries x rows score matrix). No per-label
-``reconstruct`` call. Measured under load on 2 cores: numpy's multi-threaded GEMV for one query against
-4,000 rows took 20 ms (OpenBLAS threads waiting for a core) where ``faiss.knn`` on the engine's single
-OpenMP thread took 0.09 ms; a fresh gather buffer per chunk paid its page faults every time.
+built once per main, which is immutable), gathers the admitted rows into a buffer of ``GATHER_BYTES`` (one
+per searching thread, kept: a fresh one per search paid a page fault per 4 KiB every time, since
+``vecdb.engine.malloc`` has blocks over 256 KiB mmapped: 4 ms of an 11.7 ms search of 1,936 rows) and scores
+each chunk with FAISS's exhaustive k-NN (``faiss.knn``: a SIMD scan with a top-k heap for a few queries,
+blocked BLAS for batches; no queries x rows score matrix). No per-label ``reconstruct`` call. Measured under
+load on 2 cores: numpy's multi-threaded GEMV for one query against 4,000 rows took 20 ms (OpenBLAS threads
+waiting for a core) where ``faiss.knn`` on the engine's single OpenMP thread took 0.09 ms.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -44,6 +46,7 @@ __all__ = [
     "HNSW_VISIT_COST",
     "STORE_ROW_COST",
     "FilterPlan",
+    "GatherBuffers",
     "RowMap",
     "choose_plan",
     "chunk_rows",
@@ -51,11 +54,11 @@ __all__ = [
 ]
 
 #: Work of one unit of HNSW's ef, in exactly scored rows (measured: benchmarks/filtered_plan.py).
-HNSW_VISIT_COST = 24.0
+HNSW_VISIT_COST = 8.0
 #: Work of one vector read from the store and scored (compressed indexes), in rows of in-place storage.
 STORE_ROW_COST = 8.0
-#: Bytes of admitted vectors the exact plan gathers at once (its buffer, reused chunk after chunk).
-GATHER_BYTES = 8 << 20
+#: Bytes of admitted vectors the exact plan gathers at once (its buffer: one per searching thread).
+GATHER_BYTES = 2 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,25 @@ def row_chunks(n_rows: int, dim: int) -> Iterator[slice]:
     step = chunk_rows(dim)
     for start in range(0, n_rows, step):
         yield slice(start, min(n_rows, start + step))
+
+
+class GatherBuffers:
+    """One gather buffer per thread (searches run concurrently under the engine's read lock), made at the
+    thread's first exact plan over more than a few rows and kept while the thread lives."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self._local = threading.local()
+
+    def get(self, rows: int) -> np.ndarray:
+        """A float32 buffer of at least ``min(rows, chunk_rows(dim))`` rows (contents undefined)."""
+        want = min(rows, chunk_rows(self.dim))
+        buf: np.ndarray | None = getattr(self._local, "buf", None)
+        if buf is None or len(buf) < want:
+            if want < chunk_rows(self.dim) // 8:
+                return np.empty((want, self.dim), np.float32)  # small: from the heap, no faults
+            buf = self._local.buf = np.empty((chunk_rows(self.dim), self.dim), np.float32)
+        return buf
 
 
 class RowMap:

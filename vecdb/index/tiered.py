@@ -51,7 +51,7 @@ from vecdb.index.ann import (
 from vecdb.index.audit import AuditPart, AuditView
 from vecdb.index.calibrate import Calibration, ExactScan, QueryReservoir, calibrate
 from vecdb.index.device import Device
-from vecdb.index.filtered import FilterPlan, RowMap, choose_plan, chunk_rows, row_chunks
+from vecdb.index.filtered import FilterPlan, GatherBuffers, RowMap, choose_plan, row_chunks
 from vecdb.index.flat import FlatIndex, faiss_metric
 from vecdb.index.selectors import LabelSelector
 from vecdb.index.spec import AnySpec, AutoSpec, FlatSpec, HnswSpec, IvfSpec, SearchParams, target_of
@@ -144,6 +144,7 @@ class TieredIndex:
         self._audit_main: list[AuditPart] | None = None
         #: The exact plan's label -> row map of main's storage (``_row_map``), until a swap.
         self._rows: tuple[AnnIndex, RowMap] | None = None
+        self._gather = GatherBuffers(dim)
         self.job: Job | None = None
         #: main's recall curves (None: no main, or a main checkpointed before calibration existed).
         self.calibration = calibration if main is not None else None
@@ -432,7 +433,7 @@ class TieredIndex:
             if len(pos) > 1 and bool(np.any(pos[1:] < pos[:-1])):
                 order = np.argsort(pos)  # read the storage in its order
                 pos, in_main = pos[order], in_main[order]
-            buf = np.empty((min(len(pos), chunk_rows(self.dim)), self.dim), np.float32)
+            buf = self._gather.get(len(pos))
             for chunk in row_chunks(len(pos), self.dim):
                 parts.append(self._knn(q, k, in_main[chunk], rows.gather(pos[chunk], buf)))
         elif len(in_main):
