@@ -63,6 +63,7 @@ from _common import log, pct
 from vecdb.config import IndexSettings, Settings
 from vecdb.engine.database import Database
 from vecdb.index.ann import FALLBACK_EF, FALLBACK_NPROBE
+from vecdb.index.spec import SearchParams
 
 K = 10
 DIM = 384
@@ -385,7 +386,7 @@ def run_kind(task: dict[str, Any]) -> dict[str, Any]:
                         "selectivity": label,
                         "bucket_below": below,
                         "matching": matching,
-                        "plan": "exact" if matching <= settings.index.exact_max_admitted else "ann",
+                        "plan": col._index.plan_for(K, matching, SearchParams()).plan,
                         "queries": nf,
                         "p50_ms": pct(lat, 50) * 1e3,
                         "p99_ms": pct(lat, 99) * 1e3,

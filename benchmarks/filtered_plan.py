@@ -18,8 +18,8 @@ OpenMP thread as the engine runs small batches) go through each plan, forced wit
 Reported per cell: p50 / p90 latency after warm-up, recall@10 against numpy brute force over the admitted
 vectors, the planner's estimates and choice, and the measured cost of one unit of ef in exactly scored rows
 ((ANN p50 / ef') / (exact p50 / admitted)): the constant ``vecdb.index.filtered.HNSW_VISIT_COST`` stands
-for. ``exact-reconstruct`` is the exact plan as it was before issue 25's second round (``reconstruct`` of
-every admitted vector per query, one GEMM).
+for. ``exact-reconstruct`` is the same exact plan with main's vectors read by ``reconstruct`` per query (as
+before issue 25's second round) instead of the in-place row map, scored the same way.
 
 The machine is shared: compare plans within one run (they alternate per cell), and read the load average.
 """
@@ -184,7 +184,8 @@ def markdown(report: dict[str, Any]) -> str:
         "# Filtered search plans (issue 25)",
         "",
         f"Run {report['started']} .. {report['finished']}, load average {report['load_start']} at the start, "
-        f"{report['machine']['loadavg_end']} at the end (shared 2-core machine: compare within a row). "
+        f"{[round(v, 2) for v in report['machine']['loadavg_end']]} at the end "
+        "(shared 2-core machine: compare within a row). "
         f"Data: {report['data']}. {report['method']}",
         "",
         f"Planner constants: HNSW_VISIT_COST = {report['constants']['HNSW_VISIT_COST']}, "
@@ -243,7 +244,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.vectors
             else "ann.py synthetic"
         ),
-        "method": (__doc__ or "").split("\n\n", 2)[2].split("\n\nThe machine")[0].replace("\n", " "),
+        "method": next(p for p in (__doc__ or "").split("\n\n") if p.startswith("Index tier")).replace(
+            "\n", " "
+        ),
         "constants": {"HNSW_VISIT_COST": HNSW_VISIT_COST, "STORE_ROW_COST": STORE_ROW_COST},
         "runs": runs,
     }

@@ -46,6 +46,7 @@ from ann import brute_force, embeddings, find_wikiqa, machine_info, normalize, r
 
 from vecdb.config import IndexSettings, Settings
 from vecdb.engine.database import Database
+from vecdb.index.spec import SearchParams
 
 K = 10
 KINDS = {"hnsw": {"type": "hnsw"}, "ivf": {"type": "ivf"}, "auto": {"type": "auto"}}
@@ -148,7 +149,7 @@ def run_kind(name: str, kind: str, x: np.ndarray, q: np.ndarray, work: Path, nla
             filtered[label] = {
                 "recall": recall_rows(fres, ft),
                 "matching": int(mask.sum()),
-                "plan": "exact" if mask.sum() <= settings.index.exact_max_admitted else "ann",
+                "plan": col._index.plan_for(K, int(mask.sum()), SearchParams()).plan,
             }
         out["filtered"] = filtered
         # The audit: on for one phase (fraction 1.0), single queries as a server would see them.

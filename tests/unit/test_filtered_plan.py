@@ -233,9 +233,11 @@ def test_filter_plan_follows_the_setting() -> None:
     params = SearchParams(ef_search=8)
     auto = TieredIndex(HnswSpec(), DIM, "cosine", IndexPolicy(), main=main)
     assert auto.filter_plan(10, few, params).plan == "exact"
-    # 1,500 of 2,000 admitted at ef 8: ef' = 11, 24 x 11 = 264 rows of work against 1,500.
+    # 1,500 of 2,000 admitted at ef 8: ef' = 11, 8 x 11 = 88 rows of work against 1,500.
     chosen = auto.filter_plan(10, many, params)
     assert chosen.plan == "ann" and chosen.reason == "cost" and chosen.admitted == 1500
+    assert auto.plan_for(10, 1500, params) == chosen  # from counts alone (reports)
+    assert auto.plan_for(10, 1500, params, in_main=10).plan == "exact"  # the rest waits in the delta
     pinned = TieredIndex(HnswSpec(), DIM, "cosine", IndexPolicy(exact_max=10), main=main)
     assert [pinned.filter_plan(10, bm, params).plan for bm in (few, many)] == ["exact", "ann"]
     assert pinned.filter_plan(10, few, params).reason == "pinned"
@@ -243,3 +245,14 @@ def test_filter_plan_follows_the_setting() -> None:
     assert never.filter_plan(10, few, params).plan == "ann"
     empty = TieredIndex(HnswSpec(), DIM, "cosine", IndexPolicy(exact_max=0))
     assert empty.filter_plan(10, few, params).plan == "exact"  # no ANN index yet
+
+
+def test_a_denser_graph_costs_more_per_unit_of_ef() -> None:
+    n, ef = 1_000_000, 128
+    a = _break_even(n, ef)  # m = 32
+    dense = choose_plan(
+        kind="hnsw", admitted=a, n_main=n, k=10, knob=ef, nlist=0, lossy=False, rerank=0, max_ef=MAX_EF, m=64
+    )
+    assert dense.plan == "exact" and dense.ann_cost == pytest.approx(
+        2 * HNSW_VISIT_COST * math.ceil(ef * n / a)
+    )

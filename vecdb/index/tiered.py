@@ -282,15 +282,23 @@ class TieredIndex:
         """The plan a search of ``k`` hits among the ``allowed`` labels takes (call under the read lock)."""
         return self._plan(k, allowed, self.knobs(k, params))
 
+    def plan_for(self, k: int, admitted: int, params: SearchParams, in_main: int | None = None) -> FilterPlan:
+        """The plan for a filter admitting ``admitted`` records, ``in_main`` of them in main (default: all);
+        for reports that know counts, not labels (call under the read lock)."""
+        return self._planned(k, admitted, admitted if in_main is None else in_main, self.knobs(k, params))
+
     def _plan(self, k: int, allowed: BitMap64, params: SearchParams) -> FilterPlan:
         """``filter_plan`` with ``params`` already resolved by ``knobs``."""
-        main = self.main
         in_main = len(allowed) - allowed.intersection_cardinality(self.delta_labels)
+        return self._planned(k, len(allowed), in_main, params)
+
+    def _planned(self, k: int, admitted: int, in_main: int, params: SearchParams) -> FilterPlan:
+        main = self.main
         if main is None or not isinstance(self.spec, HnswSpec | IvfSpec | AutoSpec):
             return FilterPlan("exact", in_main, float(in_main), math.inf, "no-main")
         pinned = self.policy.exact_max
         if pinned != "auto":
-            plan: Literal["exact", "ann"] = "exact" if len(allowed) <= pinned else "ann"
+            plan: Literal["exact", "ann"] = "exact" if admitted <= pinned else "ann"
             return FilterPlan(plan, in_main, float(in_main), math.nan, "pinned")
         spec = self.spec
         if main.kind == "hnsw":
@@ -307,6 +315,7 @@ class TieredIndex:
             lossy=main.lossy and self._raw_fetch is not None,
             rerank=k * RERANK_FACTOR,
             max_ef=MAX_EF,
+            m=spec.m if isinstance(spec, HnswSpec) else HnswSpec().m,
         )
 
     def knobs(self, k: int, params: SearchParams) -> SearchParams:
