@@ -330,8 +330,9 @@ class CollectionStore:
 
     def _multi_get(self, cf: str, keys: list[bytes], *, bulk: bool = False) -> list[bytes | None]:
         with self._guard("reading"):
-            if bulk:
-                return cast("list[bytes | None]", self._cf[cf].get(keys, read_opt=_bulk_read()))  # type: ignore[arg-type]
+            if bulk:  # rocksdict's multi-get ignores read_opt (fill_cache): single gets honour it
+                table, opts = self._cf[cf], _bulk_read()
+                return [cast("bytes | None", table.get(key, read_opt=opts)) for key in keys]
             return cast("list[bytes | None]", self._cf[cf].get(keys))  # type: ignore[arg-type]
 
     def lookup_labels(self, ids: Sequence[str]) -> list[int | None]:
