@@ -195,6 +195,7 @@ class VecDBMachine(RuleBasedStateMachine):
         self.settings = Settings()  # type: ignore[call-arg]
         self.model: dict[str, ModelRecord] = {}
         self.saved_checkpoint: bytes | None = None
+        self.saved_filters: bytes | None = None
 
     def teardown(self) -> None:
         try:
@@ -308,12 +309,17 @@ class VecDBMachine(RuleBasedStateMachine):
         with pytest.raises(ClosedError):
             old.count()
         ckpt = self.checkpoint_path
+        filters = ckpt.with_name("filters.ckpt")  # the filter bitmaps' checkpoint goes the same way
         if mode == "no_checkpoint":
             ckpt.unlink(missing_ok=True)
+            filters.unlink(missing_ok=True)
         elif mode == "save_checkpoint":
             self.saved_checkpoint = ckpt.read_bytes() if ckpt.exists() else None
+            self.saved_filters = filters.read_bytes() if filters.exists() else None
         elif mode == "stale_checkpoint" and self.saved_checkpoint is not None:
             ckpt.write_bytes(self.saved_checkpoint)
+            if self.saved_filters is not None:
+                filters.write_bytes(self.saved_filters)
         self.db = Database(self.path, settings=self.settings)
         self._col = self.db.get_collection(NAME)
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from vecdb.engine.collection import STORE_DIR, WATERMARK_FILE
+from vecdb.engine.filter_state import FILTER_CHECKPOINT_FILE
+from vecdb.engine.record_index import DUMP_FORMAT
 from vecdb.engine.snapshots import SNAPSHOT_FILE, read_snapshot, verify_files
 from vecdb.engine.text_state import TEXT_CHECKPOINT_FILE
 from vecdb.engine.vector_state import CHECKPOINT_FILE, MAIN_FILE
@@ -118,6 +120,7 @@ def check_collection(folder: Path, name: str) -> CheckResult:
                     "its write-ahead log was lost or damaged"
                 )
         _check_index(folder, store, result)
+        _check_filters(folder, store, result)
         _check_text(folder, manifest, store, result)
     finally:
         store.close()
@@ -147,6 +150,24 @@ def _check_text(folder: Path, manifest: dict[str, Any], store: CollectionStore, 
         result.facts["text_index"] = "jieba, segmentation cache of another store, will be rebuilt"
     else:
         result.facts["text_index"] = f"jieba, segmentation cache at seq {ckpt.seq}"
+
+
+def _check_filters(folder: Path, store: CollectionStore, result: CheckResult) -> None:
+    """The filter bitmaps' checkpoint only saves the open scan: reported, never fatal."""
+    try:
+        ckpt = read_checkpoint(folder / FILTER_CHECKPOINT_FILE)
+    except FileNotFoundError:
+        result.facts["filter_checkpoint"] = "none (the open scans the store)"
+        return
+    except (VecDBError, OSError) as exc:
+        result.facts["filter_checkpoint"] = f"unreadable, the open scans the store ({exc})"
+        return
+    if ckpt.meta.get("store") != store.uuid:
+        result.facts["filter_checkpoint"] = "belongs to another store, the open scans the store"
+    elif ckpt.meta.get("format") != DUMP_FORMAT:
+        result.facts["filter_checkpoint"] = "another format, the open scans the store"
+    else:
+        result.facts["filter_checkpoint"] = f"seq {ckpt.seq}"
 
 
 def _check_index(folder: Path, store: CollectionStore, result: CheckResult) -> None:

@@ -29,7 +29,8 @@ from vecdb.config import Settings
 from vecdb.embed import EmbedderRegistry, EmbeddingSpec
 from vecdb.engine.api import scroll_all
 from vecdb.engine.capacity import Capacity, Recency
-from vecdb.engine.derived import Change, Derived, FilterState, RecencyState
+from vecdb.engine.derived import Change, Derived, RecencyState
+from vecdb.engine.filter_state import FilterState
 from vecdb.engine.locks import RWLock
 from vecdb.engine.malloc import bound_allocator, release_free_memory
 from vecdb.engine.record_index import RecordIndex, to_labels
@@ -195,16 +196,19 @@ class Collection:
         #: checkpoints and snapshots loop over them (vecdb.engine.derived). Order: the vector index
         #: recovers last (it settles against the records' live labels).
         self._text = None if text_index is None else TextIndexState(name, path, self._store, text_index)
-        self._derived: list[Derived] = [FilterState(self._records)]
+        self._filters = FilterState(self._records, self._store, path, name)
+        self._derived: list[Derived] = [self._filters]
         if self._recency is not None:
             self._derived.append(RecencyState(self._recency))
         if self._text is not None:
             self._derived.append(self._text)
         self._derived.append(self._vectors)
         try:
-            for rec in self._store.iter_records():
-                for d in self._derived:
-                    d.load(rec)
+            scanned = [d for d in self._derived if not d.restore()]
+            if scanned:  # one pass over the store feeds every structure its checkpoint could not restore
+                for rec in self._store.iter_records():
+                    for d in scanned:
+                        d.load(rec)
             for d in self._derived:
                 d.recover()
         except BaseException:
@@ -299,7 +303,7 @@ class Collection:
         if pending is not None:
             pending.result()
         try:
-            self._checkpoint()
+            self._checkpoint(final=True)
         finally:
             with self._rw.write():  # waits for searches in flight; later ones see ClosedError
                 self._store.close()
@@ -334,21 +338,23 @@ class Collection:
     def checkpoint(self) -> None:
         """Write the index checkpoint now (normally done in the background)."""
         self._check_open()
-        self._checkpoint()
+        self._checkpoint(final=True)
 
     def _checkpoint_seq(self) -> int:
         """The op-log must be kept past this: the oldest checkpoint of the structures that have one."""
         seqs = [seq for d in self._derived if (seq := d.checkpoint_seq) is not None]
         return min(seqs) if seqs else self._applied_seq
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, *, final: bool = False) -> None:
         """Checkpoint every derived structure that keeps one, as of one sequence number: each captures
         its state under the read lock (a memory copy) and writes its files outside it; then the op-log
-        entries every checkpoint covers are dropped."""
+        entries every checkpoint covers are dropped. ``final``: at close or on request (see
+        ``Derived.prepare_checkpoint``)."""
         with self._checkpoint_lock:
             with self._rw.read():
                 seq = self._applied_seq
-                writers = [w for d in self._derived if (w := d.prepare_checkpoint(seq)) is not None]
+                prepared = [d.prepare_checkpoint(seq, final=final) for d in self._derived]
+                writers = [w for w in prepared if w is not None]
             for write in writers:
                 write()
             if writers:

@@ -1,10 +1,11 @@
 """Derived state: everything a collection keeps besides its store, and the one lifecycle it shares.
 
 RocksDB is the only truth. The vector index, the filter bitmaps and the use order of a capped collection
-are derived from it, and each implements ``Derived``: fed every stored record by the one scan of the
-store at open (``load``), then brought up to the store's sequence number (``recover``: from a checkpoint
-and the op-log, or rebuilt), changed by each committed write batch (``apply``), and checkpointed when it
-is costly to rebuild (``prepare_checkpoint``). The collection's write path, recovery, checkpoints and
+are derived from it, and each implements ``Derived``: restored from its own checkpoint at open when it
+keeps one (``restore``), else fed every stored record by the one scan of the store (``load``), then
+brought up to the store's sequence number (``recover``: from a checkpoint and the op-log, or rebuilt),
+changed by each committed write batch (``apply``), and checkpointed when it is costly to rebuild
+(``prepare_checkpoint``). The collection's write path, recovery, checkpoints and
 snapshots loop over its list of them: adding a structure (a full-text index, say) is one class
 implementing this protocol and one entry in that list (docs/architecture.md), with no change to the
 write path or recovery.
@@ -19,10 +20,9 @@ from typing import Protocol
 import numpy as np
 
 from vecdb.engine.capacity import Recency
-from vecdb.engine.record_index import RecordIndex
 from vecdb.storage import NewRecord, StoredRecord
 
-__all__ = ["Change", "Derived", "FilterState", "RecencyState"]
+__all__ = ["Change", "Derived", "RecencyState"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,12 @@ class Derived(Protocol):
     #: A short name for logs and ``info()``.
     name: str
 
+    def restore(self) -> bool:
+        """Before the open scan: reach the store's last sequence number without it, from the structure's
+        own checkpoint and the op-log, if it can. True: done, ``load`` will not be called (when no
+        structure needs the scan, the store is not scanned at open); False: feed me the scan. Never
+        raises for damage to its own checkpoint (that only costs the scan)."""
+
     def load(self, record: StoredRecord) -> None:
         """Take one stored record; the open scan calls it for every record, in label (write) order."""
 
@@ -66,10 +72,11 @@ class Derived(Protocol):
         """The sequence number its durable checkpoint covers; None for a structure that is rebuilt from
         the open scan alone (it needs no op-log)."""
 
-    def prepare_checkpoint(self, seq: int) -> Callable[[], None] | None:
+    def prepare_checkpoint(self, seq: int, *, final: bool = False) -> Callable[[], None] | None:
         """Capture what a checkpoint as of ``seq`` needs (a memory copy) and return the function that
         writes it durably (run outside the lock; it updates ``checkpoint_seq``), or None when there is
-        nothing to write."""
+        nothing to write. ``final``: the collection closes (or was asked to checkpoint now), so a
+        structure that spaces its checkpoints out writes one whenever it moved."""
 
     def checkpoint_files(self) -> list[str]:
         """Names of the files, in the collection's directory, of its current durable checkpoint (a
@@ -79,6 +86,9 @@ class Derived(Protocol):
 class _RebuiltAtOpen:
     """For a structure the open scan rebuilds whole: nothing to recover, checkpoint or snapshot."""
 
+    def restore(self) -> bool:
+        return False
+
     def recover(self) -> None:
         pass
 
@@ -86,29 +96,11 @@ class _RebuiltAtOpen:
     def checkpoint_seq(self) -> int | None:
         return None
 
-    def prepare_checkpoint(self, seq: int) -> Callable[[], None] | None:
+    def prepare_checkpoint(self, seq: int, *, final: bool = False) -> Callable[[], None] | None:
         return None
 
     def checkpoint_files(self) -> list[str]:
         return []
-
-
-class FilterState(_RebuiltAtOpen):
-    """The filter bitmaps, ids, sources and expiry times (``RecordIndex``): rebuilt by the open scan."""
-
-    name = "filters"
-
-    def __init__(self, records: RecordIndex) -> None:
-        self.records = records
-
-    def load(self, record: StoredRecord) -> None:
-        self.records.add(record.label, record.id, record.metadata, record.source, record.expires_at)
-
-    def apply(self, change: Change) -> None:
-        for r in change.removed:
-            self.records.remove(r.label, r.metadata, r.source)
-        for label, rec in zip(change.labels.tolist(), change.added, strict=True):
-            self.records.add(label, rec.id, rec.metadata, rec.source, rec.expires_at)
 
 
 class RecencyState(_RebuiltAtOpen):

@@ -62,6 +62,9 @@ class TextIndexState:
 
     # ---- Derived -----------------------------------------------------------------------------------
 
+    def restore(self) -> bool:
+        return False  # the RAM index is rebuilt from the open scan's texts
+
     def load(self, record: StoredRecord) -> None:
         if record.text:
             self._pending.append((record.label, record.text))
@@ -99,7 +102,7 @@ class TextIndexState:
     def checkpoint_seq(self) -> int | None:
         return None  # rebuilt by the open scan; the jieba cache is keyed by immutable labels
 
-    def prepare_checkpoint(self, seq: int) -> Callable[[], None] | None:
+    def prepare_checkpoint(self, seq: int, *, final: bool = False) -> Callable[[], None] | None:
         if not self._cached or not self._changed:
             return None
         labels = list(self._tokens)

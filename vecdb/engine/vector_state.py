@@ -89,6 +89,9 @@ class VectorIndexState:
 
     # ---- Derived -----------------------------------------------------------------------------------
 
+    def restore(self) -> bool:
+        return True  # needs no record from the scan: ``recover`` reads the checkpoint or the vectors
+
     def load(self, record: StoredRecord) -> None:
         pass  # vectors come from the checkpoint and the op-log, or the vectors column family
 
@@ -105,7 +108,7 @@ class VectorIndexState:
     def checkpoint_seq(self) -> int:
         return self._checkpoint_seq
 
-    def prepare_checkpoint(self, seq: int) -> Callable[[], None] | None:
+    def prepare_checkpoint(self, seq: int, *, final: bool = False) -> Callable[[], None] | None:
         """The ANN part is written once per build, the delta every time (serialized here: a copy)."""
         main, main_id, cal = self.index.main, self.index.main_id, self.index.calibration
         if (

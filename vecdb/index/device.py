@@ -19,8 +19,9 @@ would; everything else falls back to the CPU index:
 from __future__ import annotations
 
 import logging
+import sys
 import threading
-from importlib import metadata
+from pathlib import Path
 from typing import Literal, Protocol
 
 import faiss
@@ -74,12 +75,19 @@ def gpu_count() -> int:
 
 def faiss_distributions() -> list[str]:
     """The installed FAISS distributions (``faiss-cpu``, ``faiss-gpu``...). Two at once share one
-    ``faiss`` module: whichever was installed last overwrote the other's files."""
-    names = {
-        (dist.metadata["Name"] or "").lower()
-        for dist in metadata.distributions()
-        if (dist.metadata["Name"] or "").lower().startswith("faiss")
-    }
+    ``faiss`` module: whichever was installed last overwrote the other's files.
+
+    Read from the names of the ``*.dist-info`` / ``*.egg-info`` folders on ``sys.path``, not from
+    ``importlib.metadata.distributions()``: that parses every installed package's metadata (~0.2 s
+    with this project's ~150 packages), and it ran at every database open."""
+    names: set[str] = set()
+    for entry in sys.path:
+        folder = Path(entry or ".")
+        try:
+            found = [*folder.glob("faiss*.dist-info"), *folder.glob("faiss*.egg-info")]
+        except OSError:
+            continue
+        names.update(info.name.split("-")[0].replace("_", "-").lower() for info in found)
     return sorted(names)
 
 

@@ -45,6 +45,7 @@ from rocksdict import (
     Options,
     Rdict,
     RdictIter,
+    ReadOptions,
     WriteBatch,
     WriteOptions,
 )
@@ -100,6 +101,14 @@ class OpLogEntry:
     seq: int
     added: np.ndarray  # int64 labels
     removed: np.ndarray  # int64 labels
+
+
+def _bulk_read() -> ReadOptions:
+    """Read options of a pass over much of the store: its blocks are not put in the block cache (they
+    would evict the blocks that point reads use, and fill the cache to its bound during every build)."""
+    opts = ReadOptions()
+    opts.fill_cache(False)  # type: ignore[call-arg]  # (rocksdict's stub omits the argument it takes)
+    return opts
 
 
 def _label_key(label: int) -> bytes:
@@ -296,16 +305,17 @@ class CollectionStore:
     # ---- reads -------------------------------------------------------------------------------------
 
     def _scan(
-        self, cf: str, start: bytes | None = None, action: str = "reading"
+        self, cf: str, start: bytes | None = None, action: str = "reading", *, bulk: bool = False
     ) -> Generator[tuple[bytes, bytes], None, None]:
         """(key, value) pairs of ``cf`` from ``start`` (the first key when None) to the end, in key order.
 
         When the loop ends the iterator's status is checked: a checksum error stops a RocksDB iterator
         exactly like the end of the data, so without this a damaged block is a silently short result.
-        A caller that stops early (``break``) needs no check: everything it read was valid.
+        A caller that stops early (``break``) needs no check: everything it read was valid. ``bulk``: a
+        pass over much of the store (open, build, verify) that leaves the block cache as it was.
         """
         with self._guard(action):
-            it: RdictIter = self._cf[cf].iter()
+            it: RdictIter = self._cf[cf].iter(_bulk_read()) if bulk else self._cf[cf].iter()
             try:
                 if start is None:
                     it.seek_to_first()
@@ -318,8 +328,11 @@ class CollectionStore:
             finally:
                 del it
 
-    def _multi_get(self, cf: str, keys: list[bytes]) -> list[bytes | None]:
+    def _multi_get(self, cf: str, keys: list[bytes], *, bulk: bool = False) -> list[bytes | None]:
         with self._guard("reading"):
+            if bulk:  # rocksdict's multi-get ignores read_opt (fill_cache): single gets honour it
+                table, opts = self._cf[cf], _bulk_read()
+                return [cast("bytes | None", table.get(key, read_opt=opts)) for key in keys]
             return cast("list[bytes | None]", self._cf[cf].get(keys))  # type: ignore[arg-type]
 
     def lookup_labels(self, ids: Sequence[str]) -> list[int | None]:
@@ -346,7 +359,7 @@ class CollectionStore:
 
     def get_present_vectors(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(labels still stored, their vectors): labels deleted meanwhile are skipped."""
-        raw = self._multi_get("vectors", [_label_key(int(lb)) for lb in labels])
+        raw = self._multi_get("vectors", [_label_key(int(lb)) for lb in labels], bulk=True)
         keep = [i for i, r in enumerate(raw) if r is not None]
         if not keep:
             return np.empty(0, np.int64), np.empty((0, self.dim), np.float32)
@@ -356,7 +369,7 @@ class CollectionStore:
         return np.asarray(labels, dtype=np.int64)[keep], vecs.reshape(len(keep), self.dim)
 
     def iter_records(self) -> Iterator[StoredRecord]:
-        for key, value in self._scan("records"):
+        for key, value in self._scan("records", bulk=True):
             with self._guard("decoding records"):
                 rec = _decode_record(_U64.unpack(key)[0], value)
             yield rec
@@ -365,7 +378,7 @@ class CollectionStore:
         """All (labels, vectors) in label order, in chunks of at most ``batch``."""
         keys: list[bytes] = []
         vals: list[bytes] = []
-        for key, value in self._scan("vectors"):
+        for key, value in self._scan("vectors", bulk=True):
             keys.append(key)
             vals.append(value)
             if len(keys) == batch:
@@ -436,13 +449,13 @@ class CollectionStore:
         agree: one vector per record, ids and sources pointing at stored records, records decodable.
         Raises CorruptionError at the first disagreement. Cost: one pass over the whole store."""
         labels: set[int] = set()
-        for key, value in self._scan("records", action="verifying"):
+        for key, value in self._scan("records", action="verifying", bulk=True):
             label = _U64.unpack(key)[0]
             with self._guard("verifying"):
                 _decode_record(label, value)
             labels.add(label)
         n_vec = 0
-        for key, value in self._scan("vectors", action="verifying"):
+        for key, value in self._scan("vectors", action="verifying", bulk=True):
             label = _U64.unpack(key)[0]
             if label not in labels or len(value) != 4 * self.dim:
                 raise self.mark_damaged(
@@ -454,7 +467,7 @@ class CollectionStore:
                 CorruptionError(f"{self.what} holds {len(labels)} records but {n_vec} vectors")
             )
         n_ids = 0
-        for _, value in self._scan("ids", action="verifying"):
+        for _, value in self._scan("ids", action="verifying", bulk=True):
             if _U64.unpack(value)[0] not in labels:
                 raise self.mark_damaged(CorruptionError(f"{self.what}: an id points at a missing record"))
             n_ids += 1
@@ -463,13 +476,13 @@ class CollectionStore:
                 CorruptionError(f"{self.what} holds {len(labels)} records but {n_ids} ids")
             )
         n_src = 0
-        for key, _ in self._scan("sources", action="verifying"):
+        for key, _ in self._scan("sources", action="verifying", bulk=True):
             if _U64.unpack(key[-8:])[0] not in labels:
                 raise self.mark_damaged(
                     CorruptionError(f"{self.what}: a source entry points at a missing record")
                 )
             n_src += 1
-        n_op = sum(1 for _ in self._scan("oplog", action="verifying"))
+        n_op = sum(1 for _ in self._scan("oplog", action="verifying", bulk=True))
         return StoreCounts(len(labels), n_vec, n_ids, n_src, n_op)
 
     # ---- writes ------------------------------------------------------------------------------------
