@@ -1,5 +1,6 @@
 """Filtered search: the plan choice (vecdb.index.filtered.choose_plan, TieredIndex.filter_plan) and the exact
-plan's in-place reads of main's storage (RowMap) against ``reconstruct`` and brute force."""
+plan's in-place reads of main's storage (RowMap) against ``reconstruct`` and brute force; the delta's
+streamed serialization (FlatIndex.write_to)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pyroaring import BitMap64
 from vecdb.index import HnswSpec, IndexPolicy, IvfSpec, SearchParams, TieredIndex
 from vecdb.index.ann import MAX_EF, build_ann, new_ann
 from vecdb.index.filtered import HNSW_VISIT_COST, STORE_ROW_COST, RowMap, choose_plan, row_chunks
+from vecdb.index.flat import FlatIndex
 
 DIM = 16
 
@@ -256,3 +258,15 @@ def test_a_denser_graph_costs_more_per_unit_of_ef() -> None:
     assert dense.plan == "exact" and dense.ann_cost == pytest.approx(
         2 * HNSW_VISIT_COST * math.ceil(ef * n / a)
     )
+
+
+def test_flat_index_streams_the_bytes_serialize_returns() -> None:
+    delta = FlatIndex(DIM, "l2")
+    labels = np.arange(5, 3005, dtype=np.int64)
+    delta.add(labels, _vec(labels))
+    chunks: list[bytes] = []
+    delta.write_to(chunks.append)
+    assert b"".join(chunks) == delta.serialize().tobytes()
+    assert max(len(c) for c in chunks) <= 1 << 20
+    back = FlatIndex.deserialize(DIM, "l2", np.frombuffer(b"".join(chunks), dtype=np.uint8))
+    assert np.array_equal(back.vectors()[1], delta.vectors()[1])

@@ -6,6 +6,8 @@ the whole index of a flat collection and as the delta buffer in front of an ANN 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import faiss
 import numpy as np
 
@@ -117,6 +119,21 @@ class FlatIndex:
 
     def serialize(self) -> np.ndarray:
         return faiss.serialize_index(self._index)
+
+    def write_to(self, sink: Callable[[bytes], None]) -> None:
+        """``serialize``'s bytes, handed to ``sink`` in chunks of at most 1 MiB: one copy of the index in
+        all. ``serialize`` peaks at twice the index (FAISS's growing byte vector, then the numpy copy):
+        +233 MiB for an 80k x 384 delta, against +118 MiB for the chunks."""
+
+        def write(chunk: bytes) -> int:
+            sink(bytes(chunk))
+            return len(chunk)
+
+        writer = faiss.PyCallbackIOWriter(write)  # type: ignore[attr-defined]
+        try:
+            faiss.write_index(self._index, writer)
+        finally:
+            del writer  # flushes its last buffered chunk
 
     @classmethod
     def deserialize(cls, dim: int, metric: str, payload: np.ndarray) -> FlatIndex:
