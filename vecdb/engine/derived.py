@@ -73,10 +73,10 @@ class Derived(Protocol):
         the open scan alone (it needs no op-log)."""
 
     def prepare_checkpoint(self, seq: int, *, final: bool = False) -> Callable[[], None] | None:
-        """Capture what a checkpoint as of ``seq`` needs (a memory copy) and return the function that
-        writes it durably (run outside the lock; it updates ``checkpoint_seq``), or None when there is
-        nothing to write. ``final``: the collection closes (or was asked to checkpoint now), so a
-        structure that spaces its checkpoints out writes one whenever it moved."""
+        """Capture what a checkpoint as of ``seq`` needs (a memory copy, or a temp file staged now) and
+        return the function that makes it durable (run outside the lock; it updates ``checkpoint_seq``),
+        or None when there is nothing to write. ``final``: the collection closes (or was asked to
+        checkpoint now), so a structure that spaces its checkpoints out writes one whenever it moved."""
 
     def checkpoint_files(self) -> list[str]:
         """Names of the files, in the collection's directory, of its current durable checkpoint (a

@@ -30,7 +30,7 @@ from vecdb.storage import (
     StoredRecord,
     read_checkpoint,
     read_checkpoint_stream,
-    write_checkpoint,
+    stage_checkpoint_stream,
     write_checkpoint_stream,
 )
 from vecdb.types import Metric
@@ -109,7 +109,10 @@ class VectorIndexState:
         return self._checkpoint_seq
 
     def prepare_checkpoint(self, seq: int, *, final: bool = False) -> Callable[[], None] | None:
-        """The ANN part is written once per build, the delta every time (serialized here: a copy)."""
+        """The ANN part is written once per build (outside the lock: main is immutable); the delta every
+        time, streamed here, under the read lock, into the checkpoint's temp file (a serialized copy in
+        memory peaked at twice the delta: +233 MiB for 80k x 384, the top of a 100k ingest), published by
+        the returned writer once the ANN file it names is durable."""
         main, main_id, cal = self.index.main, self.index.main_id, self.index.calibration
         if (
             seq <= self._checkpoint_seq
@@ -117,27 +120,27 @@ class VectorIndexState:
             and cal is self._checkpoint_cal
         ):
             return None
-        delta = self.index.delta.serialize()
+        main_meta = None
+        if main is not None and main_id is not None:
+            main_meta = {
+                "id": main_id,
+                "kind": main.kind,
+                "trained_n": main.trained_n,
+                "calibration": None if cal is None else cal.to_json(),
+            }
+        meta = {"index": self._meta(), "main": main_meta, "store": self._store.uuid}
+        publish = stage_checkpoint_stream(self._path / CHECKPOINT_FILE, seq, meta, self.index.delta.write_to)
 
         def write() -> None:
-            main_meta = None
-            if main is not None and main_id is not None:
-                main_meta = {
-                    "id": main_id,
-                    "kind": main.kind,
-                    "trained_n": main.trained_n,
-                    "calibration": None if cal is None else cal.to_json(),
-                }
-                if main_id != self._checkpoint_main_id:
-                    # Streamed: no second in-memory copy of the index (main is immutable: no lock needed).
-                    write_checkpoint_stream(
-                        self._path / MAIN_FILE.format(main_id),
-                        0,
-                        {"id": main_id, "kind": main.kind, "dim": self._dim},
-                        main.write_to,
-                    )
-            meta = {"index": self._meta(), "main": main_meta, "store": self._store.uuid}
-            write_checkpoint(self._path / CHECKPOINT_FILE, seq, meta, delta)
+            if main is not None and main_id is not None and main_id != self._checkpoint_main_id:
+                # Streamed: no second in-memory copy of the index (main is immutable: no lock needed).
+                write_checkpoint_stream(
+                    self._path / MAIN_FILE.format(main_id),
+                    0,
+                    {"id": main_id, "kind": main.kind, "dim": self._dim},
+                    main.write_to,
+                )
+            publish()
             self._checkpoint_seq = seq
             self._checkpoint_main_id = main_id
             self._checkpoint_cal = cal

@@ -4,6 +4,7 @@ from vecdb.storage.checkpoint import (
     Checkpoint,
     read_checkpoint,
     read_checkpoint_stream,
+    stage_checkpoint_stream,
     write_checkpoint,
     write_checkpoint_stream,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "read_checkpoint",
     "read_checkpoint_stream",
     "read_json",
+    "stage_checkpoint_stream",
     "write_checkpoint",
     "write_checkpoint_stream",
 ]

@@ -41,6 +41,7 @@ __all__ = [
     "Checkpoint",
     "read_checkpoint",
     "read_checkpoint_stream",
+    "stage_checkpoint_stream",
     "write_checkpoint",
     "write_checkpoint_stream",
 ]
@@ -95,6 +96,16 @@ def write_checkpoint_stream(
     """Like ``write_checkpoint``, but ``produce(sink)`` writes the payload by calling ``sink(chunk)``
     repeatedly: the payload is never held in memory whole. Crash-safe the same way (temp file, fsync,
     rename, fsync of the directory)."""
+    stage_checkpoint_stream(path, seq, meta, produce)()
+
+
+def stage_checkpoint_stream(
+    path: Path, seq: int, meta: dict[str, Any], produce: Callable[[Callable[[bytes], None]], None]
+) -> Callable[[], None]:
+    """``write_checkpoint_stream`` in two steps: write and fsync the temp file now (``produce`` may read
+    state that must not change meanwhile: call it under the lock that guards it), and return the function
+    that publishes it (rename, fsync of the directory), to call once whatever the checkpoint refers to is
+    durable. A crash in between leaves the old checkpoint and a temp file that opening removes."""
     meta_bytes = orjson.dumps(meta, option=orjson.OPT_SORT_KEYS)
     tmp = path.with_name(f".{path.name}.tmp")
     crc = zlib.crc32(meta_bytes)
@@ -114,8 +125,12 @@ def write_checkpoint_stream(
         f.write(_HEADER.pack(MAGIC, seq, len(meta_bytes), size, crc))
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+
+    def publish() -> None:
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+
+    return publish
 
 
 def read_checkpoint_stream(
