@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,23 @@ def test_memory_accounts_each_index_part(tmp_path: Path, storage: str, bytes_per
                 v = np.asarray(h.vector)
                 assert h.score == pytest.approx(float(qn @ (v / np.linalg.norm(v))), abs=1e-5)
         assert [row[0].id for row in hits] == [str(i) for i in range(5)]
+
+
+def test_memory_accounts_the_recall_audits_cached_view(tmp_path: Path) -> None:
+    x = _data()
+    settings = Settings(index=IndexSettings(merge_min_records=1_000, audit_fraction=1.0))
+    with Database(tmp_path, settings=settings) as db:
+        col = db.create_collection("c", dim=DIM, metric="l2", index={"type": "hnsw"})
+        col.upsert([str(i) for i in range(N)], x)
+        assert col.wait_for_index(timeout=120)
+        assert col.info()["memory"]["index"]["audit"] == 0  # nothing audited yet: no view
+        col.search(x[:20] + 0.01, k=5)  # every query sampled: a batch of 16 starts the audit at once
+        deadline = time.monotonic() + 60
+        while col.info()["index_state"]["recall"]["audit"]["samples"] < 16 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        mem = col.info()["memory"]
+        assert mem["index"]["audit"] == N * (8 + 4)  # a label (int64) and an l2 norm (float32) a vector
+        assert mem["total"] == sum(mem["index"].values()) + sum(mem["store"].values())
 
 
 def test_rocksdb_caches_stay_within_their_settings(tmp_path: Path) -> None:

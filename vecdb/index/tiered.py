@@ -186,7 +186,8 @@ class TieredIndex:
         """Bytes held by each part (call under the read lock): ``ann_*`` (main's vectors, graph or lists,
         id maps), ``delta_vectors`` / ``delta_ids`` (the exact buffer), ``labels`` (the bitmaps of main's,
         the delta's and tombstoned labels, and the exact plan's label -> row map of main), ``build`` (the
-        index a background job is building: a copy of main plus what it adds, or a fresh index)."""
+        index a background job is building: a copy of main plus what it adds, or a fresh index), ``audit``
+        (the recall audit's cached view of main: labels and, for l2, norms; the vectors are main's own)."""
         out = {f"ann_{part}": b for part, b in (self.main.memory() if self.main is not None else {}).items()}
         n = len(self.delta)
         out["delta_vectors"] = 4 * self.dim * n
@@ -199,6 +200,13 @@ class TieredIndex:
             out["labels"] += rows[1].nbytes
         building = self.job.building if self.job is not None else None
         out["build"] = sum(building.memory().values()) if building is not None else 0
+        out["audit"] = 0  # the recall audit's cached view of main: its labels and (l2) norms, no vectors
+        blocks = self._audit_blocks
+        if blocks is not None and blocks[0] is self.main:
+            for part in blocks[1]:
+                out["audit"] += (part.labels.nbytes if part.labels.base is None else 0) + (
+                    0 if part.norms is None else part.norms.nbytes
+                )
         return out
 
     def recall_state(self) -> dict[str, Any]:
