@@ -107,11 +107,9 @@ INGEST = ("grpc", "rest_b64", "rest_json")
 # ---- the no-op servers (this script, run as a child) ---------------------------------------------------
 
 
-def serve_noop_grpc(port: int) -> None:
+def _serve_search(port: int, search: Callable[[bytes, Any], bytes]) -> None:
+    """A grpcio sync server (thread pool) answering vecdb's Search path with ``search``, until SIGTERM."""
     from concurrent.futures import ThreadPoolExecutor as Pool
-
-    def search(request: bytes, context: Any) -> bytes:
-        return b""
 
     handler = grpc.method_handlers_generic_handler(
         "vecdb.v1.VecDB", {"Search": grpc.unary_unary_rpc_method_handler(search)}
@@ -124,10 +122,15 @@ def serve_noop_grpc(port: int) -> None:
     server.wait_for_termination()
 
 
+def serve_noop_grpc(port: int) -> None:
+    def search(request: bytes, context: Any) -> bytes:
+        return b""
+
+    _serve_search(port, search)
+
+
 def serve_bare_grpc(port: int, data: Path) -> None:
     """The least a served gRPC search does: decode, ``Collection.search``, encode ids and scores."""
-    from concurrent.futures import ThreadPoolExecutor as Pool
-
     db = Database(data)
     col = db.get_collection(NAME)
 
@@ -141,15 +144,7 @@ def serve_bare_grpc(port: int, data: Path) -> None:
                 out.add(id=h.id, score=h.score)
         return response.SerializeToString()
 
-    handler = grpc.method_handlers_generic_handler(
-        "vecdb.v1.VecDB", {"Search": grpc.unary_unary_rpc_method_handler(search)}
-    )
-    server = grpc.server(Pool(max_workers=8), options=GRPC_OPTIONS)
-    server.add_generic_rpc_handlers((handler,))
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    server.start()
-    signal.signal(signal.SIGTERM, lambda *_: server.stop(0))
-    server.wait_for_termination()
+    _serve_search(port, search)
     db.close()
 
 

@@ -21,7 +21,7 @@ from vecdb.engine.snapshots import SNAPSHOT_FILE, read_snapshot, verify_files
 from vecdb.engine.text_state import TEXT_CHECKPOINT_FILE
 from vecdb.engine.vector_state import CHECKPOINT_FILE, MAIN_FILE
 from vecdb.errors import VecDBError
-from vecdb.storage import CollectionStore, read_checkpoint, read_json
+from vecdb.storage import Checkpoint, CollectionStore, read_checkpoint, read_json
 from vecdb.storage.watermark import Watermark
 
 __all__ = ["CheckResult", "check_data_dir"]
@@ -137,37 +137,39 @@ def _check_text(folder: Path, manifest: dict[str, Any], store: CollectionStore, 
     if tokenizer != "jieba":
         result.facts["text_index"] = f"{tokenizer} (rebuilt from the store on open)"
         return
-    path = folder / TEXT_CHECKPOINT_FILE
-    try:
-        ckpt = read_checkpoint(path)
-    except FileNotFoundError:
-        result.facts["text_index"] = "jieba, no segmentation cache (texts segmented on open)"
-        return
-    except (VecDBError, OSError) as exc:
-        result.facts["text_index"] = f"jieba, segmentation cache unreadable, will be rebuilt ({exc})"
-        return
-    if ckpt.meta.get("store") != store.uuid:
-        result.facts["text_index"] = "jieba, segmentation cache of another store, will be rebuilt"
-    else:
+    ckpt = _derived_checkpoint(folder / TEXT_CHECKPOINT_FILE, store, result, "text_index", "jieba, ")
+    if ckpt is not None:
         result.facts["text_index"] = f"jieba, segmentation cache at seq {ckpt.seq}"
 
 
 def _check_filters(folder: Path, store: CollectionStore, result: CheckResult) -> None:
     """The filter bitmaps' checkpoint only saves the open scan: reported, never fatal."""
-    try:
-        ckpt = read_checkpoint(folder / FILTER_CHECKPOINT_FILE)
-    except FileNotFoundError:
-        result.facts["filter_checkpoint"] = "none (the open scans the store)"
+    ckpt = _derived_checkpoint(folder / FILTER_CHECKPOINT_FILE, store, result, "filter_checkpoint")
+    if ckpt is None:
         return
-    except (VecDBError, OSError) as exc:
-        result.facts["filter_checkpoint"] = f"unreadable, the open scans the store ({exc})"
-        return
-    if ckpt.meta.get("store") != store.uuid:
-        result.facts["filter_checkpoint"] = "belongs to another store, the open scans the store"
-    elif ckpt.meta.get("format") != DUMP_FORMAT:
-        result.facts["filter_checkpoint"] = "another format, the open scans the store"
+    if ckpt.meta.get("format") != DUMP_FORMAT:
+        result.facts["filter_checkpoint"] = "another format, rebuilt on open"
     else:
         result.facts["filter_checkpoint"] = f"seq {ckpt.seq}"
+
+
+def _derived_checkpoint(
+    path: Path, store: CollectionStore, result: CheckResult, fact: str, prefix: str = ""
+) -> Checkpoint | None:
+    """A checkpoint that only saves work at open: read and tied to this store, or None with the reason
+    recorded as ``result.facts[fact]`` (never a problem: the open rebuilds what it lacks)."""
+    try:
+        ckpt = read_checkpoint(path)
+    except FileNotFoundError:
+        result.facts[fact] = f"{prefix}no checkpoint (rebuilt on open)"
+        return None
+    except (VecDBError, OSError) as exc:
+        result.facts[fact] = f"{prefix}checkpoint unreadable, rebuilt on open ({exc})"
+        return None
+    if ckpt.meta.get("store") != store.uuid:
+        result.facts[fact] = f"{prefix}checkpoint of another store, rebuilt on open"
+        return None
+    return ckpt
 
 
 def _check_index(folder: Path, store: CollectionStore, result: CheckResult) -> None:

@@ -24,7 +24,7 @@ import faiss
 import numpy as np
 
 from vecdb.index.device import Device, FrozenMirror
-from vecdb.index.flat import faiss_metric
+from vecdb.index.flat import faiss_metric, write_index_to
 from vecdb.index.selectors import LabelSelector
 from vecdb.index.spec import AutoSpec, HnswSpec, IvfSpec, SearchParams
 
@@ -212,16 +212,7 @@ class AnnIndex:
 
     def write_to(self, sink: Callable[[bytes], None]) -> None:
         """Serialize chunk by chunk into ``sink`` (no in-memory copy of the whole index)."""
-
-        def write(chunk: bytes) -> int:
-            sink(chunk)
-            return len(chunk)
-
-        writer = faiss.PyCallbackIOWriter(write)  # type: ignore[attr-defined]
-        try:
-            faiss.write_index(self._index, writer)
-        finally:
-            del writer  # flushes its last buffered chunk
+        write_index_to(self._index, sink)
 
     @classmethod
     def read_from(cls, kind: str, dim: int, trained_n: int, read: Callable[[int], bytes]) -> AnnIndex:

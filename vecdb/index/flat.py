@@ -14,7 +14,7 @@ import numpy as np
 from vecdb.index.device import Device, FlatMirror
 from vecdb.index.selectors import LabelSelector
 
-__all__ = ["FlatIndex", "faiss_metric", "set_search_threads"]
+__all__ = ["FlatIndex", "faiss_metric", "set_search_threads", "write_index_to"]
 
 # Batched exact search is a GEMM. FAISS takes its BLAS path when n_queries * dim >= this threshold
 # (1.15's default, 128000, leaves 384-d batches under 333 queries on a scalar loop ~5x slower). One
@@ -34,6 +34,21 @@ def set_search_threads(nq: int, single_thread_max: int) -> None:
 def faiss_metric(metric: str) -> int:
     """FAISS metric for a collection metric (cosine is inner product on normalized vectors)."""
     return int(faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT)
+
+
+def write_index_to(index: faiss.Index, sink: Callable[[bytes], None]) -> None:
+    """``faiss.write_index``'s bytes handed to ``sink`` chunk by chunk (FAISS's callback writer buffers
+    1 MiB): no in-memory copy of the whole serialized index."""
+
+    def write(chunk: bytes) -> int:
+        sink(bytes(chunk))
+        return len(chunk)
+
+    writer = faiss.PyCallbackIOWriter(write)  # type: ignore[attr-defined]
+    try:
+        faiss.write_index(index, writer)
+    finally:
+        del writer  # flushes its last buffered chunk
 
 
 class FlatIndex:
@@ -125,15 +140,7 @@ class FlatIndex:
         all. ``serialize`` peaks at twice the index (FAISS's growing byte vector, then the numpy copy):
         +233 MiB for an 80k x 384 delta, against +118 MiB for the chunks."""
 
-        def write(chunk: bytes) -> int:
-            sink(bytes(chunk))
-            return len(chunk)
-
-        writer = faiss.PyCallbackIOWriter(write)  # type: ignore[attr-defined]
-        try:
-            faiss.write_index(self._index, writer)
-        finally:
-            del writer  # flushes its last buffered chunk
+        write_index_to(self._index, sink)
 
     @classmethod
     def deserialize(cls, dim: int, metric: str, payload: np.ndarray) -> FlatIndex:
