@@ -106,7 +106,7 @@ class FilterState:
             return None
         self._changes = 0
         meta["store"] = self._store.uuid
-        meta["max_label"] = int(max(self.records.all)) if len(self.records) else -1
+        meta["max_label"] = int(self.records.all.max()) if len(self.records) else -1
 
         def write() -> None:
             payload = np.frombuffer(b"".join(blobs), dtype=np.uint8)
