@@ -11,11 +11,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from damage import flip, table_file_of
 
 from vecdb.config import Settings, StorageSettings
 from vecdb.engine import Database
 from vecdb.engine.check import check_data_dir
 from vecdb.engine.filter_state import FILTER_CHECKPOINT_FILE, REWRITE_MIN
+from vecdb.errors import CorruptionError
 from vecdb.filters import parse_filter
 from vecdb.storage import read_checkpoint, write_checkpoint
 
@@ -193,6 +195,40 @@ def test_a_bad_filter_checkpoint_only_costs_the_scan(tmp_path: Path, damage: str
         assert db.damaged() == {}
     [checked] = [r for r in check_data_dir(tmp_path) if r.kind == "collection"]
     assert checked.facts["filter_checkpoint"] == f"seq {ckpt.seq}"  # rewritten at the close
+
+
+def test_a_checkpoint_that_disagrees_with_the_store_is_not_trusted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A well-formed checkpoint of this store whose records do not match it (here: an older one passed
+    off as current) is caught by the record count the open reads, and the scan rebuilds the bitmaps."""
+    path = tmp_path / "collections" / NAME / FILTER_CHECKPOINT_FILE
+    with Database(tmp_path, settings=QUIET) as db:
+        col = db.create_collection(NAME, DIM, "cosine")
+        fill(col, 0, 100)
+        col.checkpoint()
+        old = read_checkpoint(path)
+        fill(col, 100, 50)
+        expected = answers(col)
+    current = read_checkpoint(path)
+    write_checkpoint(path, current.seq, old.meta, old.payload)  # 100 records' bitmaps, the seq of 150
+    with caplog.at_level(logging.WARNING), Database(tmp_path, settings=QUIET) as db:
+        col = db.get_collection(NAME)
+        assert not col._filters.restored
+        assert answers(col) == expected
+    assert any("disagrees with the store" in r.getMessage() for r in caplog.records)
+
+
+def test_damaged_records_still_refuse_the_open_that_restores(tmp_path: Path) -> None:
+    """The open no longer decodes every record, but it still reads every block of them: a damaged
+    records table refuses the collection, as the open scan did (tests/engine/test_integrity.py)."""
+    with Database(tmp_path, settings=QUIET) as db:
+        fill(db.create_collection(NAME, DIM, "cosine"), 0, 2000)
+    flip(table_file_of(tmp_path / "collections" / NAME / "store", "records"), 0.4)
+    with Database(tmp_path, settings=QUIET) as db:
+        with pytest.raises(CorruptionError):
+            db.get_collection(NAME)
+        assert list(db.damaged()) == [NAME]
 
 
 def test_background_checkpoints_space_out_the_dump(tmp_path: Path) -> None:

@@ -205,6 +205,12 @@ class Collection:
         self._derived.append(self._vectors)
         try:
             scanned = [d for d in self._derived if not d.restore()]
+            if not scanned and self._store.count_readable() != len(self._records):
+                # Every block of the records was read (a damaged one raised); the count disagrees with
+                # the restored filter state: trust the store, rebuild it by the scan.
+                log.warning("collection %s: filter checkpoint disagrees with the store; scanning", name)
+                self._filters.discard()
+                scanned = [self._filters]
             if scanned:  # one pass over the store feeds every structure its checkpoint could not restore
                 for rec in self._store.iter_records():
                     for d in scanned:

@@ -71,11 +71,16 @@ class FilterState:
                 raise
             if not isinstance(exc, FileNotFoundError):
                 log.info("collection %s: filter checkpoint not used (%s); scanning", self._collection, exc)
-            self.records.reset()
-            self._seq = None
+            self.discard()
             return False
         self.restored = True
         return True
+
+    def discard(self) -> None:
+        """Forget what ``restore`` loaded (the open scan then rebuilds it)."""
+        self.records.reset()
+        self._seq = None
+        self.restored = False
 
     def load(self, record: StoredRecord) -> None:
         self.records.add(record.label, record.id, record.metadata, record.source, record.expires_at)

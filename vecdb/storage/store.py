@@ -374,6 +374,24 @@ class CollectionStore:
                 rec = _decode_record(_U64.unpack(key)[0], value)
             yield rec
 
+    def count_readable(self, cf: str = "records") -> int:
+        """Read every entry of ``cf`` without decoding any (RocksDB checks each block's checksum as it
+        reads it) and return how many there are. A damaged table file raises ``CorruptionError`` here: an
+        open that restores its derived state from checkpoints still refuses a store whose records it can
+        no longer read, as the open scan did."""
+        n = 0
+        with self._guard("reading"):
+            it: RdictIter = self._cf[cf].iter(_bulk_read())
+            try:
+                it.seek_to_first()
+                while it.valid():
+                    n += 1
+                    it.next()
+                it.status()  # raises RocksDB's error, if the loop ended on one
+            finally:
+                del it
+        return n
+
     def iter_vectors(self, batch: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """All (labels, vectors) in label order, in chunks of at most ``batch``."""
         keys: list[bytes] = []
