@@ -199,9 +199,21 @@ def to_proto_patches(
     texts: Sequence[str | None] | None = None,
     sources: Sequence[str | None] | None = None,
 ) -> list[pb.RecordPatch]:
+    return _record_messages(pb.RecordPatch, ids, texts, metadatas, sources)
+
+
+def _record_messages(
+    cls: Any,
+    ids: Sequence[str],
+    texts: Sequence[str | None] | None,
+    metadatas: Sequence[Any] | None,
+    sources: Sequence[str | None] | None,
+) -> list[Any]:
+    """``cls`` messages (RecordData, RecordPatch: the same id/metadata_json/text/source fields), one per
+    id; text and source set only where given."""
     out = []
     for i, rid in enumerate(ids):
-        msg = pb.RecordPatch(id=rid, metadata_json=to_json_text(metadatas[i] if metadatas else None))
+        msg = cls(id=rid, metadata_json=to_json_text(metadatas[i] if metadatas else None))
         text = texts[i] if texts is not None else None
         source = sources[i] if sources is not None else None
         if text is not None:
@@ -225,17 +237,7 @@ def to_proto_records(
     metadatas: Sequence[Any] | None = None,
     sources: Sequence[str | None] | None = None,
 ) -> list[pb.RecordData]:
-    out = []
-    for i, rid in enumerate(ids):
-        msg = pb.RecordData(id=rid, metadata_json=to_json_text(metadatas[i] if metadatas else None))
-        text = texts[i] if texts is not None else None
-        source = sources[i] if sources is not None else None
-        if text is not None:
-            msg.text = text
-        if source is not None:
-            msg.source = source
-        out.append(msg)
-    return out
+    return _record_messages(pb.RecordData, ids, texts, metadatas, sources)
 
 
 def from_proto_upsert_vectors(msg: pb.UpsertRequest) -> Any:

@@ -880,10 +880,7 @@ class VecDBVectorStore(VectorStore):
         cls, documents: list[Document], embedding: Embeddings | None = None, **kwargs: Any
     ) -> VecDBVectorStore:
         """A store with ``documents`` (their ids kept); without ``embedding`` the server embeds."""
-        texts = [d.page_content for d in documents]
-        metadatas = [d.metadata for d in documents]
-        if "ids" not in kwargs and any(d.id for d in documents):
-            kwargs["ids"] = [d.id for d in documents]
+        texts, metadatas = _unpack_documents(documents, kwargs)
         return cls.from_texts(texts, embedding, metadatas, **kwargs)
 
     @classmethod
@@ -891,10 +888,7 @@ class VecDBVectorStore(VectorStore):
         cls, documents: list[Document], embedding: Embeddings | None = None, **kwargs: Any
     ) -> VecDBVectorStore:
         """Async ``from_documents``."""
-        texts = [d.page_content for d in documents]
-        metadatas = [d.metadata for d in documents]
-        if "ids" not in kwargs and any(d.id for d in documents):
-            kwargs["ids"] = [d.id for d in documents]
+        texts, metadatas = _unpack_documents(documents, kwargs)
         return await cls.afrom_texts(texts, embedding, metadatas, **kwargs)
 
     @classmethod
@@ -912,3 +906,12 @@ class VecDBVectorStore(VectorStore):
         store = cls(embedding=embedding, **kwargs)
         await store.aadd_texts(texts, metadatas, ids=ids, sources=sources)
         return store
+
+
+def _unpack_documents(
+    documents: list[Document], kwargs: dict[str, Any]
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """(texts, metadatas) of ``documents``; their ids go to ``kwargs["ids"]`` unless ids were given."""
+    if "ids" not in kwargs and any(d.id for d in documents):
+        kwargs["ids"] = [d.id for d in documents]
+    return [d.page_content for d in documents], [d.metadata for d in documents]
